@@ -1,0 +1,1 @@
+"""HTTP APIs: LiveKit's Twirp Egress service (and, later, the REST dialects), one ASGI app."""

@@ -1,0 +1,43 @@
+"""The ASGI application: every API dialect on one FastAPI app, sharing one EgressService."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..config import Settings
+from ..service.egress_service import EgressService
+from ..store.egress_store import EgressStore
+from .twirp import egress_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the service starts and stops with the app's lifespan."""
+    settings = settings or Settings()
+    service = EgressService(settings, EgressStore(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await service.shutdown()
+
+    app = FastAPI(title="pyegress", lifespan=lifespan)
+    app.state.service = service
+    app.include_router(egress_router(service, settings.api_key, settings.api_secret))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Never a traceback on the wire; the log keeps it.
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"code": "internal", "msg": "internal error", "meta": {}}, status_code=500)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,50 @@
+"""The ``pyegress`` command line: ``serve``, ``demo``, ``livekit-server``."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(help="pyegress: record LiveKit rooms through LiveKit's Egress API.", no_args_is_help=True)
+
+
+@app.command()
+def serve(host: str = typer.Option(None, help="bind address (default from PYEGRESS_HOST)"),
+          port: int = typer.Option(None, help="port (default from PYEGRESS_PORT)")) -> None:
+    """Serve the Egress API and run egress jobs (settings from PYEGRESS_* variables)."""
+    import uvicorn
+
+    from .api.app import create_app
+    from .config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level="info", timeout_graceful_shutdown=30)
+
+
+@app.command()
+def demo(seconds: float = typer.Option(10.0, help="length of the recording in seconds"),
+         publishers: int = typer.Option(3, help="generated participants (1-4 is sensible)"),
+         workdir: str = typer.Option("demo-output", help="where the recording and logs go")) -> None:
+    """Record a real room end to end: livekit-server, generated publishers, the Egress API, ffprobe."""
+    from .devtools.demo import run_demo
+
+    raise typer.Exit(run_demo(seconds=seconds, publishers=publishers, workdir=workdir))
+
+
+@app.command("livekit-server")
+def livekit_server(port: int = typer.Option(7880)) -> None:
+    """Build (once) and run a dev-mode livekit-server on 127.0.0.1 until Ctrl-C."""
+    import time
+
+    from .devtools.livekit_server import LiveKitServer
+
+    with LiveKitServer(port=port) as server:
+        typer.echo(f"livekit-server on {server.url} (keys {server.api_key}/{server.api_secret}); Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass

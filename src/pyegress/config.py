@@ -1,0 +1,39 @@
+"""Service configuration, from environment variables ``PYEGRESS_*`` (or a ``.env`` file).
+
+Defaults are the embedded ones: SQLite, local disk under ``./recordings``, a
+livekit-server in dev mode on ``ws://127.0.0.1:7880`` with keys devkey/secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """pyegress settings.
+
+    ``api_key``/``api_secret``: the LiveKit key pair; it verifies API tokens and
+    signs the recorder's room tokens. ``ws_url``: where livekit-server is.
+    ``recordings_dir``: root of every local output path (requests cannot
+    escape it). ``empty_timeout_s``: seconds a room composite keeps recording
+    after the last participant left.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
+
+    api_key: str = "devkey"
+    api_secret: str = "secret"
+    ws_url: str = "ws://127.0.0.1:7880"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    recordings_dir: Path = Path("recordings")
+    database_url: str = "sqlite:///var/pyegress.db"
+    log_dir: Path = Path("var/logs")
+    empty_timeout_s: float = 10.0
+
+    @property
+    def http_url(self) -> str:
+        """livekit-server's HTTP URL, derived from ``ws_url``."""
+        return self.ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)

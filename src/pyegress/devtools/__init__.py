@@ -1,0 +1,1 @@
+"""Real components for the demo, tests and benchmarks: livekit-server and generated publishers."""

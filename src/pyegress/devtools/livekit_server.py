@@ -1,0 +1,136 @@
+"""Build and run a real livekit-server in dev mode on loopback.
+
+The binary is built from its Go module (``go install``) and cached under
+``~/.cache/pyegress/livekit-server-<version>/`` so a machine builds it once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+LIVEKIT_SERVER_VERSION = "v1.13.5"
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+
+
+def cache_dir() -> Path:
+    """The directory holding the cached livekit-server binary (``$PYEGRESS_CACHE`` or ``~/.cache/pyegress``)."""
+    root = Path(os.environ.get("PYEGRESS_CACHE", Path.home() / ".cache" / "pyegress"))
+    return root / f"livekit-server-{LIVEKIT_SERVER_VERSION}"
+
+
+def binary_path() -> Path:
+    return cache_dir() / "livekit-server"
+
+
+def ensure_built() -> Path:
+    """Return the livekit-server binary, building it with ``go install`` if it is not cached.
+
+    Raises:
+        RuntimeError: ``go`` is missing or the build fails.
+    """
+    binary = binary_path()
+    if binary.exists():
+        return binary
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        raise RuntimeError("livekit-server is not cached and Go is not installed (need Go >= 1.25)")
+    with tempfile.TemporaryDirectory() as gobin:
+        env = dict(os.environ, GOBIN=gobin)
+        subprocess.run(
+            [go, "install", f"github.com/livekit/livekit-server/cmd/server@{LIVEKIT_SERVER_VERSION}"],
+            env=env,
+            check=True,
+        )
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(Path(gobin) / "server"), binary)
+    return binary
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveKitServer:
+    """A livekit-server process in ``--dev`` mode bound to 127.0.0.1 (keys devkey/secret).
+
+    Use as a context manager; ``url`` is the ``ws://`` URL clients connect to and
+    ``http_url`` the one for the server APIs.
+    """
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 redis_host: str | None = None) -> None:
+        self.port = port or free_port()
+        self.rtc_tcp_port = free_port()
+        self.rtc_udp_port = free_port()
+        self.log_path = log_path
+        self.redis_host = redis_host
+        self.api_key = DEV_API_KEY
+        self.api_secret = DEV_API_SECRET
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> "LiveKitServer":
+        """Start the server and wait until it answers HTTP.
+
+        Raises:
+            RuntimeError: the process exits or does not answer within ``timeout_s``.
+        """
+        binary = ensure_built()
+        config = (
+            f"port: {self.port}\n"
+            f"rtc:\n  tcp_port: {self.rtc_tcp_port}\n  udp_port: {self.rtc_udp_port}\n"
+            "  use_external_ip: false\n"
+        )
+        args = [str(binary), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1",
+                "--config-body", config]
+        if self.redis_host:
+            args += ["--redis-host", self.redis_host]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"livekit-server exited with code {self._proc.returncode}")
+            try:
+                if httpx.get(self.http_url, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"livekit-server did not answer on {self.http_url} in {timeout_s} s")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> "LiveKitServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Media pipeline: source → sync → compose → encode → outputs (see docs/architecture.md)."""

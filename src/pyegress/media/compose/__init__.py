@@ -1,0 +1,1 @@
+"""Composition: layout geometry, the I420 video compositor and the audio mixer."""

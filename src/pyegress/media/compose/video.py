@@ -1,0 +1,139 @@
+"""The video compositor: places the latest frame of each video track on an I420 canvas.
+
+Everything stays in yuv420p planes (see docs/architecture.md: going through RGB
+doubles the cost). Scaling is libswscale through PyAV; placement is numpy
+slice copies. A source frame is scaled at most once, however many output
+frames show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+from .layout import Layout, Rect, fit, tile_rects
+
+
+def i420_planes(buf: memoryview | bytes, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y ``(H, W)``, U and V ``(ceil(H/2), ceil(W/2))`` uint8 planes of a tightly packed I420 buffer."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    flat = np.frombuffer(buf, dtype=np.uint8)
+    y = flat[: width * height].reshape(height, width)
+    u = flat[width * height: width * height + cw * ch].reshape(ch, cw)
+    v = flat[width * height + cw * ch: width * height + 2 * cw * ch].reshape(ch, cw)
+    return y, u, v
+
+
+def i420_to_av(buf: memoryview | bytes, width: int, height: int) -> av.VideoFrame:
+    """A yuv420p ``av.VideoFrame`` from a tightly packed I420 buffer; odd sizes are cropped to even."""
+    if width % 2 == 0 and height % 2 == 0:
+        arr = np.frombuffer(buf, dtype=np.uint8)[: width * height * 3 // 2].reshape(height * 3 // 2, width)
+    else:
+        y, u, v = i420_planes(buf, width, height)
+        w, h = width & ~1, height & ~1
+        arr = np.concatenate([y[:h, :w].ravel(), u[: h // 2, : w // 2].ravel(), v[: h // 2, : w // 2].ravel()])
+        arr = arr.reshape(h * 3 // 2, w)
+        width, height = w, h
+    return av.VideoFrame.from_ndarray(arr, format="yuv420p")
+
+
+@dataclass
+class _Tile:
+    key: str
+    source: tuple[memoryview | bytes, int, int] | None = None  # tightly packed I420, width, height
+    scaled: np.ndarray | None = None  # (h*3/2, w) yuv420p of the source at ``rect`` size
+    rect: Rect | None = None
+
+
+@dataclass
+class VideoCompositor:
+    """Composites tiles onto a ``width`` x ``height`` yuv420p canvas.
+
+    Tiles are keyed by track SID and kept in the order they were added.
+    ``compose()`` returns the canvas as a ``(H*3/2, W) uint8`` array laid out as
+    PyAV's ``yuv420p`` ndarray format (Y rows, then U, then V).
+    """
+
+    width: int
+    height: int
+    layout: Layout = field(default_factory=lambda: Layout.parse("grid"))
+    _tiles: dict[str, _Tile] = field(default_factory=dict)
+    _speaker: str | None = None
+    _dirty: bool = True
+    _canvas: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.width % 2 or self.height % 2:
+            raise ValueError(f"canvas size must be even, got {self.width}x{self.height}")
+        self._canvas = np.empty((self.height * 3 // 2, self.width), dtype=np.uint8)
+
+    def add_tile(self, key: str) -> None:
+        if key not in self._tiles:
+            self._tiles[key] = _Tile(key)
+            self._dirty = True
+
+    def remove_tile(self, key: str) -> None:
+        if self._tiles.pop(key, None) is not None:
+            self._dirty = True
+
+    def set_layout(self, layout: Layout) -> None:
+        if layout != self.layout:
+            self.layout = layout
+            self._dirty = True
+
+    def set_active_speaker(self, key: str | None) -> None:
+        """Mark the tile ``key`` as the active speaker (used by speaker layouts)."""
+        if key != self._speaker and (key is None or key in self._tiles):
+            self._speaker = key
+            self._dirty = self._dirty or self.layout.kind != "grid"
+
+    def update(self, key: str, i420: memoryview | bytes, width: int, height: int) -> None:
+        """Replace the tile's source frame (tightly packed I420, ``width`` x ``height`` pixels).
+
+        The buffer is kept by reference and converted and scaled lazily at the
+        next compose, so frames replaced before then cost nothing.
+        """
+        tile = self._tiles.get(key)
+        if tile is None:
+            return
+        tile.source = (i420, width, height)
+        tile.scaled = None
+        self._dirty = True
+
+    @property
+    def tile_keys(self) -> list[str]:
+        return list(self._tiles)
+
+    def compose(self) -> tuple[np.ndarray, bool]:
+        """Return ``(canvas, changed)``; ``changed`` is False when the canvas equals the previous one."""
+        canvas = self._canvas
+        if not self._dirty:
+            return canvas, False
+        y_plane = canvas[: self.height]
+        chroma = canvas[self.height:].reshape(2, self.height // 2, self.width // 2)
+        bg_y, bg_u, bg_v = self.layout.background
+        y_plane.fill(bg_y)
+        chroma[0].fill(bg_u)
+        chroma[1].fill(bg_v)
+        tiles = list(self._tiles.values())
+        speaker = tiles.index(self._tiles[self._speaker]) if self._speaker in self._tiles else None
+        for tile, box in zip(tiles, tile_rects(self.layout, len(tiles), self.width, self.height, speaker)):
+            if box is None or tile.source is None:
+                continue
+            buf, src_w, src_h = tile.source
+            rect = fit(src_w, src_h, box)
+            if tile.scaled is None or rect != tile.rect:
+                frame = i420_to_av(buf, src_w, src_h)
+                tile.scaled = frame.reformat(width=rect.w, height=rect.h, format="yuv420p").to_ndarray()
+                tile.rect = rect
+            self._blit(tile.scaled, rect, y_plane, chroma)
+        self._dirty = False
+        return canvas, True
+
+    @staticmethod
+    def _blit(src: np.ndarray, r: Rect, y_plane: np.ndarray, chroma: np.ndarray) -> None:
+        y_plane[r.y: r.y + r.h, r.x: r.x + r.w] = src[: r.h]
+        src_chroma = src[r.h:].reshape(2, r.h // 2, r.w // 2)
+        chroma[:, r.y // 2: (r.y + r.h) // 2, r.x // 2: (r.x + r.w) // 2] = src_chroma

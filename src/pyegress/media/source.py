@@ -1,0 +1,134 @@
+"""Source: the room as seen by a hidden recorder participant, through the ``livekit`` rtc SDK.
+
+The SDK gives decoded frames only (no encoded packets), so every egress
+re-encodes. Video arrives as I420 (the SDK converts natively), audio as
+interleaved int16 at the requested sample rate and channel count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from livekit import rtc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """A subscribed remote track: its SID, kind (``"audio"``/``"video"``), source and publisher."""
+
+    sid: str
+    kind: str
+    source: int
+    participant_identity: str
+    participant_sid: str
+
+
+class RoomSource:
+    """Joins a room and feeds every matching remote track into callbacks.
+
+    ``want(publication, participant)`` decides which tracks are subscribed.
+    Callbacks run on the event loop:
+
+    - ``on_track(ref)`` when a track starts, ``on_track_ended(ref)`` when it goes;
+    - ``on_video(ref, frame)`` with ``rtc.VideoFrame`` in I420;
+    - ``on_audio(ref, samples)`` with ``(n, channels) int16`` samples;
+    - ``on_speakers(identities)`` active speakers, loudest first;
+    - ``on_metadata(identity, metadata)`` participant metadata changes.
+
+    ``closed`` is set when the room disconnects (room deleted, kicked, network).
+    """
+
+    def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
+                 sample_rate: int = 48000, channels: int = 2,
+                 on_track: Callable[[TrackRef], None] = lambda ref: None,
+                 on_track_ended: Callable[[TrackRef], None] = lambda ref: None,
+                 on_video: Callable[[TrackRef, rtc.VideoFrame], None] = lambda ref, f: None,
+                 on_audio: Callable[[TrackRef, np.ndarray], None] = lambda ref, s: None,
+                 on_speakers: Callable[[list[str]], None] = lambda ids: None) -> None:
+        self.url, self.token = url, token
+        self.want = want
+        self.sample_rate, self.channels = sample_rate, channels
+        self.on_track, self.on_track_ended = on_track, on_track_ended
+        self.on_video, self.on_audio, self.on_speakers = on_video, on_audio, on_speakers
+        self.room = rtc.Room()
+        self.closed = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.room_sid = ""
+
+    async def connect(self) -> None:
+        """Join the room and subscribe to what is already published.
+
+        Raises:
+            rtc.ConnectError: the server refused the connection.
+        """
+        room = self.room
+        room.on("track_published", self._on_published)
+        room.on("track_subscribed", self._on_subscribed)
+        room.on("track_unsubscribed", lambda track, pub, p: self._end(pub.sid))
+        room.on("track_unpublished", lambda pub, p: self._end(pub.sid))
+        room.on("participant_disconnected", self._on_participant_left)
+        room.on("active_speakers_changed", lambda speakers: self.on_speakers([p.identity for p in speakers]))
+        room.on("disconnected", lambda reason: self.closed.set())
+        await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=False))
+        self.room_sid = await room.sid
+        for participant in room.remote_participants.values():
+            for pub in participant.track_publications.values():
+                self._on_published(pub, participant)
+
+    @property
+    def publisher_count(self) -> int:
+        """Remote participants currently in the room (hidden ones are not visible to us)."""
+        return len(self.room.remote_participants)
+
+    def _on_published(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if self.want(pub, participant):
+            pub.set_subscribed(True)
+
+    def _on_subscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
+                       participant: rtc.RemoteParticipant) -> None:
+        if pub.sid in self._tasks or not self.want(pub, participant):
+            return
+        kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+        ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid)
+        self.on_track(ref)
+        reader = self._read_video if kind == "video" else self._read_audio
+        self._tasks[pub.sid] = asyncio.create_task(reader(ref, track), name=f"track-{pub.sid}")
+        self._tasks[pub.sid].ref = ref  # type: ignore[attr-defined]
+
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        for sid in [s for s, t in self._tasks.items() if t.ref.participant_sid == participant.sid]:  # type: ignore[attr-defined]
+            self._end(sid)
+
+    def _end(self, sid: str) -> None:
+        task = self._tasks.pop(sid, None)
+        if task is not None:
+            task.cancel()
+            self.on_track_ended(task.ref)  # type: ignore[attr-defined]
+
+    async def _read_video(self, ref: TrackRef, track: rtc.Track) -> None:
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420, capacity=2)
+        try:
+            async for event in stream:
+                self.on_video(ref, event.frame)
+        finally:
+            await stream.aclose()
+
+    async def _read_audio(self, ref: TrackRef, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=self.sample_rate, num_channels=self.channels)
+        try:
+            async for event in stream:
+                f = event.frame
+                self.on_audio(ref, np.frombuffer(f.data, dtype=np.int16).reshape(-1, self.channels).copy())
+        finally:
+            await stream.aclose()
+
+    async def close(self) -> None:
+        for sid in list(self._tasks):
+            self._end(sid)
+        await self.room.disconnect()

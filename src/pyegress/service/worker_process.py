@@ -1,0 +1,79 @@
+"""The service's handle on one worker process (``python -m pyegress.worker``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from ..worker.protocol import Command, JobSpec, WorkerEvent
+
+log = logging.getLogger(__name__)
+
+
+class WorkerProcess:
+    """Starts a worker for ``spec`` and relays its events to ``on_event``.
+
+    ``on_exit(returncode)`` runs once the process has exited and every event was
+    delivered. The worker's log goes to ``log_path``.
+    """
+
+    def __init__(self, spec: JobSpec, log_path: Path,
+                 on_event: Callable[[WorkerEvent], Awaitable[None]],
+                 on_exit: Callable[[int], Awaitable[None]]) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self.on_event, self.on_exit = on_event, on_exit
+        self.proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Launch the process and send it the job.
+
+        Raises:
+            OSError: the process could not be started.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pyegress.worker",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
+        self.proc.stdin.write(self.spec.model_dump_json().encode() + b"\n")
+        await self.proc.stdin.drain()
+        self._task = asyncio.create_task(self._relay(), name=f"worker-{self.spec.egress_id}")
+
+    async def send(self, command: Command) -> None:
+        """Send a command; a worker that has already exited ignores it."""
+        if self.proc is None or self.proc.returncode is not None or self.proc.stdin.is_closing():
+            return
+        try:
+            self.proc.stdin.write(command.model_dump_json().encode() + b"\n")
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def _relay(self) -> None:
+        assert self.proc is not None
+        async for line in self.proc.stdout:
+            try:
+                event = WorkerEvent.model_validate_json(line)
+            except ValueError:
+                log.warning("egress %s: unreadable worker output %r", self.spec.egress_id, line[:200])
+                continue
+            await self.on_event(event)
+        code = await self.proc.wait()
+        await self.on_exit(code)
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()

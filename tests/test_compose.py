@@ -1,0 +1,93 @@
+"""Unit tests of the compositor, layouts and the mixer (pure numpy/PyAV, no network)."""
+
+import numpy as np
+import pytest
+
+from pyegress.media.compose.audio import AudioMixer
+from pyegress.media.compose.layout import Layout, Rect, fit, grid_rects, tile_rects
+from pyegress.media.compose.video import VideoCompositor
+
+
+def solid_i420(w: int, h: int, y: int, u: int, v: int) -> bytes:
+    cw, ch = (w + 1) // 2, (h + 1) // 2
+    return bytes([y]) * (w * h) + bytes([u]) * (cw * ch) + bytes([v]) * (cw * ch)
+
+
+def test_layout_names():
+    assert Layout.parse("") == Layout.parse("grid-dark")
+    assert Layout.parse("speaker-light").kind == "speaker"
+    assert Layout.parse("speaker-light").background[0] == 235
+    with pytest.raises(ValueError, match="unknown layout"):
+        Layout.parse("mosaic")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9])
+def test_grid_tiles_are_disjoint_and_inside(n):
+    rects = grid_rects(n, 1280, 720)
+    assert len(rects) == n
+    canvas = np.zeros((720, 1280), int)
+    for r in rects:
+        assert r.x >= 0 and r.y >= 0 and r.x + r.w <= 1280 and r.y + r.h <= 720
+        assert all(v % 2 == 0 for v in (r.x, r.y, r.w, r.h))
+        canvas[r.y:r.y + r.h, r.x:r.x + r.w] += 1
+    assert canvas.max() == 1
+
+
+def test_fit_keeps_aspect():
+    r = fit(640, 360, Rect(0, 0, 640, 720))
+    assert (r.w, r.h) == (640, 360) and r.y == 180
+
+
+def test_speaker_layout_makes_speaker_large():
+    rects = tile_rects(Layout.parse("speaker"), 3, 1280, 720, speaker_index=2)
+    assert rects[2].w > rects[0].w and rects[2].h > rects[0].h
+    single = tile_rects(Layout.parse("single-speaker"), 3, 1280, 720, speaker_index=1)
+    assert single[0] is None and single[2] is None and single[1] == Rect(0, 0, 1280, 720)
+
+
+def test_compositor_places_each_source_in_its_tile():
+    comp = VideoCompositor(1280, 720)
+    comp.add_tile("a")
+    comp.add_tile("b")
+    comp.update("a", solid_i420(640, 360, 200, 60, 200), 640, 360)
+    comp.update("b", solid_i420(640, 360, 80, 200, 60), 640, 360)
+    canvas, changed = comp.compose()
+    assert changed and canvas.shape == (1080, 1280)
+    y = canvas[:720]
+    u = canvas[720:].reshape(2, 360, 640)[0]
+    # two tiles side by side, letterboxed vertically: centre of each half shows its source
+    assert abs(int(y[360, 320]) - 200) <= 2 and abs(int(y[360, 960]) - 80) <= 2
+    assert abs(int(u[180, 160]) - 60) <= 2 and abs(int(u[180, 480]) - 200) <= 2
+    assert y[10, 320] == 16  # letterbox background (grid-dark)
+    assert comp.compose()[1] is False  # nothing new: unchanged
+
+
+def test_compositor_accepts_odd_sizes():
+    comp = VideoCompositor(320, 180)
+    comp.add_tile("a")
+    comp.update("a", solid_i420(321, 181, 120, 128, 128), 321, 181)
+    canvas, _ = comp.compose()
+    assert abs(int(canvas[90, 160]) - 120) <= 2
+
+
+def test_mixer_sums_and_fills_gaps_with_silence():
+    m = AudioMixer(48000, 2, prebuffer_ms=10, max_buffer_ms=200)
+    m.add_track("a")
+    m.add_track("b")
+    m.push("a", np.full((960, 2), 3000, np.int16))
+    m.push("b", np.full((480, 2), 30000, np.int16))
+    out = m.mix(960)
+    assert out.shape == (960, 2) and out.dtype == np.int16
+    assert (out[:480] == 32767).all()  # saturates instead of wrapping
+    assert (out[480:] == 3000).all()  # b ran dry: only a
+    assert (m.mix(960) == 0).all()  # both dry: silence
+
+
+def test_mixer_bounds_latency():
+    m = AudioMixer(48000, 2, prebuffer_ms=40, max_buffer_ms=200)
+    m.add_track("a")
+    for i in range(50):  # 500 ms pushed without being pulled
+        m.push("a", np.full((480, 2), i, np.int16))
+    out = m.mix(480)
+    behind_ms = (50 - int(out[0, 0])) * 10
+    assert 40 <= behind_ms <= 200  # old audio was dropped: latency stays bounded

@@ -1,0 +1,87 @@
+"""Request validation and resolution (no network)."""
+
+from pathlib import Path
+
+import pytest
+from livekit import api
+from livekit.protocol import models
+
+from pyegress.errors import EgressError
+from pyegress.service.paths import confine, expand_placeholders
+from pyegress.service.requests import resolve_encoding, resolve_outputs, validate_room_composite
+
+
+def test_default_and_preset_encoding():
+    assert resolve_encoding(api.RoomCompositeEgressRequest()).width == 1280
+    req = api.RoomCompositeEgressRequest(preset=api.EncodingOptionsPreset.H264_1080P_60)
+    enc = resolve_encoding(req)
+    assert (enc.width, enc.height, enc.framerate, enc.video_bitrate) == (1920, 1080, 60, 6000)
+    # value-0 preset present on the wire is an explicit H264_720P_30
+    req = api.RoomCompositeEgressRequest.FromString(api.RoomCompositeEgressRequest(preset=0).SerializeToString())
+    assert resolve_encoding(req).framerate == 30
+
+
+def test_advanced_encoding_errors_name_the_field():
+    req = api.RoomCompositeEgressRequest(advanced=api.EncodingOptions(width=1281))
+    with pytest.raises(EgressError) as e:
+        resolve_encoding(req)
+    assert e.value.code == "invalid_argument" and "advanced.width" in e.value.msg
+    req = api.RoomCompositeEgressRequest(advanced=api.EncodingOptions(framerate=120))
+    with pytest.raises(EgressError, match="advanced.framerate"):
+        resolve_encoding(req)
+    req = api.RoomCompositeEgressRequest(advanced=api.EncodingOptions(video_codec=models.VideoCodec.H264_HIGH,
+                                                                        width=640, height=360, framerate=15))
+    enc = resolve_encoding(req)
+    assert (enc.video_codec, enc.width, enc.framerate) == ("h264_high", 640, 15)
+
+
+def test_placeholders():
+    out = expand_placeholders("{room_name}/{room_id}-{time}-{utc}", {"room_name": "r", "room_id": "RM_1"})
+    assert out.startswith("r/RM_1-20") and "{" not in out
+
+
+def test_confine(tmp_path: Path):
+    assert confine(tmp_path, "a/b.mp4", "f") == tmp_path.resolve() / "a/b.mp4"
+    assert confine(tmp_path, "/out/b.mp4", "f") == tmp_path.resolve() / "out/b.mp4"
+    for bad in ("../x.mp4", "a/../../x.mp4", "", "dir/"):
+        with pytest.raises(EgressError) as e:
+            confine(tmp_path, bad, "file_outputs[0].filepath")
+        assert e.value.code == "invalid_argument" and "file_outputs[0].filepath" in e.value.msg
+    (tmp_path / "link").symlink_to("/tmp")
+    with pytest.raises(EgressError, match="escapes"):
+        confine(tmp_path, "link/x.mp4", "f")
+
+
+def _resolve(req, tmp_path):
+    enc = resolve_encoding(req)
+    return resolve_outputs(req, root=tmp_path, values={"room_name": req.room_name}, audio=not req.video_only,
+                           video=not req.audio_only, encoding=enc)
+
+
+def test_outputs_legacy_file_only_when_list_empty(tmp_path: Path):
+    req = api.RoomCompositeEgressRequest(room_name="r", file=api.EncodedFileOutput(filepath="legacy.mp4"),
+                                         file_outputs=[api.EncodedFileOutput(filepath="list.mp4")])
+    out = _resolve(req, tmp_path)
+    assert [f.filename for f in out.files] == ["list.mp4"] and not out.legacy_file
+    req = api.RoomCompositeEgressRequest(room_name="r", file=api.EncodedFileOutput(filepath="legacy"))
+    out = _resolve(req, tmp_path)
+    assert [f.filename for f in out.files] == ["legacy.mp4"] and out.legacy_file
+
+
+def test_outputs_errors(tmp_path: Path):
+    with pytest.raises(EgressError, match="no output"):
+        _resolve(api.RoomCompositeEgressRequest(room_name="r"), tmp_path)
+    req = api.RoomCompositeEgressRequest(room_name="r", file_outputs=[
+        api.EncodedFileOutput(file_type=api.EncodedFileType.OGG)])
+    with pytest.raises(EgressError, match="OGG"):
+        _resolve(req, tmp_path)
+    with pytest.raises(EgressError, match="room_name"):
+        validate_room_composite(api.RoomCompositeEgressRequest())
+    with pytest.raises(EgressError, match="layout"):
+        validate_room_composite(api.RoomCompositeEgressRequest(room_name="r", layout="bogus"))
+
+
+def test_existing_file_is_not_overwritten(tmp_path: Path):
+    (tmp_path / "same.mp4").write_bytes(b"x")
+    req = api.RoomCompositeEgressRequest(room_name="r", file_outputs=[api.EncodedFileOutput(filepath="same.mp4")])
+    assert _resolve(req, tmp_path).files[0].filename == "same-1.mp4"
