@@ -1,0 +1,101 @@
+"""Shared fixtures: a real livekit-server, a real ``pyegress serve``, generated publishers."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from pyegress.devtools.livekit_server import LiveKitServer
+from pyegress.devtools.pyegress_server import PyegressServer
+
+EMPTY_TIMEOUT_S = 3.0
+
+
+@pytest.fixture(scope="session")
+def livekit(tmp_path_factory):
+    work = tmp_path_factory.mktemp("livekit")
+    with LiveKitServer(log_path=work / "livekit-server.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def egress_server(livekit, tmp_path_factory):
+    work = tmp_path_factory.mktemp("pyegress")
+    with PyegressServer(work, livekit.url, livekit.api_key, livekit.api_secret,
+                        extra_env={"PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S)}) as server:
+        yield server
+
+
+class Publishers:
+    """Generated publishers in a separate process (``python -m pyegress.devtools.publisher``)."""
+
+    def __init__(self, livekit: LiveKitServer, room: str, count: int, log: Path, **kw) -> None:
+        args = [sys.executable, "-m", "pyegress.devtools.publisher", "--url", livekit.url,
+                "--api-key", livekit.api_key, "--api-secret", livekit.api_secret, "--room", room,
+                "--count", str(count)]
+        for k, v in kw.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"publishers did not start: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def publishers(livekit, tmp_path):
+    """Factory: ``publishers(room, count, **cli_options)`` starts generated publishers; all stop at teardown."""
+    started: list[Publishers] = []
+
+    def start(room: str, count: int, **kw) -> Publishers:
+        p = Publishers(livekit, room, count, tmp_path / f"publishers-{len(started)}.log", **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def room_name() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def lkapi(livekit):
+    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lk:
+        yield lk
+
+
+@pytest.fixture
+async def egress_api(egress_server, livekit):
+    """``livekit-api``'s own client pointed at pyegress (its ``.egress`` is the EgressService client)."""
+    async with api.LiveKitAPI(egress_server.url, livekit.api_key, livekit.api_secret) as lk:
+        yield lk
+
+
+async def wait_status(egress_api, egress_id: str, done, timeout_s: float = 60.0):
+    """Poll ListEgress until ``done(info)``; returns ``(info, monotonic time it was seen)``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items = (await egress_api.egress.list_egress(api.ListEgressRequest(egress_id=egress_id))).items
+        if items and done(items[0]):
+            return items[0], time.monotonic()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"egress {egress_id} did not reach the expected state in {timeout_s} s: {items}")

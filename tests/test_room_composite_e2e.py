@@ -1,0 +1,147 @@
+"""Room composite end to end: real livekit-server, generated publishers, livekit-api's own client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from conftest import EMPTY_TIMEOUT_S, wait_status
+from media_checks import audio_rms, distinct_colours, frame_at, tile_chroma
+from pyegress.devtools.probe import ffprobe
+
+S = api.EgressStatus
+ACTIVE = (S.EGRESS_ACTIVE,)
+ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_REACHED)
+
+
+async def record(egress_api, request, seconds: float):
+    """Start, wait ACTIVE, record ``seconds``, stop, wait for the end.
+
+    Returns ``(final info, seconds between ACTIVE seen and the stop call, info seen while active)``.
+    """
+    info = await egress_api.egress.start_room_composite_egress(request)
+    assert info.status == S.EGRESS_STARTING and info.egress_id.startswith("EG_")
+    active, t_active = await wait_status(egress_api, info.egress_id, lambda i: i.status in ACTIVE + ENDED)
+    assert active.status == S.EGRESS_ACTIVE, active.error
+    await asyncio.sleep(seconds)
+    t_stop = time.monotonic()
+    stopping = await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    assert stopping.status == S.EGRESS_ENDING
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    return final, t_stop - t_active, active
+
+
+async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name, egress_server):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 3)
+    request = api.RoomCompositeEgressRequest(
+        room_name=room_name, layout="grid", file_outputs=[api.EncodedFileOutput(filepath="{room_name}/{time}.mp4")])
+
+    info = await egress_api.egress.start_room_composite_egress(request)
+    assert info.room_name == room_name and info.room_id.startswith("RM_")
+    _, t_active = await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    listed = await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))
+    assert [i.egress_id for i in listed.items] == [info.egress_id]
+    assert listed.items[0].started_at > 0
+    await asyncio.sleep(6)
+    t_stop = time.monotonic()
+    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE, final.error
+    assert final.ended_at > final.started_at > 0 and final.updated_at >= final.ended_at
+
+    (result,) = final.file_results
+    path = Path(result.location)
+    assert path.is_file() and path.is_relative_to(egress_server.recordings_dir.resolve())
+    assert result.filename.startswith(f"{room_name}/") and result.filename.endswith(".mp4")
+    assert result.size == path.stat().st_size > 100_000
+    probe = ffprobe(path)
+    video, audio = probe.stream("video"), probe.stream("audio")
+    assert (video["codec_name"], video["profile"], video["width"], video["height"]) == ("h264", "Main", 1280, 720)
+    assert 29.0 <= probe.video_fps <= 31.0
+    assert audio["codec_name"] == "aac" and int(audio["sample_rate"]) in (44100, 48000)
+    expected = t_stop - t_active
+    assert abs(probe.duration - expected) <= 0.5, (probe.duration, expected)
+    assert abs(result.duration / 1e9 - probe.duration) <= 0.2
+    assert not (await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))).items
+
+    # the picture is a composite of three different participants, and there is sound
+    colours = tile_chroma(frame_at(path, probe.duration / 2), 1280, 720, 3)
+    assert distinct_colours(colours) == 3, colours
+    assert audio_rms(path, probe.duration / 2, 1.0) > 0.01
+
+
+async def test_late_joiner_and_leaver(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    first = publishers(room_name, 1)
+    request = api.RoomCompositeEgressRequest(room_name=room_name, file_outputs=[api.EncodedFileOutput()])
+    info = await egress_api.egress.start_room_composite_egress(request)
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(2)
+    publishers(room_name, 2, first_index=1)  # joins later
+    await asyncio.sleep(3)
+    first.stop()  # leaves; the others keep the room going
+    await asyncio.sleep(3)
+    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE, final.error
+    path = final.file_results[0].location
+    assert Path(path).name.startswith(room_name)  # default {room_name}-{time}.mp4
+    probe = ffprobe(path)
+    assert probe.duration > 7.5
+    # mid-recording: three tiles (late joiners were subscribed); at the end: two
+    assert distinct_colours(tile_chroma(frame_at(path, 4.5), 1280, 720, 3)) == 3
+    assert distinct_colours(tile_chroma(frame_at(path, probe.duration - 0.5), 1280, 720, 2)) == 2
+
+
+@pytest.mark.parametrize("mode", ["audio_only", "video_only"])
+async def test_audio_only_and_video_only(lkapi, egress_api, publishers, room_name, mode):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    request = api.RoomCompositeEgressRequest(
+        room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath=f"{mode}.mp4")],
+        advanced=api.EncodingOptions(width=640, height=360, framerate=15, video_bitrate=800, audio_frequency=44100),
+        **{mode: True})
+    final, seconds, _ = await record(egress_api, request, 3)
+    assert final.status == S.EGRESS_COMPLETE, final.error
+    probe = ffprobe(final.file_results[0].location)
+    if mode == "audio_only":
+        assert probe.stream("video") is None
+        assert int(probe.stream("audio")["sample_rate"]) == 44100
+    else:
+        assert probe.stream("audio") is None
+        v = probe.stream("video")
+        assert (v["width"], v["height"]) == (640, 360) and 14.5 <= probe.video_fps <= 15.5
+    assert abs(probe.duration - seconds) <= 0.5
+
+
+async def test_ends_by_itself_when_everyone_leaves(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    pubs = publishers(room_name, 1)
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="auto-end.mp4")]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(2)
+    pubs.stop()
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED,
+                                 timeout_s=EMPTY_TIMEOUT_S + 20)
+    assert final.status == S.EGRESS_COMPLETE and "left" in final.details
+    assert ffprobe(final.file_results[0].location).duration > 2
+
+
+async def test_ends_when_room_is_deleted(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="deleted-room.mp4")]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(2)
+    await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
+    assert final.status == S.EGRESS_COMPLETE, final.error
+    assert final.details == "room closed"
+    assert ffprobe(final.file_results[0].location).duration > 1.5
