@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from livekit import api
 
@@ -21,18 +23,18 @@ ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_RE
 async def record(egress_api, request, seconds: float):
     """Start, wait ACTIVE, record ``seconds``, stop, wait for the end.
 
-    Returns ``(final info, seconds between ACTIVE seen and the stop call, info seen while active)``.
+    Returns ``(final info, seconds from ACTIVE (its started_at) to the stop call, info seen while active)``.
     """
     info = await egress_api.egress.start_room_composite_egress(request)
     assert info.status == S.EGRESS_STARTING and info.egress_id.startswith("EG_")
-    active, t_active = await wait_status(egress_api, info.egress_id, lambda i: i.status in ACTIVE + ENDED)
+    active, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ACTIVE + ENDED)
     assert active.status == S.EGRESS_ACTIVE, active.error
     await asyncio.sleep(seconds)
-    t_stop = time.monotonic()
+    t_stop_ns = time.time_ns()
     stopping = await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
     assert stopping.status == S.EGRESS_ENDING
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
-    return final, t_stop - t_active, active
+    return final, (t_stop_ns - active.started_at) / 1e9, active
 
 
 async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name, egress_server):
@@ -43,12 +45,12 @@ async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name,
 
     info = await egress_api.egress.start_room_composite_egress(request)
     assert info.room_name == room_name and info.room_id.startswith("RM_")
-    _, t_active = await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    active, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
     listed = await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))
     assert [i.egress_id for i in listed.items] == [info.egress_id]
-    assert listed.items[0].started_at > 0
+    assert active.started_at > 0
     await asyncio.sleep(6)
-    t_stop = time.monotonic()
+    t_stop_ns = time.time_ns()
     await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_COMPLETE, final.error
@@ -64,7 +66,7 @@ async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name,
     assert (video["codec_name"], video["profile"], video["width"], video["height"]) == ("h264", "Main", 1280, 720)
     assert 29.0 <= probe.video_fps <= 31.0
     assert audio["codec_name"] == "aac" and int(audio["sample_rate"]) in (44100, 48000)
-    expected = t_stop - t_active
+    expected = (t_stop_ns - active.started_at) / 1e9  # ACTIVE → stop
     assert abs(probe.duration - expected) <= 0.5, (probe.duration, expected)
     assert abs(result.duration / 1e9 - probe.duration) <= 0.2
     assert not (await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))).items
@@ -80,10 +82,11 @@ async def test_late_joiner_and_leaver(lkapi, egress_api, publishers, room_name):
     first = publishers(room_name, 1)
     request = api.RoomCompositeEgressRequest(room_name=room_name, file_outputs=[api.EncodedFileOutput()])
     info = await egress_api.egress.start_room_composite_egress(request)
-    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    active, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
     await asyncio.sleep(2)
     publishers(room_name, 2, first_index=1)  # joins later
     await asyncio.sleep(3)
+    t_leave = (time.time_ns() - active.started_at) / 1e9  # media time when the first one leaves
     first.stop()  # leaves; the others keep the room going
     await asyncio.sleep(3)
     await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
@@ -93,8 +96,8 @@ async def test_late_joiner_and_leaver(lkapi, egress_api, publishers, room_name):
     assert Path(path).name.startswith(room_name)  # default {room_name}-{time}.mp4
     probe = ffprobe(path)
     assert probe.duration > 7.5
-    # mid-recording: three tiles (late joiners were subscribed); at the end: two
-    assert distinct_colours(tile_chroma(frame_at(path, 4.5), 1280, 720, 3)) == 3
+    # before the first one left: three tiles (late joiners were subscribed); at the end: two
+    assert distinct_colours(tile_chroma(frame_at(path, t_leave - 0.5), 1280, 720, 3)) == 3
     assert distinct_colours(tile_chroma(frame_at(path, probe.duration - 0.5), 1280, 720, 2)) == 2
 
 
@@ -145,3 +148,21 @@ async def test_ends_when_room_is_deleted(lkapi, egress_api, publishers, room_nam
     assert final.status == S.EGRESS_COMPLETE, final.error
     assert final.details == "room closed"
     assert ffprobe(final.file_results[0].location).duration > 1.5
+
+
+async def test_killed_worker_leaves_a_playable_file(lkapi, egress_api, publishers, room_name, egress_server):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="crash.mp4")]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(4)
+    (worker,) = [p for p in psutil.Process(egress_server.pid).children() if "pyegress.worker" in p.cmdline()]
+    worker.send_signal(signal.SIGKILL)
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
+    assert final.status == S.EGRESS_FAILED and "exited unexpectedly" in final.error
+    (result,) = final.file_results
+    probe = ffprobe(result.location)
+    assert probe.stream("video")["codec_name"] == "h264"
+    assert 2.0 <= probe.duration <= 5.0
+    assert result.size == Path(result.location).stat().st_size and result.duration > 2e9

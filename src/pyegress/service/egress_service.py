@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+import av
 from livekit import api
 from livekit.protocol import egress as eg
 
@@ -174,6 +175,7 @@ class EgressService:
                 info.status = S.EGRESS_FAILED
                 info.error = f"egress worker exited unexpectedly (code {code})"
                 info.ended_at = time.time_ns()
+                self._salvage_files(info, spec)
                 self._save(info)
             self._workers.pop(egress_id, None)
             self._infos.pop(egress_id, None)
@@ -187,6 +189,22 @@ class EgressService:
             raise EgressError("internal", "cannot start egress worker") from None
         self._workers[egress_id] = worker
         log.info("egress %s started for room %s (worker pid %s)", egress_id, info.room_name, worker.pid)
+
+    @staticmethod
+    def _salvage_files(info: eg.EgressInfo, spec: JobSpec) -> None:
+        """Report what a dead worker left on disk: fragmented MP4 stays playable up to its last fragment."""
+        for target in spec.files:
+            path = Path(target.path)
+            if not path.exists():
+                continue
+            try:
+                with av.open(str(path)) as container:
+                    duration_ns = (container.duration or 0) * 1000  # AV_TIME_BASE is µs
+            except av.FFmpegError:
+                duration_ns = 0
+            info.file_results.add(filename=target.filename, location=str(path), size=path.stat().st_size,
+                                  duration=duration_ns, started_at=info.started_at,
+                                  ended_at=info.started_at + duration_ns if info.started_at else 0)
 
     def _apply(self, info: eg.EgressInfo, event: WorkerEvent) -> None:
         """Fold a worker event into ``info``."""

@@ -1,8 +1,8 @@
 """File output: H.264/AAC in MP4 (or another container PyAV can write).
 
-MP4 is written fragmented (``empty_moov`` + a fragment per second), so a file
-cut short by a crash or a kill is still playable up to its last fragment;
-nothing has to be rewritten at the end.
+MP4 is written fragmented (``empty_moov`` + a fragment per second) and every
+packet is flushed to the file, so a file cut short by a crash or a kill is
+still playable up to its last fragment; nothing has to be rewritten at the end.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class FileOutput:
         path.parent.mkdir(parents=True, exist_ok=True)
         options = {}
         if path.suffix.lower() in (".mp4", ".m4a", ".mov"):
-            options = {"movflags": "empty_moov+default_base_moof",
+            options = {"movflags": "empty_moov+default_base_moof", "flush_packets": "1",
                        "frag_duration": str(_FRAGMENT_US)}
         self._container = av.open(str(path), "w", options=options)
         self._video = self._audio = None

@@ -1,0 +1,545 @@
+"""Benchmark: what a room composite costs compared with encoding the same stream alone.
+
+Not a test. For 1, 2 and 4 generated publishers it records a room composite
+through pyegress's Egress API against a real livekit-server, and measures
+
+- the CPU time (user + system, s) of the egress worker process tree
+  (``python -m pyegress.worker``, a child of ``pyegress serve``) between
+  EGRESS_ACTIVE and EGRESS_COMPLETE, per second of recorded media;
+- the worker's peak RSS (MiB), sampled every 0.5 s;
+- start latency (ms): StartRoomCompositeEgress call until ListEgress shows EGRESS_ACTIVE;
+- stop latency (ms): StopEgress call until ListEgress shows EGRESS_COMPLETE
+  (ListEgress is polled every 20 ms).
+
+In the same run it measures the baseline: a bare PyAV encode of an equivalent
+stream (1280x720 yuv420p 30 fps H.264 and 48 kHz stereo AAC into an MP4, with
+x264 set up exactly as pyegress's file output sets it up for the default
+H264_720P_30 preset) in a subprocess, as fast as it can go, and reports its CPU
+time per second of media. The ratio composite/baseline is pyegress's cost on
+top of the encode it cannot avoid; the target is at most 1.3x with 4 publishers.
+
+Publishers run in their own process, so their CPU is not counted.
+
+Usage::
+
+    .venv/bin/python bench/composite.py [--seconds 60] [--publishers 1,2,4] [--out bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import psutil
+from livekit import api
+
+from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
+from pyegress.devtools.probe import ffprobe
+from pyegress.devtools.pyegress_server import PyegressServer
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+"""The composite's output (LiveKit's default preset H264_720P_30): pixels, frames per second."""
+VIDEO_KBPS = 3000
+GOP_FRAMES = 120
+"""Keyframe interval in frames (pyegress's default: 4 s at 30 fps)."""
+X264_OPTIONS = {"preset": "veryfast", "profile": "main", "g": str(GOP_FRAMES), "keyint_min": str(GOP_FRAMES),
+                "sc_threshold": "0", "bf": "2"}
+"""libx264 options of the baseline: the ones pyegress's FileOutput uses for ``h264_main``."""
+AUDIO_RATE = 48_000
+"""Audio sample rate in Hz."""
+AUDIO_KBPS = 128
+TONE_HZ = 440.0
+
+POLL_S = 0.02
+"""ListEgress polling period in s (the resolution of the latencies)."""
+RSS_SAMPLE_S = 0.5
+"""Worker RSS sampling period in s."""
+TARGET_RATIO = 1.3
+"""The issue's target: a 4-publisher composite costs at most this many times the baseline CPU."""
+TARGET_PUBLISHERS = 4
+MIB = 1024 * 1024
+
+SECTION_START = "<!-- bench/composite.py: start -->"
+SECTION_END = "<!-- bench/composite.py: end -->"
+
+
+# ---------------------------------------------------------------------------- baseline
+
+
+def baseline_tiles(width: int = WIDTH, height: int = HEIGHT) -> tuple[list[tuple[int, int, int, int]], np.ndarray,
+                                                                      np.ndarray]:
+    """The baseline's picture source: a 2x2 grid of tiles, like a 4-publisher composite.
+
+    Returns ``(rects, luma, chroma)``: ``rects`` are the tiles' ``(x, y, w, h)`` on the
+    canvas in pixels (all even); ``luma`` ``(h, 2*w)`` and ``chroma`` ``(2, h/2, w)`` uint8
+    are the planes of a pattern twice as wide as a tile (smooth gradients, diagonal
+    stripes and mild fixed noise), of which each tile shows a window that scrolls sideways.
+    """
+    tw, th = width // 2 & ~1, height // 2 & ~1
+    rects = [(c * tw, r * th, tw, th) for r in range(2) for c in range(2)]
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:th, 0:2 * tw]
+    luma = 60 + 30 * xx / tw + 40 * yy / th + 40 * ((xx + yy) // 24 % 2) + rng.integers(-6, 7, xx.shape)
+    cy, cx = np.mgrid[0:th // 2, 0:tw]
+    chroma = np.stack([128 + 40 * np.sin(cx / 37.0), 128 + 40 * np.cos(cy / 23.0)])
+    return rects, np.clip(luma, 16, 235).astype(np.uint8), np.clip(chroma, 16, 240).astype(np.uint8)
+
+
+def baseline_frames(count: int, width: int = WIDTH, height: int = HEIGHT):
+    """Yield ``count`` yuv420p ``(H*3/2, W) uint8`` canvases (one reused array) for the baseline encode.
+
+    Frame ``n`` shows the four tiles of :func:`baseline_tiles`, tile ``i`` scrolled
+    ``2 * (i + 1) * n`` pixels (wrapping), drawn with numpy slice copies only.
+    """
+    rects, luma, chroma_src = baseline_tiles(width, height)
+    canvas = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    y_plane = canvas[:height]
+    chroma = canvas[height:].reshape(2, height // 2, width // 2)
+    span = luma.shape[1] - rects[0][2]  # how far a window can scroll, in pixels (even)
+    for n in range(count):
+        for i, (x, y, w, h) in enumerate(rects):
+            off = 2 * (i + 1) * n % span
+            y_plane[y: y + h, x: x + w] = luma[:, off: off + w]
+            chroma[:, y // 2: (y + h) // 2, x // 2: (x + w) // 2] = chroma_src[:, :, off // 2: (off + w) // 2]
+        yield canvas
+
+
+def encode_baseline(path: Path, seconds: float) -> None:
+    """Encode ``seconds`` of media into an MP4 at ``path`` as fast as possible (not paced).
+
+    Video: :func:`baseline_frames` at 1280x720 30 fps, libx264 with :data:`X264_OPTIONS`
+    at 3000 kbps. Audio: a 440 Hz sine, AAC 128 kbps 48 kHz stereo, interleaved with the video.
+    """
+    frames = round(seconds * FPS)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS, options=X264_OPTIONS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.bit_rate = VIDEO_KBPS * 1000
+        video.codec_context.time_base = Fraction(1, FPS)
+        audio = container.add_stream("aac", rate=AUDIO_RATE)
+        audio.layout = "stereo"
+        audio.bit_rate = AUDIO_KBPS * 1000
+        block = audio.codec_context.frame_size or 1024
+        audio_pts = 0
+        for n, canvas in enumerate(baseline_frames(frames)):
+            frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, FPS)
+            container.mux(video.encode(frame))
+            while audio_pts * FPS <= n * AUDIO_RATE:
+                t = (audio_pts + np.arange(block)) / AUDIO_RATE
+                wave = (0.25 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+                samples = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+                samples.sample_rate, samples.pts = AUDIO_RATE, audio_pts
+                samples.time_base = Fraction(1, AUDIO_RATE)
+                container.mux(audio.encode(samples))
+                audio_pts += block
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+
+
+def baseline_child(path: Path, seconds: float) -> None:
+    """The baseline subprocess: ``ready`` → waits for a line on stdin → encodes → ``done`` → waits for EOF.
+
+    The handshake lets the parent read this process's CPU time right before and
+    right after the encode, so interpreter start-up and imports are not counted.
+    """
+    print("ready", flush=True)
+    sys.stdin.readline()
+    encode_baseline(path, seconds)
+    print("done", flush=True)
+    sys.stdin.read()
+
+
+@dataclass
+class BaselineResult:
+    """The baseline encode: ``media_s`` of media (s, from ffprobe) took ``cpu_s`` CPU-s in ``wall_s`` s."""
+
+    media_s: float
+    cpu_s: float
+    wall_s: float
+    summary: str
+
+    @property
+    def cpu_per_media_s(self) -> float:
+        """CPU-seconds per media-second."""
+        return self.cpu_s / self.media_s
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    """User + system CPU time of ``proc`` in s, including its waited-for children."""
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_baseline(path: Path, seconds: float) -> BaselineResult:
+    """Run :func:`baseline_child` in a subprocess and measure its CPU time across the encode.
+
+    Raises:
+        RuntimeError: the subprocess failed.
+    """
+    proc = subprocess.Popen([sys.executable, __file__, "--baseline-child", str(path), "--seconds", str(seconds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the baseline subprocess did not start")
+        child = psutil.Process(proc.pid)
+        cpu0, t0 = _cpu_s(child), time.monotonic()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        if proc.stdout.readline().strip() != "done":
+            raise RuntimeError("the baseline encode failed")
+        cpu1, t1 = _cpu_s(child), time.monotonic()
+        proc.stdin.close()
+        if proc.wait(30) != 0:
+            raise RuntimeError(f"the baseline subprocess exited with code {proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    probe = ffprobe(path)
+    return BaselineResult(probe.duration, cpu1 - cpu0, t1 - t0, probe.summary())
+
+
+# ---------------------------------------------------------------------------- composite
+
+
+@dataclass
+class CompositeResult:
+    """One recorded composite. Times in s, memory in bytes; ``media_s`` is the file's ffprobe duration."""
+
+    publishers: int
+    media_s: float
+    cpu_s: float
+    peak_rss: int
+    start_latency_s: float
+    stop_latency_s: float
+    summary: str
+
+    @property
+    def cpu_per_media_s(self) -> float:
+        """CPU-seconds per media-second."""
+        return self.cpu_s / self.media_s
+
+
+class WorkerMonitor:
+    """The egress worker process of ``pyegress serve`` (pid ``serve_pid``): CPU time and RSS.
+
+    The worker tree's CPU time is its own user + system time, that of its live
+    descendants, and that of the descendants it has waited for. Should the worker
+    have exited by the end of the measurement, its lifetime CPU time is found in
+    serve's ``children_user``/``children_system`` instead, once serve has reaped it.
+    """
+
+    def __init__(self, serve_pid: int, ignore: set[int]) -> None:
+        self.serve = psutil.Process(serve_pid)
+        self.ignore = ignore
+        self.worker: psutil.Process | None = None
+        self.peak_rss = 0
+        self._reaped0 = 0.0
+        self._tree0 = 0.0
+
+    def find(self) -> psutil.Process | None:
+        """The serve process's child running ``pyegress.worker`` whose pid is not in ``ignore``, once there is one."""
+        if self.worker is None:
+            for child in self.serve.children():
+                try:
+                    if child.pid not in self.ignore and "pyegress.worker" in " ".join(child.cmdline()):
+                        self.worker = child
+                        break
+                except psutil.NoSuchProcess:
+                    continue
+        return self.worker
+
+    def _reaped_s(self) -> float:
+        t = self.serve.cpu_times()
+        return t.children_user + t.children_system
+
+    def _tree_s(self) -> float:
+        total = _cpu_s(self.worker)
+        for p in self.worker.children(recursive=True):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def mark_active(self) -> None:
+        """Start the CPU measurement now.
+
+        Raises:
+            RuntimeError: no worker process was found.
+        """
+        if self.find() is None:
+            raise RuntimeError("no pyegress.worker child of pyegress serve")
+        self._reaped0, self._tree0 = self._reaped_s(), self._tree_s()
+        self.sample_rss()
+
+    def sample_rss(self) -> None:
+        """Update :attr:`peak_rss` (bytes) from the worker's current RSS (ignored once it has exited)."""
+        try:
+            self.peak_rss = max(self.peak_rss, self.worker.memory_info().rss)
+        except psutil.NoSuchProcess:
+            pass
+
+    def cpu_since_active(self, timeout_s: float = 30.0) -> float:
+        """The worker tree's CPU-s since :meth:`mark_active`.
+
+        Raises:
+            psutil.TimeoutExpired: the worker has exited but serve did not reap it within ``timeout_s``.
+        """
+        try:
+            return self._tree_s() - self._tree0
+        except psutil.NoSuchProcess:
+            self.worker.wait(timeout_s)
+            return self._reaped_s() - self._reaped0 - self._tree0
+
+
+async def _status(eg: api.LiveKitAPI, egress_id: str) -> api.EgressInfo:
+    return (await eg.egress.list_egress(api.ListEgressRequest(egress_id=egress_id))).items[0]
+
+
+async def _wait_for(eg: api.LiveKitAPI, egress_id: str, wanted: int, timeout_s: float) -> api.EgressInfo:
+    """Poll ListEgress every :data:`POLL_S` until the status is ``wanted``.
+
+    Raises:
+        RuntimeError: the egress reached another final status, or ``timeout_s`` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = await _status(eg, egress_id)
+        if info.status == wanted:
+            return info
+        if info.status in (api.EgressStatus.EGRESS_FAILED, api.EgressStatus.EGRESS_ABORTED,
+                           api.EgressStatus.EGRESS_LIMIT_REACHED, api.EgressStatus.EGRESS_COMPLETE):
+            raise RuntimeError(f"egress {egress_id} ended {api.EgressStatus.Name(info.status)}: {info.error}")
+        await asyncio.sleep(POLL_S)
+    raise RuntimeError(f"egress {egress_id} did not reach {api.EgressStatus.Name(wanted)} in {timeout_s} s")
+
+
+async def _sample_rss(monitor: WorkerMonitor) -> None:
+    while True:
+        monitor.sample_rss()
+        await asyncio.sleep(RSS_SAMPLE_S)
+
+
+async def record_composite(lk: LiveKitServer, egress: PyegressServer, room: str, publishers: int,
+                           seconds: float, monitor: WorkerMonitor) -> CompositeResult:
+    """Record ``seconds`` of a room composite of ``room`` (publishers already in it) and measure it.
+
+    Raises:
+        RuntimeError: the egress failed or timed out.
+    """
+    async with api.LiveKitAPI(egress.url, lk.api_key, lk.api_secret) as eg:
+        t0 = time.monotonic()
+        info = await eg.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+            room_name=room, file_outputs=[api.EncodedFileOutput(filepath="bench-{room_name}.mp4")]))
+        await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
+        start_latency = time.monotonic() - t0
+        monitor.mark_active()
+        sampler = asyncio.create_task(_sample_rss(monitor))
+        try:
+            await asyncio.sleep(seconds)
+            t1 = time.monotonic()
+            await eg.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+            info = await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
+            stop_latency = time.monotonic() - t1
+            cpu_s = await asyncio.to_thread(monitor.cpu_since_active)
+        finally:
+            sampler.cancel()
+    probe = ffprobe(info.file_results[0].location)
+    return CompositeResult(publishers, probe.duration, cpu_s, monitor.peak_rss, start_latency, stop_latency,
+                           probe.summary())
+
+
+def start_publishers(lk: LiveKitServer, room: str, count: int, log_path: Path) -> subprocess.Popen:
+    """``count`` generated publishers in their own process, returned once they have published.
+
+    Raises:
+        RuntimeError: the process exited before it was ready.
+    """
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pyegress.devtools.publisher", "--url", lk.url, "--api-key", lk.api_key,
+             "--api-secret", lk.api_secret, "--room", room, "--count", str(count)],
+            stdout=subprocess.PIPE, stderr=log, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"publishers did not start; see {log_path}")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM ``proc`` and wait; SIGKILL it after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_composites(workdir: Path, counts: list[int], seconds: float) -> list[CompositeResult]:
+    """Record one composite per publisher count against one livekit-server and one ``pyegress serve``."""
+    results = []
+    with LiveKitServer(log_path=workdir / "livekit-server.log") as lk, \
+            PyegressServer(workdir / "pyegress", lk.url, lk.api_key, lk.api_secret) as egress:
+        seen_workers: set[int] = set()
+        for count in counts:
+            room = f"bench-{count}p-{int(time.time())}"
+
+            async def create_room() -> None:
+                async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+                    await lkapi.room.create_room(api.CreateRoomRequest(name=room))
+
+            asyncio.run(create_room())
+            pubs = start_publishers(lk, room, count, workdir / f"publishers-{count}.log")
+            try:
+                monitor = WorkerMonitor(egress.pid, seen_workers)
+                print(f"recording {count} publisher(s) for {seconds:g} s ...", flush=True)
+                results.append(asyncio.run(record_composite(lk, egress, room, count, seconds, monitor)))
+                seen_workers.add(monitor.worker.pid)
+            finally:
+                stop_process(pubs)
+    return results
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    """``"<nproc> CPUs, <model name>"`` from the scheduler affinity and /proc/cpuinfo."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        model = match.group(1).strip() if match else model
+    except OSError:
+        pass
+    return f"{len(os.sched_getaffinity(0))} CPUs (nproc), {model}"
+
+
+def table(results: list[CompositeResult], baseline: BaselineResult) -> str:
+    """The results as a Markdown table."""
+    rows = ["| publishers | media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | peak RSS MiB "
+            "| start latency ms | stop latency ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    b = baseline.cpu_per_media_s
+    for r in results:
+        rows.append(f"| {r.publishers} | {r.media_s:.2f} | {r.cpu_per_media_s:.3f} | {b:.3f} "
+                    f"| {r.cpu_per_media_s / b:.2f} | {r.peak_rss / MIB:.0f} "
+                    f"| {r.start_latency_s * 1000:.0f} | {r.stop_latency_s * 1000:.0f} |")
+    return "\n".join(rows)
+
+
+def verdict(results: list[CompositeResult], baseline: BaselineResult) -> str:
+    """Whether the issue's target holds, in one sentence."""
+    target = [r for r in results if r.publishers == TARGET_PUBLISHERS]
+    if not target:
+        return f"Target: {TARGET_PUBLISHERS}-publisher composite <= {TARGET_RATIO}x baseline (not measured in this run)."
+    ratio = target[0].cpu_per_media_s / baseline.cpu_per_media_s
+    met = "met" if ratio <= TARGET_RATIO else "NOT met"
+    return (f"Target: {TARGET_PUBLISHERS}-publisher composite <= {TARGET_RATIO}x baseline: "
+            f"{ratio:.2f}x, {met}.")
+
+
+def section(command: str, results: list[CompositeResult], baseline: BaselineResult) -> str:
+    """The RESULTS.md section of this run, between its markers."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    probes = "\n".join(f"- {r.publishers} publisher(s): {r.summary}" for r in results)
+    return f"""{SECTION_START}
+## Room composite vs bare x264 encode
+
+Command: `{command}`
+
+Date: {now}. Machine: {machine()}; Python {platform.python_version()}, PyAV {av.__version__},
+livekit-server {LIVEKIT_SERVER_VERSION}. livekit-server, the publishers (one process, 640x360
+30 fps each) and the baseline share this machine with the worker.
+
+{table(results, baseline)}
+
+{verdict(results, baseline)}
+
+- CPU-s/media-s: user + system CPU of the egress worker process tree from EGRESS_ACTIVE until
+  the worker exits (after EGRESS_COMPLETE), per second of recorded media (ffprobe duration).
+- baseline: the same run's bare PyAV encode of 1280x720 yuv420p 30 fps (four scrolling tiles drawn
+  with numpy slice copies; libx264 `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}`,
+  {VIDEO_KBPS} kbps) plus AAC {AUDIO_KBPS} kbps {AUDIO_RATE} Hz stereo sine into an MP4, unpaced, in its
+  own process: {baseline.cpu_s:.1f} CPU-s for {baseline.media_s:.2f} s of media in {baseline.wall_s:.1f} s wall.
+- peak RSS: the worker's, sampled every {RSS_SAMPLE_S} s. Latencies: ListEgress polled every
+  {POLL_S * 1000:.0f} ms; start is StartRoomCompositeEgress → EGRESS_ACTIVE, stop is StopEgress → EGRESS_COMPLETE.
+
+ffprobe of the recordings:
+
+{probes}
+- baseline: {baseline.summary}
+{SECTION_END}
+"""
+
+
+def update_results(path: Path, text: str) -> None:
+    """Replace this benchmark's section of ``path`` with ``text`` (append it if absent; create the file)."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?", re.DOTALL)
+    if pattern.search(old):
+        new = pattern.sub(lambda _m: text, old, count=1)
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
+def command_line() -> str:
+    """This process's command line as typed from the project root (the interpreter path relative if it can be)."""
+    exe = os.path.relpath(sys.executable)
+    return shlex.join([sys.executable if exe.startswith("..") else exe, *sys.argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="media seconds per recording (default 60)")
+    p.add_argument("--publishers", default="1,2,4", help="comma-separated publisher counts (default 1,2,4)")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md",
+                   help="Markdown file whose benchmark section is written/updated (default bench/RESULTS.md)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep servers' state, logs and recordings here (default: a temporary directory)")
+    p.add_argument("--baseline-child", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.baseline_child is not None:
+        baseline_child(args.baseline_child, args.seconds)
+        return 0
+    counts = [int(c) for c in args.publishers.split(",") if c.strip()]
+    if args.seconds <= 0 or not counts or min(counts) < 1:
+        p.error("--seconds must be positive and --publishers a list of counts >= 1")
+
+    with tempfile.TemporaryDirectory(prefix="pyegress-bench-") as tmp:
+        workdir = (args.workdir or Path(tmp)).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(f"baseline: encoding {args.seconds:g} s of 720p30 ...", flush=True)
+        baseline = run_baseline(workdir / "baseline.mp4", args.seconds)
+        print(f"baseline: {baseline.cpu_per_media_s:.3f} CPU-s/media-s ({baseline.summary})", flush=True)
+        results = run_composites(workdir, counts, args.seconds)
+    print()
+    print(table(results, baseline))
+    print(verdict(results, baseline))
+    update_results(args.out, section(command_line(), results, baseline))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

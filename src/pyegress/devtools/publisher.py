@@ -1,0 +1,496 @@
+"""Generated LiveKit publishers: real participants with synthetic camera and microphone tracks.
+
+For the demo, the tests and the benchmarks. Each publisher joins a real room
+through the ``livekit`` rtc SDK and publishes
+
+- video (``SOURCE_CAMERA``): I420 generated with numpy, default 640x360 at 30 fps.
+  A flat background whose colour depends on the participant ``index`` (so the
+  tiles of a composite can be told apart by their mean U/V), a bright vertical
+  bar sweeping left to right once every 2 s, and a six-digit frame counter in
+  the top-left corner (white on a dark box, 5x7 bitmap digits scaled 8x at 360p).
+  The bar and the counter change luma only: every pixel's chroma is the
+  participant's colour, see :func:`participant_colour`.
+- audio (``SOURCE_MICROPHONE``): 48 kHz mono int16 in 10 ms frames, a continuous
+  sine at :func:`tone_hz` (``300 + 100 * index`` Hz, peak 0.25 full scale) with
+  a 100 ms 1 kHz beep (peak 0.7 full scale) at the start of every second.
+
+Both generators are paced against ``time.monotonic()``: frame ``n`` is due at
+``t0 + n / fps`` and is sent at the start of its slot; a generator that wakes up
+after the slot of its next frame is over skips to the current slot instead of
+sending a burst, so at most one frame is sent per slot (the frame counter and
+the tone phase follow the clock, so a skip shows as a jump). Audio is handed to
+the SDK 30 ms ahead of its slot so the SDK's playout queue never runs dry.
+
+Command line (prints ``ready`` on stdout once every publisher has published;
+exits cleanly on SIGTERM/SIGINT)::
+
+    python -m pyegress.devtools.publisher --url ws://127.0.0.1:7880 --api-key devkey \\
+        --api-secret secret --room R --count 3 [--duration S] [--width W --height H --fps F] \
+        [--first-index I]
+
+``--first-index I`` numbers the publishers ``pub-I`` .. (identities, colours, tones), so a
+second batch can join a room that already has ``pub-0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import signal
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+from livekit import api, rtc
+
+log = logging.getLogger(__name__)
+
+AUDIO_SAMPLE_RATE = 48_000
+"""Audio sample rate in Hz (mono)."""
+AUDIO_FRAME_SAMPLES = AUDIO_SAMPLE_RATE // 100
+"""Samples per 10 ms audio frame."""
+TONE_AMPLITUDE = 0.25
+"""Peak of the continuous tone, as a fraction of int16 full scale."""
+BEEP_HZ = 1000.0
+BEEP_S = 0.1
+BEEP_AMPLITUDE = 0.7
+"""Peak of the beep at the start of every second, as a fraction of int16 full scale."""
+BAR_PERIOD_S = 2.0
+"""Seconds for the bar to sweep once across the picture."""
+COUNTER_DIGITS = 6
+
+_BG_LUMA = 110
+_CHROMA_RADIUS = 48  # distance of every participant colour from grey in the U/V plane; in gamut at Y=110
+_GOLDEN_ANGLE = 137.50776405003785
+_BAR_LUMA = 235
+_TEXT_LUMA = 235
+_BOX_LUMA = 16
+_AUDIO_LEAD_S = 0.03  # audio is handed to the SDK this far ahead of real time, so its queue never runs dry
+
+# 5x7 bitmap digits, one string of 7 rows of 5 columns each.
+_FONT = {
+    "0": ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
+    "1": ("00100", "01100", "00100", "00100", "00100", "00100", "01110"),
+    "2": ("01110", "10001", "00001", "00010", "00100", "01000", "11111"),
+    "3": ("11111", "00010", "00100", "00010", "00001", "10001", "01110"),
+    "4": ("00010", "00110", "01010", "10010", "11111", "00010", "00010"),
+    "5": ("11111", "10000", "11110", "00001", "00001", "10001", "01110"),
+    "6": ("00110", "01000", "10000", "11110", "10001", "10001", "01110"),
+    "7": ("11111", "00001", "00010", "00100", "01000", "01000", "01000"),
+    "8": ("01110", "10001", "10001", "01110", "10001", "10001", "01110"),
+    "9": ("01110", "10001", "10001", "01111", "00001", "00010", "01100"),
+}
+
+
+def participant_colour(index: int) -> tuple[int, int, int]:
+    """The background colour of participant ``index`` as BT.601 limited-range ``(Y, U, V)``, each 0..255.
+
+    Colours sit on a circle of radius 48 around grey in the U/V plane, stepped by
+    the golden angle, so any few participants are far apart (3: >= 75, 8: >= 26
+    U/V units) and every colour is inside the RGB gamut.
+
+    Raises:
+        ValueError: ``index`` is negative.
+    """
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    angle = math.radians(110.0 + index * _GOLDEN_ANGLE)  # index 0 red, 1 green, 2 blue-violet
+    u = round(128 + _CHROMA_RADIUS * math.cos(angle))
+    v = round(128 + _CHROMA_RADIUS * math.sin(angle))
+    return _BG_LUMA, u, v
+
+
+def tone_hz(index: int) -> float:
+    """The frequency in Hz of participant ``index``'s continuous tone: ``300 + 100 * index``.
+
+    Raises:
+        ValueError: ``index`` is negative.
+    """
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    return 300.0 + 100.0 * index
+
+
+def participant_token(api_key: str, api_secret: str, room: str, identity: str) -> str:
+    """A LiveKit access token (JWT) that lets ``identity`` join ``room`` and publish, but not subscribe."""
+    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=False)
+    return (api.AccessToken(api_key, api_secret).with_identity(identity).with_name(identity)
+            .with_grants(grants).to_jwt())
+
+
+class VideoPattern:
+    """Renders the generated picture of one participant into one reused I420 buffer.
+
+    ``buffer`` is a tightly packed I420 ``bytearray``: Y ``(height, width)``, then U and V
+    ``(ceil(height/2), ceil(width/2))``. Chroma is written once (the participant's colour);
+    :meth:`render` rewrites only the Y plane: background, the sweeping bar, the counter.
+    ``frame`` is the ``rtc.VideoFrame`` over ``buffer`` (the SDK copies it on capture).
+
+    Raises:
+        ValueError: ``width``, ``height`` or ``fps`` is not positive, or ``index`` is negative.
+    """
+
+    def __init__(self, width: int, height: int, fps: int, index: int) -> None:
+        if width <= 0 or height <= 0 or fps <= 0:
+            raise ValueError(f"width, height and fps must be positive, got {width}x{height} at {fps} fps")
+        self.width, self.height, self.fps, self.index = width, height, fps, index
+        self.colour = participant_colour(index)
+        cw, ch = (width + 1) // 2, (height + 1) // 2
+        self.buffer = bytearray(width * height + 2 * cw * ch)
+        flat = np.frombuffer(self.buffer, dtype=np.uint8)
+        self.y = flat[: width * height].reshape(height, width)
+        flat[width * height: width * height + cw * ch] = self.colour[1]
+        flat[width * height + cw * ch:] = self.colour[2]
+        self.frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, self.buffer)
+
+        self._bar_w = min(width, max(2, width // 40))
+        self._bar_period = max(1, round(BAR_PERIOD_S * fps))  # frames per sweep
+
+        # the counter: digit cells (glyph + 1-column gap) pre-rendered as luma tiles on a dark box
+        s = max(1, min(height // 45, width // 80))  # 8 at 640x360, 16 at 1280x720
+        self._scale = s
+        self._margin = self._pad = s
+        self._cell_w, self._cell_h = 6 * s, 7 * s
+        self._digits = min(COUNTER_DIGITS, max(0, (width - self._margin - self._pad) // self._cell_w))
+        if self._margin + 2 * self._pad + self._cell_h > height:
+            self._digits = 0
+        self._cells = np.empty((10, self._cell_h, self._cell_w), dtype=np.uint8)
+        for d, rows in _FONT.items():
+            glyph = np.array([[c == "1" for c in row] + [False] for row in rows])
+            glyph = np.kron(glyph, np.ones((s, s), dtype=bool))
+            self._cells[int(d)] = np.where(glyph, _TEXT_LUMA, _BOX_LUMA)
+        # the last cell's gap column is the right padding
+        box_w = self._pad + self._digits * self._cell_w
+        box_h = self._cell_h + 2 * self._pad
+        self._box = (slice(self._margin, self._margin + box_h), slice(self._margin, self._margin + box_w))
+        self._modulus = 10 ** self._digits
+
+    @property
+    def counter_box(self) -> tuple[int, int, int, int]:
+        """Where the counter is drawn: ``(x, y, w, h)`` in pixels; ``w == 0`` if the picture is too small."""
+        if not self._digits:
+            return 0, 0, 0, 0
+        ys, xs = self._box
+        return xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start
+
+    def bar_x(self, n: int) -> int:
+        """The left edge in pixels of the bar in frame ``n``."""
+        return (n % self._bar_period) * (self.width - self._bar_w) // self._bar_period
+
+    def render(self, n: int) -> bytearray:
+        """Draw frame number ``n`` (>= 0) into ``buffer`` and return it."""
+        y = self.y
+        y.fill(_BG_LUMA)
+        x = self.bar_x(n)
+        y[:, x: x + self._bar_w] = _BAR_LUMA
+        if self._digits:
+            y[self._box] = _BOX_LUMA
+            top = left = self._margin + self._pad
+            cells, w, h = self._cells, self._cell_w, self._cell_h
+            for i, ch in enumerate(str(n % self._modulus).zfill(self._digits)):
+                x0 = left + i * w
+                y[top: top + h, x0: x0 + w] = cells[ord(ch) - 48]
+        return self.buffer
+
+
+class AudioPattern:
+    """One second of participant ``index``'s audio, pre-rendered as 100 ten-millisecond ``rtc.AudioFrame``.
+
+    The tone is a whole number of Hz, so the second repeats seamlessly: frame ``k``
+    of the stream is ``frames[k % 100]``. ``samples`` is the ``(48000,) int16`` second:
+    the tone, crossfaded (2 ms ramps) into a 1 kHz beep during its first 100 ms.
+
+    Raises:
+        ValueError: ``index`` is negative.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.tone_hz = tone_hz(index)
+        sr = AUDIO_SAMPLE_RATE
+        t = np.arange(sr) / sr
+        tone = TONE_AMPLITUDE * np.sin(2 * np.pi * self.tone_hz * t)
+        beep = BEEP_AMPLITUDE * np.sin(2 * np.pi * BEEP_HZ * t)
+        ramp = int(0.002 * sr)
+        env = np.zeros(sr)
+        n_beep = int(BEEP_S * sr)
+        env[:n_beep] = 1.0
+        env[n_beep - ramp: n_beep] = 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, ramp))
+        env[:ramp] = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))
+        self.samples = np.round((tone * (1 - env) + beep * env) * 32767).astype(np.int16)
+        self.frames = [
+            rtc.AudioFrame(self.samples[i: i + AUDIO_FRAME_SAMPLES].tobytes(), sr, 1, AUDIO_FRAME_SAMPLES)
+            for i in range(0, sr, AUDIO_FRAME_SAMPLES)
+        ]
+
+
+class GeneratedPublisher:
+    """A participant that joins a LiveKit room and publishes generated video and audio.
+
+    Args:
+        url: livekit-server ``ws://``/``wss://`` URL.
+        token: an access token that may join and publish (see :func:`participant_token`).
+        index: participant number >= 0; picks the colour (:func:`participant_colour`) and
+            the tone (:func:`tone_hz`).
+        width, height: video size in pixels (any positive size; 640x360 and 1280x720 are usual).
+        fps: video frames per second.
+        video, audio: which tracks to publish.
+
+    Raises:
+        ValueError: a size, ``fps`` or ``index`` is out of range, or neither track is enabled.
+
+    Use ``await start()`` / ``await stop()``, or ``async with``.
+    """
+
+    def __init__(self, url: str, token: str, *, index: int = 0, width: int = 640, height: int = 360,
+                 fps: int = 30, video: bool = True, audio: bool = True) -> None:
+        if not (video or audio):
+            raise ValueError("a publisher needs at least one of video and audio")
+        if index < 0:
+            raise ValueError(f"index must be >= 0, got {index}")
+        self.url, self.token, self.index = url, token, index
+        self.width, self.height, self.fps = width, height, fps
+        self._video_pattern = VideoPattern(width, height, fps, index) if video else None
+        self._audio_pattern = AudioPattern(index) if audio else None
+        self.room: rtc.Room | None = None
+        self._video_source: rtc.VideoSource | None = None
+        self._audio_source: rtc.AudioSource | None = None
+        self._sids: dict[str, str] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._started = False
+        self._stopped = False
+        self._stop_lock = asyncio.Lock()
+        self.frames_sent = 0
+        """Video frames handed to the SDK so far."""
+        self.frames_skipped = 0
+        """Video frames skipped because the generator fell behind."""
+        self.audio_frames_skipped = 0
+        """10 ms audio frames skipped because the generator fell behind."""
+
+    @property
+    def track_sids(self) -> dict[str, str]:
+        """SIDs of the published tracks: ``{"video": sid, "audio": sid}`` (only the enabled kinds; empty before :meth:`start`)."""
+        return dict(self._sids)
+
+    async def start(self) -> None:
+        """Connect, publish the tracks and start the generators; returns once every track is published.
+
+        On failure or cancellation everything started so far is torn down again.
+
+        Raises:
+            RuntimeError: the publisher was already started.
+            livekit.rtc.ConnectError: the room cannot be joined (bad URL or token).
+            livekit.rtc.PublishTrackError: the server refused a track (e.g. no publish permission).
+        """
+        if self._started:
+            raise RuntimeError("GeneratedPublisher.start() may be called only once")
+        self._started = True
+        loop = asyncio.get_running_loop()
+        try:
+            self.room = rtc.Room(loop=loop)
+            await self.room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=False))
+            lp = self.room.local_participant
+            if self._video_pattern is not None:
+                self._video_source = rtc.VideoSource(self.width, self.height)
+                track = rtc.LocalVideoTrack.create_video_track("generated-video", self._video_source)
+                # explicit encoding: the SDK's default preset for 360p caps the frame rate at 20 fps;
+                # one fixed layer so subscribers always get the configured size.
+                options = rtc.TrackPublishOptions(
+                    source=rtc.TrackSource.SOURCE_CAMERA,
+                    simulcast=False,
+                    video_encoding=rtc.VideoEncoding(
+                        max_bitrate=max(300_000, int(0.1 * self.width * self.height * self.fps)),
+                        max_framerate=float(self.fps)),
+                    degradation_preference=rtc.DegradationPreference.MAINTAIN_FRAMERATE_AND_RESOLUTION,
+                )
+                self._tasks.append(self._spawn(self._video_loop(), "video"))
+                pub = await lp.publish_track(track, options)
+                self._sids["video"] = pub.sid
+            if self._audio_pattern is not None:
+                self._audio_source = rtc.AudioSource(AUDIO_SAMPLE_RATE, 1, queue_size_ms=200, loop=loop)
+                track = rtc.LocalAudioTrack.create_audio_track("generated-audio", self._audio_source)
+                options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
+                self._tasks.append(self._spawn(self._audio_loop(), "audio"))
+                pub = await lp.publish_track(track, options)
+                self._sids["audio"] = pub.sid
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("publisher %d published %s", self.index, self._sids)
+
+    async def stop(self) -> None:
+        """Stop the generators, unpublish, disconnect and release the sources. Idempotent; never raises for teardown errors."""
+        async with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            room = self.room
+            if room is not None and room.isconnected():
+                for kind, sid in self._sids.items():
+                    try:
+                        await asyncio.wait_for(room.local_participant.unpublish_track(sid), 5)
+                    except Exception as e:  # the server may already be gone
+                        log.warning("publisher %d: unpublishing %s track %s failed: %s", self.index, kind, sid, e)
+                try:
+                    await asyncio.wait_for(room.disconnect(), 5)
+                except Exception as e:
+                    log.warning("publisher %d: disconnect failed: %s", self.index, e)
+            for source in (self._video_source, self._audio_source):
+                if source is not None:
+                    await source.aclose()
+
+    async def __aenter__(self) -> "GeneratedPublisher":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro, kind: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=f"publisher-{self.index}-{kind}")
+
+        def done(t: asyncio.Task) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("publisher %d: %s generator failed", self.index, kind, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _video_loop(self) -> None:
+        pattern, source = self._video_pattern, self._video_source
+        assert pattern is not None and source is not None
+        period = 1.0 / self.fps
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            delay = t0 + n * period - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due = int((time.monotonic() - t0) / period)  # the frame whose slot is now
+            if due > n:  # frame n's slot is over: skip to the current one, never send a burst
+                self.frames_skipped += due - n
+                n = due
+            pattern.render(n)
+            source.capture_frame(pattern.frame, timestamp_us=int((t0 + n * period) * 1e6))
+            self.frames_sent += 1
+            n += 1
+
+    async def _audio_loop(self) -> None:
+        pattern, source = self._audio_pattern, self._audio_source
+        assert pattern is not None and source is not None
+        block = AUDIO_FRAME_SAMPLES / AUDIO_SAMPLE_RATE
+        frames = pattern.frames
+        t0 = time.monotonic()
+        k = 0
+        while True:
+            delay = t0 + k * block - _AUDIO_LEAD_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due = int((time.monotonic() - t0) / block)  # the block that should be playing now
+            if due > k:  # the lead is used up and more: skip to the present, never send a burst
+                self.audio_frames_skipped += due - k
+                k = due
+            await source.capture_frame(frames[k % len(frames)])
+            k += 1
+
+
+async def run_publishers(url: str, api_key: str, api_secret: str, room: str, count: int,
+                         duration_s: float | None = None, *, width: int = 640, height: int = 360, fps: int = 30,
+                         first_index: int = 0,
+                         on_ready: Callable[[list[GeneratedPublisher]], None] | None = None) -> None:
+    """Run ``count`` generated publishers in ``room`` for ``duration_s`` seconds, or until cancelled.
+
+    Identities are ``pub-{i}`` and indices (colour, tone) ``i`` for ``i`` in
+    ``first_index .. first_index + count - 1`` (``first_index`` lets a second batch join
+    the same room without clashing). They start concurrently; ``on_ready(publishers)`` is
+    called once all have published. Every publisher is stopped on return, error or cancellation.
+
+    Raises:
+        ValueError: ``count`` < 1, ``first_index`` < 0, ``duration_s`` negative, or a bad size/fps.
+        livekit.rtc.ConnectError, livekit.rtc.PublishTrackError: a publisher could not start.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if first_index < 0:
+        raise ValueError(f"first_index must be >= 0, got {first_index}")
+    if duration_s is not None and duration_s < 0:
+        raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+    pubs = [
+        GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}"), index=i,
+                           width=width, height=height, fps=fps)
+        for i in range(first_index, first_index + count)
+    ]
+    try:
+        starts = [asyncio.create_task(p.start()) for p in pubs]
+        try:
+            await asyncio.gather(*starts)
+        except BaseException:
+            for t in starts:
+                t.cancel()
+            await asyncio.gather(*starts, return_exceptions=True)
+            raise
+        if on_ready is not None:
+            on_ready(pubs)
+        if duration_s is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration_s)
+    finally:
+        await asyncio.gather(*(p.stop() for p in pubs), return_exceptions=True)
+
+
+def _print_ready(_pubs: list[GeneratedPublisher]) -> None:
+    try:
+        print("ready", flush=True)
+    except (BrokenPipeError, ValueError):  # nobody is listening any more
+        pass
+
+
+async def _main(args: argparse.Namespace) -> None:
+    run = asyncio.ensure_future(run_publishers(
+        args.url, args.api_key, args.api_secret, args.room, args.count, args.duration,
+        width=args.width, height=args.height, fps=args.fps, first_index=args.first_index,
+        on_ready=_print_ready))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, run.cancel)
+    try:
+        await run
+    except asyncio.CancelledError:
+        if not run.cancelled():
+            raise
+        log.info("stopped by signal")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status (0 also after SIGTERM/SIGINT)."""
+    from .livekit_server import DEV_API_KEY, DEV_API_SECRET
+
+    p = argparse.ArgumentParser(prog="python -m pyegress.devtools.publisher", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default="ws://127.0.0.1:7880", help="livekit-server URL")
+    p.add_argument("--api-key", default=DEV_API_KEY)
+    p.add_argument("--api-secret", default=DEV_API_SECRET)
+    p.add_argument("--room", required=True)
+    p.add_argument("--count", type=int, default=1, help="number of publishers")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until signalled)")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--first-index", type=int, default=0, help="index/identity number of the first publisher")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_main(args))
+    except ValueError as e:
+        p.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
