@@ -129,8 +129,21 @@ def dominant_hz(x: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> float:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with LiveKitServer(log_path=tmp_path_factory.mktemp("lk") / "livekit-server.log") as s:
+    log = tmp_path_factory.mktemp("lk") / "livekit-server.log"
+    for attempt in range(3):
+        # free ports are picked before the server binds them; on a busy machine another process
+        # can take one first and the server exits: pick new ports and try again
+        s = LiveKitServer(log_path=log)
+        try:
+            s.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
         yield s
+    finally:
+        s.stop()
 
 
 def subscriber_token(server: LiveKitServer, room: str) -> str:

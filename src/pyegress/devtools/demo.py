@@ -11,7 +11,10 @@ import asyncio
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+
+import jwt.warnings
 
 from livekit import api
 from rich.console import Console
@@ -20,7 +23,9 @@ from .livekit_server import LiveKitServer
 from .probe import ffprobe
 from .pyegress_server import PyegressServer
 
-console = Console()
+console = Console(soft_wrap=True)
+# livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
+warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 
 def start_publishers(server: LiveKitServer, room: str, count: int, log_path: Path) -> subprocess.Popen:
