@@ -157,7 +157,7 @@ async def test_killed_worker_leaves_a_playable_file(lkapi, egress_api, publisher
         room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="crash.mp4")]))
     await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
     await asyncio.sleep(4)
-    (worker,) = [p for p in psutil.Process(egress_server.pid).children() if "pyegress.worker" in p.cmdline()]
+    (worker,) = [p for p in psutil.Process(egress_server.pid).children() if info.egress_id in p.cmdline()]
     worker.send_signal(signal.SIGKILL)
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
     assert final.status == S.EGRESS_FAILED and "exited unexpectedly" in final.error

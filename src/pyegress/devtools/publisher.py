@@ -38,9 +38,11 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import signal
 import sys
 import time
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -295,8 +297,9 @@ class GeneratedPublisher:
             if self._video_pattern is not None:
                 self._video_source = rtc.VideoSource(self.width, self.height)
                 track = rtc.LocalVideoTrack.create_video_track("generated-video", self._video_source)
-                # explicit encoding: the SDK's default preset for 360p caps the frame rate at 20 fps;
-                # one fixed layer so subscribers always get the configured size.
+                # explicit encoding: with the SDK's defaults a 640x360 track arrives at only 20-25 fps
+                # (its 360p preset caps the frame rate); one fixed layer (no simulcast, no adaptation)
+                # so subscribers always get the configured size and rate.
                 options = rtc.TrackPublishOptions(
                     source=rtc.TrackSource.SOURCE_CAMERA,
                     simulcast=False,
@@ -492,5 +495,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit_now(status: int) -> None:
+    """Flush and leave the process at once, skipping interpreter teardown and ``atexit``.
+
+    livekit 1.2.1's native library sometimes aborts the process (SIGABRT, "panic in a
+    function that cannot unwind" in a tokio worker) when the SDK's ``atexit`` hook disposes
+    it while rooms that were just disconnected are still being torn down in its threads.
+    By now every publisher has been stopped, so nothing is lost by not disposing.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        _status = main()
+    except SystemExit as e:  # argparse errors (already printed)
+        _status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        _status = 1
+    _exit_now(_status)

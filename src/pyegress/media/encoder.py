@@ -1,4 +1,4 @@
-"""The encoder thread: encodes and muxes off the event loop.
+"""The encoder thread: encodes once and muxes to every output, off the event loop.
 
 PyAV releases the GIL inside libavcodec, so encoding in a thread lets the event
 loop keep receiving and compositing frames meanwhile.
@@ -9,29 +9,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Protocol
 
 import av
 import numpy as np
 
+from .encode import MediaEncoder
+from .outputs.base import Output
+
 log = logging.getLogger(__name__)
 
 
-class Output(Protocol):
-    def write_video(self, frame: av.VideoFrame, pts: int) -> None: ...
-    def write_audio(self, samples: np.ndarray, pts: int) -> None: ...
-    def close(self) -> int: ...
-
-
 class EncoderThread:
-    """Feeds queued video frames and audio blocks to every output, in order.
+    """Feeds queued video frames and audio blocks to the encoder, and its packets to every output, in order.
 
     ``submit_*`` are called from the event loop; ``max_queue`` items of
-    backlog are allowed before :attr:`backlogged` turns True.
-    The first error is kept in :attr:`error` and stops the thread.
+    backlog are allowed before :attr:`backlogged` turns True. The first error
+    is kept in :attr:`error` and stops the encoding (outputs are still closed).
     """
 
-    def __init__(self, outputs: list[Output], max_queue: int = 120) -> None:
+    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_queue: int = 120) -> None:
+        self.encoder = encoder
         self.outputs = outputs
         self._queue: queue.Queue = queue.Queue()
         self._max = max_queue
@@ -44,10 +41,15 @@ class EncoderThread:
         return self._queue.qsize() >= self._max
 
     def submit_video(self, frame: av.VideoFrame, pts: int) -> None:
-        self._queue.put(("v", frame, pts))
+        self._queue.put(("video", frame, pts))
 
     def submit_audio(self, samples: np.ndarray, pts: int) -> None:
-        self._queue.put(("a", samples, pts))
+        self._queue.put(("audio", samples, pts))
+
+    def _fan_out(self, kind: str, packets: list[av.Packet]) -> None:
+        if packets:
+            for out in self.outputs:
+                out.write_packets(kind, packets)
 
     def _run(self) -> None:
         while True:
@@ -58,30 +60,39 @@ class EncoderThread:
                 continue
             kind, payload, pts = item
             try:
-                for out in self.outputs:
-                    if kind == "v":
-                        out.write_video(payload, pts)
-                    else:
-                        out.write_audio(payload, pts)
-            except BaseException as e:  # kept and re-raised by finish()
+                if kind == "video":
+                    for out in self.outputs:
+                        out.write_frame(payload, pts)
+                    self._fan_out(kind, self.encoder.encode_video(payload, pts))
+                else:
+                    self._fan_out(kind, self.encoder.encode_audio(payload, pts))
+            except Exception as e:  # kept and re-raised by finish()
                 log.exception("encoding failed")
                 self.error = e
 
-    def finish(self) -> list[int]:
-        """Drain the queue, close every output and return their sizes in bytes.
+    def finish(self) -> None:
+        """Drain the queue, flush the encoders and close every output.
 
         Raises:
-            BaseException: the first encoding error, if any.
+            Exception: the first encoding or closing error, if any.
         """
         self._queue.put(None)
         self._thread.join()
-        sizes = []
+        if self.error is None:
+            try:
+                if self.encoder.video_stream is not None:
+                    self._fan_out("video", self.encoder.encode_video(None))
+                if self.encoder.audio_stream is not None:
+                    self._fan_out("audio", self.encoder.encode_audio(None))
+            except Exception as e:
+                log.exception("flushing the encoder failed")
+                self.error = e
         for out in self.outputs:  # close even after an error: what was written stays playable
             try:
-                sizes.append(out.close())
+                out.close()
             except Exception as e:
                 log.exception("closing an output failed")
                 self.error = self.error or e
+        self.encoder.close()
         if self.error is not None:
             raise self.error
-        return sizes

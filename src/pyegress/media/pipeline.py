@@ -22,6 +22,7 @@ from .clock import MediaClock
 from .compose.audio import AudioMixer
 from .compose.layout import Layout
 from .compose.video import VideoCompositor
+from .encode import MediaEncoder
 from .encoder import EncoderThread
 from .outputs.file import FileOutput
 from .source import RoomSource, TrackRef
@@ -109,40 +110,38 @@ class RoomCompositePipeline:
         except Exception as e:  # connection errors of every kind end as a failed egress
             self.emit(WorkerEvent(event="failed", error=f"could not join room {spec.room_name!r}: {e}"))
             return
-        outputs = []
         try:
-            for target in spec.files:
-                outputs.append(FileOutput(Path(target.path), spec.encoding,
-                                          video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS))
-        except Exception as e:
+            encoder = MediaEncoder(spec.encoding, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
+            files = [FileOutput(Path(t.path), encoder) for t in spec.files]
+        except Exception as e:  # bad encoder settings or an unwritable path
             await self.source.close()
             self.emit(WorkerEvent(event="failed", error=f"cannot open output: {e}"))
             return
-        encoder = EncoderThread(outputs)
+        thread = EncoderThread(encoder, [*files])
         self.clock.start()
         self.emit(WorkerEvent(event="active", started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
         error = ""
         try:
-            end_ns = await self._tick_loop(encoder)
+            end_ns = await self._tick_loop(thread)
         except Exception as e:
             log.exception("pipeline failed")
             error, end_ns = f"pipeline failed: {e}", self.clock.elapsed_ns()
         self.emit(WorkerEvent(event="ending"))
         await self.source.close()
         try:
-            sizes = await asyncio.to_thread(encoder.finish)
+            await asyncio.to_thread(thread.finish)
         except Exception as e:
             error = error or f"encoding failed: {e}"
-            sizes = [Path(t.path).stat().st_size if Path(t.path).exists() else 0 for t in spec.files]
         started, ended = self.clock.wall_start_ns, self.clock.wall_ns(end_ns)
-        files = [FileResult(filename=t.filename, path=t.path, size=size, duration=end_ns,
-                            started_at=started, ended_at=ended) for t, size in zip(spec.files, sizes)]
+        file_results = [FileResult(filename=t.filename, path=t.path, size=Path(t.path).stat().st_size,
+                                   duration=end_ns, started_at=started, ended_at=ended)
+                        for t in spec.files if Path(t.path).exists()]
         if error:
-            self.emit(WorkerEvent(event="failed", error=error, files=files, ended_at=ended))
+            self.emit(WorkerEvent(event="failed", error=error, files=file_results, ended_at=ended))
         else:
-            self.emit(WorkerEvent(event="complete", files=files, ended_at=ended, reason=self._stop_reason))
+            self.emit(WorkerEvent(event="complete", files=file_results, ended_at=ended, reason=self._stop_reason))
 
-    async def _tick_loop(self, encoder: EncoderThread) -> int:
+    async def _tick_loop(self, thread: EncoderThread) -> int:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""
         enc = self.spec.encoding
         frame_ns = 1_000_000_000 / enc.framerate
@@ -166,23 +165,23 @@ class RoomCompositePipeline:
                 if now - empty_since >= self.spec.empty_timeout_s * 1e9:
                     self.stop("all participants left")
                     continue
-            if encoder.error is not None:
-                raise encoder.error
+            if thread.error is not None:
+                raise thread.error
             if self.compositor is not None:
                 while video_pts * frame_ns <= now:
                     canvas, changed = self.compositor.compose()
                     if changed or last_frame is None:
                         last_frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
-                    encoder.submit_video(last_frame, video_pts)
+                    thread.submit_video(last_frame, video_pts)
                     video_pts += 1
             if self.mixer is not None:
                 while audio_pts * 1e9 / enc.audio_frequency <= now:
-                    encoder.submit_audio(self.mixer.mix(block), audio_pts)
+                    thread.submit_audio(self.mixer.mix(block), audio_pts)
                     audio_pts += block
             next_video = video_pts * frame_ns if self.compositor is not None else float("inf")
             next_audio = audio_pts * 1e9 / enc.audio_frequency if self.mixer is not None else float("inf")
             delay = (min(next_video, next_audio) - self.clock.elapsed_ns()) / 1e9
-            if encoder.backlogged:
+            if thread.backlogged:
                 delay = max(delay, 0.005)
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0))

@@ -38,7 +38,8 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pyegress.worker",
+                # the egress ID on the command line only labels the process (ps, kill)
+                sys.executable, "-m", "pyegress.worker", self.spec.egress_id,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
         self.proc.stdin.write(self.spec.model_dump_json().encode() + b"\n")
         await self.proc.stdin.drain()

@@ -1,0 +1,49 @@
+"""What every output shares: muxing the encoder's packets into a container of its own."""
+
+from __future__ import annotations
+
+import av
+
+from ..encode import MediaEncoder
+
+
+class Output:
+    """An output sink. The encoder thread calls :meth:`write_packets` with each
+    batch of encoded packets (``kind`` ``"video"`` or ``"audio"``) and
+    :meth:`write_frame` with every raw output frame (for outputs that need
+    pictures, such as thumbnails); :meth:`close` finishes it."""
+
+    def write_packets(self, kind: str, packets: list[av.Packet]) -> None:
+        pass
+
+    def write_frame(self, frame: av.VideoFrame, pts: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Muxer:
+    """A container whose streams copy the encoder's templates.
+
+    Raises:
+        av.FFmpegError: the container cannot be opened.
+    """
+
+    def __init__(self, target: str, encoder: MediaEncoder, *, format: str | None = None,
+                 options: dict[str, str] | None = None) -> None:
+        self.container = av.open(target, "w", format=format, options=options or {})
+        self.streams: dict[str, av.stream.Stream] = {}
+        if encoder.video_stream is not None:
+            self.streams["video"] = self.container.add_stream_from_template(encoder.video_stream)
+        if encoder.audio_stream is not None:
+            self.streams["audio"] = self.container.add_stream_from_template(encoder.audio_stream)
+
+    def mux(self, kind: str, packets: list[av.Packet]) -> None:
+        stream = self.streams[kind]
+        for packet in packets:
+            packet.stream = stream
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        self.container.close()
