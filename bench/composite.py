@@ -12,11 +12,13 @@ through pyegress's Egress API against a real livekit-server, and measures
   (ListEgress is polled every 20 ms).
 
 In the same run it measures the baseline: a bare PyAV encode of an equivalent
-stream (1280x720 yuv420p 30 fps H.264 and 48 kHz stereo AAC into an MP4, with
+stream in a subprocess, as fast as it can go (not paced), and reports its CPU
+time per second of media. The stream is 1280x720 yuv420p 30 fps H.264 (the
+pictures a 4-publisher grid composite shows, drawn with numpy slice copies;
 x264 set up exactly as pyegress's file output sets it up for the default
-H264_720P_30 preset) in a subprocess, as fast as it can go, and reports its CPU
-time per second of media. The ratio composite/baseline is pyegress's cost on
-top of the encode it cannot avoid; the target is at most 1.3x with 4 publishers.
+H264_720P_30 preset) and a 48 kHz stereo AAC sine, into an MP4. The ratio
+composite/baseline is pyegress's cost on top of the encode it cannot avoid; the
+issue's target is at most 1.3x with 4 publishers.
 
 Publishers run in their own process, so their CPU is not counted.
 
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,15 +48,19 @@ from pathlib import Path
 import av
 import numpy as np
 import psutil
+from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
 from pyegress.devtools.probe import ffprobe
+from pyegress.devtools.publisher import VideoPattern
 from pyegress.devtools.pyegress_server import PyegressServer
+from pyegress.media.compose.video import i420_planes
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 """The composite's output (LiveKit's default preset H264_720P_30): pixels, frames per second."""
 VIDEO_KBPS = 3000
+"""Video bitrate in kbps."""
 GOP_FRAMES = 120
 """Keyframe interval in frames (pyegress's default: 4 s at 30 fps)."""
 X264_OPTIONS = {"preset": "veryfast", "profile": "main", "g": str(GOP_FRAMES), "keyint_min": str(GOP_FRAMES),
@@ -62,7 +69,11 @@ X264_OPTIONS = {"preset": "veryfast", "profile": "main", "g": str(GOP_FRAMES), "
 AUDIO_RATE = 48_000
 """Audio sample rate in Hz."""
 AUDIO_KBPS = 128
+"""Audio bitrate in kbps."""
 TONE_HZ = 440.0
+"""Frequency of the baseline's audio sine in Hz."""
+AAC_FRAME = 1024
+"""Samples per channel in one AAC frame."""
 
 POLL_S = 0.02
 """ListEgress polling period in s (the resolution of the latencies)."""
@@ -80,41 +91,26 @@ SECTION_END = "<!-- bench/composite.py: end -->"
 # ---------------------------------------------------------------------------- baseline
 
 
-def baseline_tiles(width: int = WIDTH, height: int = HEIGHT) -> tuple[list[tuple[int, int, int, int]], np.ndarray,
-                                                                      np.ndarray]:
-    """The baseline's picture source: a 2x2 grid of tiles, like a 4-publisher composite.
-
-    Returns ``(rects, luma, chroma)``: ``rects`` are the tiles' ``(x, y, w, h)`` on the
-    canvas in pixels (all even); ``luma`` ``(h, 2*w)`` and ``chroma`` ``(2, h/2, w)`` uint8
-    are the planes of a pattern twice as wide as a tile (smooth gradients, diagonal
-    stripes and mild fixed noise), of which each tile shows a window that scrolls sideways.
-    """
-    tw, th = width // 2 & ~1, height // 2 & ~1
-    rects = [(c * tw, r * th, tw, th) for r in range(2) for c in range(2)]
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:th, 0:2 * tw]
-    luma = 60 + 30 * xx / tw + 40 * yy / th + 40 * ((xx + yy) // 24 % 2) + rng.integers(-6, 7, xx.shape)
-    cy, cx = np.mgrid[0:th // 2, 0:tw]
-    chroma = np.stack([128 + 40 * np.sin(cx / 37.0), 128 + 40 * np.cos(cy / 23.0)])
-    return rects, np.clip(luma, 16, 235).astype(np.uint8), np.clip(chroma, 16, 240).astype(np.uint8)
-
-
 def baseline_frames(count: int, width: int = WIDTH, height: int = HEIGHT):
     """Yield ``count`` yuv420p ``(H*3/2, W) uint8`` canvases (one reused array) for the baseline encode.
 
-    Frame ``n`` shows the four tiles of :func:`baseline_tiles`, tile ``i`` scrolled
-    ``2 * (i + 1) * n`` pixels (wrapping), drawn with numpy slice copies only.
+    Frame ``n`` is what a 4-publisher grid composite shows: a 2x2 grid of the generated
+    publishers' pictures (:class:`~pyegress.devtools.publisher.VideoPattern` ``0..3`` at
+    tile size, frame ``n``: coloured background, sweeping bar, frame counter), drawn and
+    placed with numpy slice copies.
     """
-    rects, luma, chroma_src = baseline_tiles(width, height)
-    canvas = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    tw, th = width // 2 & ~1, height // 2 & ~1
+    patterns = [VideoPattern(tw, th, FPS, i) for i in range(4)]
+    canvas = np.zeros((height * 3 // 2, width), dtype=np.uint8)
     y_plane = canvas[:height]
     chroma = canvas[height:].reshape(2, height // 2, width // 2)
-    span = luma.shape[1] - rects[0][2]  # how far a window can scroll, in pixels (even)
     for n in range(count):
-        for i, (x, y, w, h) in enumerate(rects):
-            off = 2 * (i + 1) * n % span
-            y_plane[y: y + h, x: x + w] = luma[:, off: off + w]
-            chroma[:, y // 2: (y + h) // 2, x // 2: (x + w) // 2] = chroma_src[:, :, off // 2: (off + w) // 2]
+        for i, pattern in enumerate(patterns):
+            x, y = i % 2 * tw, i // 2 * th
+            src_y, src_u, src_v = i420_planes(pattern.render(n), tw, th)
+            y_plane[y: y + th, x: x + tw] = src_y
+            chroma[0, y // 2: (y + th) // 2, x // 2: (x + tw) // 2] = src_u
+            chroma[1, y // 2: (y + th) // 2, x // 2: (x + tw) // 2] = src_v
         yield canvas
 
 
@@ -133,20 +129,19 @@ def encode_baseline(path: Path, seconds: float) -> None:
         audio = container.add_stream("aac", rate=AUDIO_RATE)
         audio.layout = "stereo"
         audio.bit_rate = AUDIO_KBPS * 1000
-        block = audio.codec_context.frame_size or 1024
         audio_pts = 0
         for n, canvas in enumerate(baseline_frames(frames)):
             frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
             frame.pts, frame.time_base = n, Fraction(1, FPS)
             container.mux(video.encode(frame))
             while audio_pts * FPS <= n * AUDIO_RATE:
-                t = (audio_pts + np.arange(block)) / AUDIO_RATE
+                t = (audio_pts + np.arange(AAC_FRAME)) / AUDIO_RATE
                 wave = (0.25 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
                 samples = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
                 samples.sample_rate, samples.pts = AUDIO_RATE, audio_pts
                 samples.time_base = Fraction(1, AUDIO_RATE)
                 container.mux(audio.encode(samples))
-                audio_pts += block
+                audio_pts += AAC_FRAME
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
 
@@ -394,6 +389,12 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
         proc.wait()
 
 
+async def create_room(lk: LiveKitServer, room: str) -> None:
+    """Create ``room`` on livekit-server."""
+    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+        await lkapi.room.create_room(api.CreateRoomRequest(name=room))
+
+
 def run_composites(workdir: Path, counts: list[int], seconds: float) -> list[CompositeResult]:
     """Record one composite per publisher count against one livekit-server and one ``pyegress serve``."""
     results = []
@@ -402,12 +403,7 @@ def run_composites(workdir: Path, counts: list[int], seconds: float) -> list[Com
         seen_workers: set[int] = set()
         for count in counts:
             room = f"bench-{count}p-{int(time.time())}"
-
-            async def create_room() -> None:
-                async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
-                    await lkapi.room.create_room(api.CreateRoomRequest(name=room))
-
-            asyncio.run(create_room())
+            asyncio.run(create_room(lk, room))
             pubs = start_publishers(lk, room, count, workdir / f"publishers-{count}.log")
             try:
                 monitor = WorkerMonitor(egress.pid, seen_workers)
@@ -457,8 +453,9 @@ def verdict(results: list[CompositeResult], baseline: BaselineResult) -> str:
             f"{ratio:.2f}x, {met}.")
 
 
-def section(command: str, results: list[CompositeResult], baseline: BaselineResult) -> str:
-    """The RESULTS.md section of this run, between its markers."""
+def section(command: str, results: list[CompositeResult], baseline: BaselineResult,
+            load: tuple[float, float]) -> str:
+    """The RESULTS.md section of this run, between its markers; ``load`` is the 1-min load average before and after."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     probes = "\n".join(f"- {r.publishers} publisher(s): {r.summary}" for r in results)
     return f"""{SECTION_START}
@@ -467,19 +464,22 @@ def section(command: str, results: list[CompositeResult], baseline: BaselineResu
 Command: `{command}`
 
 Date: {now}. Machine: {machine()}; Python {platform.python_version()}, PyAV {av.__version__},
-livekit-server {LIVEKIT_SERVER_VERSION}. livekit-server, the publishers (one process, 640x360
-30 fps each) and the baseline share this machine with the worker.
+livekit-server {LIVEKIT_SERVER_VERSION}. 1-min load average {load[0]:.2f} before the run, {load[1]:.2f} after.
+livekit-server, `pyegress serve` and the publishers (one process, 640x360 30 fps each) run on
+the same machine as the worker.
 
 {table(results, baseline)}
 
 {verdict(results, baseline)}
 
-- CPU-s/media-s: user + system CPU of the egress worker process tree from EGRESS_ACTIVE until
-  the worker exits (after EGRESS_COMPLETE), per second of recorded media (ffprobe duration).
-- baseline: the same run's bare PyAV encode of 1280x720 yuv420p 30 fps (four scrolling tiles drawn
-  with numpy slice copies; libx264 `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}`,
-  {VIDEO_KBPS} kbps) plus AAC {AUDIO_KBPS} kbps {AUDIO_RATE} Hz stereo sine into an MP4, unpaced, in its
-  own process: {baseline.cpu_s:.1f} CPU-s for {baseline.media_s:.2f} s of media in {baseline.wall_s:.1f} s wall.
+- CPU-s/media-s: user + system CPU time of the egress worker process tree (`python -m
+  pyegress.worker`) from EGRESS_ACTIVE to EGRESS_COMPLETE, per second of recorded media (ffprobe
+  duration of the file).
+- baseline: the same run's bare PyAV encode, unpaced, in its own process, of 1280x720 yuv420p 30 fps
+  showing what a 4-publisher grid shows (the generated publishers' pictures, drawn with numpy slice
+  copies; libx264 `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}` {VIDEO_KBPS} kbps, PyAV's
+  default threading, as pyegress's file output) plus a {AUDIO_KBPS} kbps {AUDIO_RATE} Hz stereo AAC sine, into
+  an MP4: {baseline.cpu_s:.1f} CPU-s for {baseline.media_s:.2f} s of media in {baseline.wall_s:.1f} s wall.
 - peak RSS: the worker's, sampled every {RSS_SAMPLE_S} s. Latencies: ListEgress polled every
   {POLL_S * 1000:.0f} ms; start is StartRoomCompositeEgress → EGRESS_ACTIVE, stop is StopEgress → EGRESS_COMPLETE.
 
@@ -526,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or not counts or min(counts) < 1:
         p.error("--seconds must be positive and --publishers a list of counts >= 1")
 
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # the dev key pair's 6-byte secret
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pyegress-bench-") as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -536,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results, baseline))
     print(verdict(results, baseline))
-    update_results(args.out, section(command_line(), results, baseline))
+    update_results(args.out, section(command_line(), results, baseline, (load_before, os.getloadavg()[0])))
     print(f"written to {args.out}")
     return 0
 

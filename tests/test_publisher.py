@@ -291,17 +291,24 @@ async def test_two_publishers_seen_by_a_subscriber(server):
         await p.stop()  # idempotent
 
 
-def test_command_line_reports_ready_and_stops_on_sigterm(server, tmp_path):
+async def test_command_line_reports_ready_and_stops_on_sigterm(server, tmp_path):
+    room_name = f"cli-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "publishers.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyegress.devtools.publisher", "--url", server.url, "--api-key", server.api_key,
-         "--api-secret", server.api_secret, "--room", f"cli-{uuid.uuid4().hex[:8]}", "--count", "2",
-         "--width", "320", "--height", "180", "--fps", "15"],
-        stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pyegress.devtools.publisher", "--url", server.url, "--api-key", server.api_key,
+             "--api-secret", server.api_secret, "--room", room_name, "--count", "2", "--first-index", "3",
+             "--width", "320", "--height", "180", "--fps", "15"],
+            stdout=subprocess.PIPE, stderr=err, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ready", log.read_text()[-2000:]
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+        assert line.strip() == "ready", log.read_text()[-2000:]
+        async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room_name))
+        assert sorted(p.identity for p in listed.participants) == ["pub-3", "pub-4"]
+        assert all(len(p.tracks) == 2 for p in listed.participants), [(p.identity, [(t.sid, t.source, t.mime_type) for t in p.tracks]) for p in listed.participants]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0, log.read_text()[-2000:]
+        assert await asyncio.to_thread(proc.wait, 10) == 0, log.read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

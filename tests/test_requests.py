@@ -62,10 +62,10 @@ def test_outputs_legacy_file_only_when_list_empty(tmp_path: Path):
     req = api.RoomCompositeEgressRequest(room_name="r", file=api.EncodedFileOutput(filepath="legacy.mp4"),
                                          file_outputs=[api.EncodedFileOutput(filepath="list.mp4")])
     out = _resolve(req, tmp_path)
-    assert [f.filename for f in out.files] == ["list.mp4"] and not out.legacy_file
+    assert [f.filename for f in out.files] == ["list.mp4"] and out.legacy is None
     req = api.RoomCompositeEgressRequest(room_name="r", file=api.EncodedFileOutput(filepath="legacy"))
     out = _resolve(req, tmp_path)
-    assert [f.filename for f in out.files] == ["legacy.mp4"] and out.legacy_file
+    assert [f.filename for f in out.files] == ["legacy.mp4"] and out.legacy == "file"
 
 
 def test_outputs_errors(tmp_path: Path):
@@ -85,3 +85,40 @@ def test_existing_file_is_not_overwritten(tmp_path: Path):
     (tmp_path / "same.mp4").write_bytes(b"x")
     req = api.RoomCompositeEgressRequest(room_name="r", file_outputs=[api.EncodedFileOutput(filepath="same.mp4")])
     assert _resolve(req, tmp_path).files[0].filename == "same-1.mp4"
+
+
+def test_file_formats(tmp_path: Path):
+    def fmt(**kw):
+        req = api.RoomCompositeEgressRequest(room_name="r", **{k: v for k, v in kw.items() if k != "out"},
+                                             file_outputs=[kw["out"]])
+        return _resolve(req, tmp_path).files[0]
+
+    assert fmt(out=api.EncodedFileOutput(filepath="a")).format == "mp4"
+    f = fmt(out=api.EncodedFileOutput(filepath="a"), audio_only=True)
+    assert (f.format, f.filename) == ("ogg", "a.ogg")
+    assert fmt(out=api.EncodedFileOutput(filepath="a.mp4"), audio_only=True).format == "mp4"
+    assert fmt(out=api.EncodedFileOutput(filepath="v"),
+               advanced=api.EncodingOptions(video_codec=models.VideoCodec.VP8)).format == "webm"
+    with pytest.raises(EgressError, match="advanced.video_codec"):
+        fmt(out=api.EncodedFileOutput(filepath="v.mp4"), advanced=api.EncodingOptions(video_codec=models.VideoCodec.VP8))
+    with pytest.raises(EgressError, match="does not match"):
+        fmt(out=api.EncodedFileOutput(filepath="v.ogg", file_type=api.EncodedFileType.MP4))
+
+
+def test_segments_and_images(tmp_path: Path):
+    req = api.RoomCompositeEgressRequest(
+        room_name="r", segment_outputs=[api.SegmentedFileOutput(filename_prefix="hls/{room_name}", segment_duration=2,
+                                                                live_playlist_name="live")],
+        image_outputs=[api.ImageOutput(capture_interval=3, width=320, height=180, filename_prefix="thumbs/t")])
+    enc = resolve_encoding(req)
+    out = resolve_outputs(req, root=tmp_path, values={"room_name": "r"}, audio=True, video=True, encoding=enc)
+    (seg,) = out.segments
+    assert (seg.prefix, seg.playlist, seg.live_playlist, seg.segment_duration) == ("r", "r.m3u8", "live.m3u8", 2.0)
+    assert seg.directory == str(tmp_path.resolve() / "hls") and seg.reported_prefix == "hls/"
+    assert enc.key_frame_interval == 2.0  # segments are cut on keyframes: one per segment
+    (img,) = out.images
+    assert (img.prefix, img.interval_s, img.width) == ("t", 3.0, 320)
+    bad = api.RoomCompositeEgressRequest(room_name="r", segment_outputs=[
+        api.SegmentedFileOutput(filename_prefix="../../x")])
+    with pytest.raises(EgressError, match=r"segment_outputs\[0\].filename_prefix"):
+        _resolve(bad, tmp_path)

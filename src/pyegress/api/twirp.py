@@ -63,6 +63,8 @@ def egress_router(service: EgressService, api_key: str, api_secret: str) -> APIR
     """The Twirp routes of ``livekit.Egress``, all under the ``roomRecord`` grant."""
     methods: dict[str, tuple[type[Message], Callable[[Message], Awaitable[Message]]]] = {
         "StartRoomCompositeEgress": (eg.RoomCompositeEgressRequest, service.start_room_composite),
+        "StartParticipantEgress": (eg.ParticipantEgressRequest, service.start_participant),
+        "StartTrackCompositeEgress": (eg.TrackCompositeEgressRequest, service.start_track_composite),
         "ListEgress": (eg.ListEgressRequest, service.list_egress),
         "StopEgress": (eg.StopEgressRequest, service.stop_egress),
         "UpdateLayout": (eg.UpdateLayoutRequest, service.update_layout),

@@ -71,6 +71,7 @@ class LiveKitServer:
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
                  redis_host: str | None = None) -> None:
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.rtc_tcp_port = free_port()
         self.rtc_udp_port = free_port()
@@ -88,12 +89,24 @@ class LiveKitServer:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> "LiveKitServer":
+    def start(self, timeout_s: float = 30.0, attempts: int = 3) -> "LiveKitServer":
         """Start the server and wait until it answers HTTP.
 
+        A start that fails is retried on fresh ports: a port found free can be
+        taken by another process before the server binds it.
+
         Raises:
-            RuntimeError: the process exits or does not answer within ``timeout_s``.
+            RuntimeError: the process exits or does not answer within ``timeout_s``, ``attempts`` times.
         """
+        for _ in range(attempts - 1):
+            try:
+                return self._start_once(timeout_s)
+            except RuntimeError:
+                self.port = self.port if self._fixed_port else free_port()
+                self.rtc_tcp_port, self.rtc_udp_port = free_port(), free_port()
+        return self._start_once(timeout_s)
+
+    def _start_once(self, timeout_s: float) -> "LiveKitServer":
         binary = ensure_built()
         config = (
             f"port: {self.port}\n"

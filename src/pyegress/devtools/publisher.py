@@ -43,8 +43,10 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from typing import Callable
 
+import jwt.warnings
 import numpy as np
 from livekit import api, rtc
 
@@ -279,6 +281,9 @@ class GeneratedPublisher:
     async def start(self) -> None:
         """Connect, publish the tracks and start the generators; returns once every track is published.
 
+        "Published" as the SDK reports it: livekit-server has accepted the tracks. The server
+        lists them to others (RoomService, new subscribers) only once their media arrives,
+        usually some tens of ms later; :func:`run_publishers` waits for that too.
         On failure or cancellation everything started so far is torn down again.
 
         Raises:
@@ -411,11 +416,14 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
     Identities are ``pub-{i}`` and indices (colour, tone) ``i`` for ``i`` in
     ``first_index .. first_index + count - 1`` (``first_index`` lets a second batch join
     the same room without clashing). They start concurrently; ``on_ready(publishers)`` is
-    called once all have published. Every publisher is stopped on return, error or cancellation.
+    called once all have published and livekit-server lists every one of their tracks
+    (RoomService ``ListParticipants``), so a participant joining from then on sees them all.
+    ``duration_s`` counts from then. Every publisher is stopped on return, error or cancellation.
 
     Raises:
         ValueError: ``count`` < 1, ``first_index`` < 0, ``duration_s`` negative, or a bad size/fps.
         livekit.rtc.ConnectError, livekit.rtc.PublishTrackError: a publisher could not start.
+        TimeoutError: the server did not list all tracks within 10 s of their publication.
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
@@ -437,6 +445,8 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
                 t.cancel()
             await asyncio.gather(*starts, return_exceptions=True)
             raise
+        await _wait_until_listed(url, api_key, api_secret, room,
+                                 {f"pub-{p.index}": set(p.track_sids.values()) for p in pubs})
         if on_ready is not None:
             on_ready(pubs)
         if duration_s is None:
@@ -445,6 +455,26 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
             await asyncio.sleep(duration_s)
     finally:
         await asyncio.gather(*(p.stop() for p in pubs), return_exceptions=True)
+
+
+async def _wait_until_listed(url: str, api_key: str, api_secret: str, room: str, want: dict[str, set[str]],
+                             timeout_s: float = 10.0) -> None:
+    """Poll RoomService until every identity in ``want`` is listed with (at least) its track SIDs.
+
+    Raises:
+        TimeoutError: not so after ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    async with api.LiveKitAPI(url, api_key, api_secret) as lk:
+        while True:
+            listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            have = {p.identity: {t.sid for t in p.tracks} for p in listed.participants}
+            missing = {who: sids - have.get(who, set()) for who, sids in want.items() if sids - have.get(who, set())}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"livekit-server does not list these published tracks after {timeout_s} s: {missing}")
+            await asyncio.sleep(0.05)
 
 
 def _print_ready(_pubs: list[GeneratedPublisher]) -> None:
@@ -486,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--first-index", type=int, default=0, help="index/identity number of the first publisher")
     args = p.parse_args(argv)
+    # livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
+    warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -1,10 +1,13 @@
-"""The room composite pipeline: room → sync → compose/mix → encode → files.
+"""The composite pipeline: room → sync → compose/mix → encode once → outputs.
+
+Serves room composite, participant and track composite egress; they differ
+only in which tracks they take (:meth:`CompositePipeline._want`).
 
 Timing model: one :class:`MediaClock` starts when the egress goes ACTIVE. A
 tick loop samples the compositor at exactly ``framerate`` (the latest frame of
 each track is shown; a late source repeats, a fast one drops) and pulls the
 mixer in 20 ms blocks. Output PTS are tick numbers (video) and sample counts
-(audio), so both streams share one timeline and the file lasts exactly from
+(audio), so both streams share one timeline and the outputs last exactly from
 ACTIVE to stop, whatever the sources do.
 """
 
@@ -17,7 +20,7 @@ from pathlib import Path
 import av
 from livekit import rtc
 
-from ..worker.protocol import FileResult, JobSpec, WorkerEvent
+from ..worker.protocol import JobSpec, WorkerEvent
 from .clock import MediaClock
 from .compose.audio import AudioMixer
 from .compose.layout import Layout
@@ -25,16 +28,20 @@ from .compose.video import VideoCompositor
 from .encode import MediaEncoder
 from .encoder import EncoderThread
 from .outputs.file import FileOutput
+from .outputs.images import ImagesOutput
+from .outputs.segments import SegmentsOutput
 from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
 
 AUDIO_BLOCK_MS = 20
 AUDIO_CHANNELS = 2
+_CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE)
+_SCREEN = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO)
 
 
-class RoomCompositePipeline:
-    """Records one room composite as described by ``spec``.
+class CompositePipeline:
+    """Records the tracks ``spec`` selects into its outputs.
 
     ``emit`` receives :class:`WorkerEvent` s; call :meth:`stop` (any time) to end
     the recording, :meth:`set_layout` to switch layout.
@@ -50,19 +57,37 @@ class RoomCompositePipeline:
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
+        self._tracks: set[str] = set()
+        self.files: list[FileOutput] = []
+        self.segments: list[SegmentsOutput] = []
+        self.images: list[ImagesOutput] = []
         self.source = RoomSource(
             spec.ws_url, spec.token, want=self._want, sample_rate=enc.audio_frequency, channels=AUDIO_CHANNELS,
             on_track=self._on_track, on_track_ended=self._on_track_ended,
             on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers)
 
-    # ---- source callbacks -------------------------------------------------
+    # ---- which tracks -----------------------------------------------------
     def _want(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
-        if pub.kind == rtc.TrackKind.KIND_VIDEO:
-            return self.compositor is not None
-        return self.mixer is not None
+        is_video = pub.kind == rtc.TrackKind.KIND_VIDEO
+        if (self.compositor if is_video else self.mixer) is None:
+            return False
+        spec = self.spec
+        if spec.source == "participant":
+            return participant.identity == spec.identity and pub.source in (_SCREEN if spec.screen_share else _CAMERA)
+        if spec.source == "track_composite":
+            return pub.sid == (spec.video_track_id if is_video else spec.audio_track_id)
+        return True
 
+    def _present(self) -> bool:
+        """Whether what this egress records is still in the room (it ends by itself otherwise)."""
+        if self.spec.source == "room_composite":
+            return self.source.publisher_count > 0
+        return bool(self._tracks)
+
+    # ---- source callbacks -------------------------------------------------
     def _on_track(self, ref: TrackRef) -> None:
         log.info("track %s (%s) of %s", ref.sid, ref.kind, ref.participant_identity)
+        self._tracks.add(ref.sid)
         if ref.kind == "video":
             self.compositor.add_tile(ref.sid)
             self._speaker_tracks.setdefault(ref.participant_identity, ref.sid)
@@ -71,6 +96,7 @@ class RoomCompositePipeline:
 
     def _on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)
+        self._tracks.discard(ref.sid)
         if ref.kind == "video":
             self.compositor.remove_tile(ref.sid)
             if self._speaker_tracks.get(ref.participant_identity) == ref.sid:
@@ -98,9 +124,16 @@ class RoomCompositePipeline:
         if self.compositor is not None:
             self.compositor.set_layout(Layout.parse(name))
 
+    # ---- results ----------------------------------------------------------
+    def _event(self, event: str, duration_ns: int, ended_at: int = 0, **kw) -> WorkerEvent:
+        return WorkerEvent(event=event, ended_at=ended_at,
+                           files=[f.result(duration_ns, ended_at) for f in self.files],
+                           segments=[s.result(ended_at) for s in self.segments],
+                           images=[i.result(ended_at) for i in self.images], **kw)
+
     # ---- main loop --------------------------------------------------------
     async def run(self) -> None:
-        """Connect, record until stopped, finish the files; emits events throughout.
+        """Connect, record until stopped, finish the outputs; emits events throughout.
 
         Never raises for media or connection errors: they become a ``failed`` event.
         """
@@ -112,13 +145,17 @@ class RoomCompositePipeline:
             return
         try:
             encoder = MediaEncoder(spec.encoding, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
-            files = [FileOutput(Path(t.path), encoder) for t in spec.files]
+            self.clock.start()
+            start = self.clock.wall_start_ns
+            enc = spec.encoding
+            self.files = [FileOutput(t, encoder, start) for t in spec.files]
+            self.segments = [SegmentsOutput(t, encoder, start) for t in spec.segments]
+            self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start) for t in spec.images]
         except Exception as e:  # bad encoder settings or an unwritable path
             await self.source.close()
             self.emit(WorkerEvent(event="failed", error=f"cannot open output: {e}"))
             return
-        thread = EncoderThread(encoder, [*files])
-        self.clock.start()
+        thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images])
         self.emit(WorkerEvent(event="active", started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
         error = ""
         try:
@@ -132,23 +169,22 @@ class RoomCompositePipeline:
             await asyncio.to_thread(thread.finish)
         except Exception as e:
             error = error or f"encoding failed: {e}"
-        started, ended = self.clock.wall_start_ns, self.clock.wall_ns(end_ns)
-        file_results = [FileResult(filename=t.filename, path=t.path, size=Path(t.path).stat().st_size,
-                                   duration=end_ns, started_at=started, ended_at=ended)
-                        for t in spec.files if Path(t.path).exists()]
+        ended = self.clock.wall_ns(end_ns)
         if error:
-            self.emit(WorkerEvent(event="failed", error=error, files=file_results, ended_at=ended))
+            self.emit(self._event("failed", end_ns, ended, error=error))
         else:
-            self.emit(WorkerEvent(event="complete", files=file_results, ended_at=ended, reason=self._stop_reason))
+            self.emit(self._event("complete", end_ns, ended, reason=self._stop_reason))
 
     async def _tick_loop(self, thread: EncoderThread) -> int:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""
         enc = self.spec.encoding
         frame_ns = 1_000_000_000 / enc.framerate
         block = enc.audio_frequency * AUDIO_BLOCK_MS // 1000
+        progress_ns = int(self.spec.progress_interval_s * 1e9)
+        next_progress = progress_ns
         video_pts = audio_pts = 0
         last_frame: av.VideoFrame | None = None
-        seen_participants = False
+        seen = False
         empty_since: int | None = None
         while True:
             now = self.clock.elapsed_ns()
@@ -157,13 +193,13 @@ class RoomCompositePipeline:
             if self.source.closed.is_set():
                 self.stop("room closed")
                 continue
-            # Ending by itself once everyone has left, as LiveKit's room composite does.
-            if self.source.publisher_count:
-                seen_participants, empty_since = True, None
-            elif seen_participants:
+            # Ending by itself once what it records has gone, as LiveKit's egress does.
+            if self._present():
+                seen, empty_since = True, None
+            elif seen:
                 empty_since = empty_since if empty_since is not None else now
                 if now - empty_since >= self.spec.empty_timeout_s * 1e9:
-                    self.stop("all participants left")
+                    self.stop("all participants left" if self.spec.source == "room_composite" else "source left")
                     continue
             if thread.error is not None:
                 raise thread.error
@@ -178,6 +214,9 @@ class RoomCompositePipeline:
                 while audio_pts * 1e9 / enc.audio_frequency <= now:
                     thread.submit_audio(self.mixer.mix(block), audio_pts)
                     audio_pts += block
+            if now >= next_progress:
+                next_progress += progress_ns
+                self.emit(self._event("progress", now))
             next_video = video_pts * frame_ns if self.compositor is not None else float("inf")
             next_audio = audio_pts * 1e9 / enc.audio_frequency if self.mixer is not None else float("inf")
             delay = (min(next_video, next_audio) - self.clock.elapsed_ns()) / 1e9
@@ -187,7 +226,7 @@ class RoomCompositePipeline:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0))
             except asyncio.TimeoutError:
                 pass
-        # The file covers [0, end): whole frames and blocks already emitted define the end.
+        # The outputs cover [0, end): whole frames and blocks already emitted define the end.
         ends = []
         if self.compositor is not None:
             ends.append(int(video_pts * frame_ns))

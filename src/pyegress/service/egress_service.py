@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 from livekit import api
 from livekit.protocol import egress as eg
+from livekit.protocol import models
 
 from ..config import Settings
 from ..errors import EgressError, invalid
@@ -44,7 +45,7 @@ class EgressService:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         self._workers: dict[str, WorkerProcess] = {}
         self._infos: dict[str, eg.EgressInfo] = {}
-        self._legacy_file: set[str] = set()  # egresses whose request used the legacy `file` oneof
+        self._legacy: dict[str, str] = {}  # egress ID -> legacy output oneof its request used
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -58,26 +59,52 @@ class EgressService:
     # ---- API methods ------------------------------------------------------
     async def start_room_composite(self, req: eg.RoomCompositeEgressRequest) -> eg.EgressInfo:
         """StartRoomCompositeEgress: record a room's participants composited into one output."""
-        layout = validate_room_composite(req)
-        encoding = resolve_encoding(req)
-        room_id = await self._room_sid(req.room_name)
-        egress_id = new_egress_id()
-        outputs = resolve_outputs(req, root=self.recordings_dir,
-                                  values={"room_name": req.room_name, "room_id": room_id},
-                                  audio=not req.video_only, video=not req.audio_only, encoding=encoding)
-        now = time.time_ns()
-        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
-                             source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB,
-                             status=S.EGRESS_STARTING, updated_at=now)
-        info.room_composite.CopyFrom(req)
-        spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url, token=self._recorder_token(egress_id, req.room_name),
-                       room_name=req.room_name, layout=req.layout or "grid", audio=not req.video_only,
-                       video=not req.audio_only, encoding=encoding, files=outputs.files,
-                       empty_timeout_s=self.settings.empty_timeout_s)
-        if outputs.legacy_file:
-            self._legacy_file.add(egress_id)
-        await self._launch(info, spec)
-        return info
+        validate_room_composite(req)
+        return await self._start_composite(req, "room_composite", audio=not req.video_only, video=not req.audio_only,
+                                           layout=req.layout or "grid")
+
+    async def start_participant(self, req: eg.ParticipantEgressRequest) -> eg.EgressInfo:
+        """StartParticipantEgress: one participant's camera and microphone (or screen share and its audio).
+
+        Raises:
+            EgressError: ``invalid_argument`` without ``identity``, ``not_found``
+                if the participant is not in the room.
+        """
+        if not req.room_name:
+            raise invalid("room_name", "is required")
+        if not req.identity:
+            raise invalid("identity", "is required")
+        participants = await self._participants(req.room_name)
+        if not any(p.identity == req.identity for p in participants):
+            raise EgressError("not_found", f"identity: participant {req.identity!r} is not in room {req.room_name!r}",
+                              argument="identity")
+        return await self._start_composite(req, "participant", audio=True, video=True, layout="grid",
+                                           identity=req.identity, screen_share=req.screen_share)
+
+    async def start_track_composite(self, req: eg.TrackCompositeEgressRequest) -> eg.EgressInfo:
+        """StartTrackCompositeEgress: one audio track and one video track, by track SID.
+
+        Raises:
+            EgressError: ``invalid_argument`` without any track or with a track of
+                the wrong kind, ``not_found`` for an unknown track SID.
+        """
+        if not req.room_name:
+            raise invalid("room_name", "is required")
+        if not (req.audio_track_id or req.video_track_id):
+            raise invalid("audio_track_id", "set audio_track_id, video_track_id or both")
+        tracks = {t.sid: t for p in await self._participants(req.room_name) for t in p.tracks}
+        for field_name, sid, kind in (("audio_track_id", req.audio_track_id, models.TrackType.AUDIO),
+                                      ("video_track_id", req.video_track_id, models.TrackType.VIDEO)):
+            if not sid:
+                continue
+            if sid not in tracks:
+                raise EgressError("not_found", f"{field_name}: track {sid!r} is not published in room "
+                                  f"{req.room_name!r}", argument=field_name)
+            if tracks[sid].type != kind:
+                raise invalid(field_name, f"track {sid} is a {models.TrackType.Name(tracks[sid].type).lower()} track")
+        return await self._start_composite(req, "track_composite", audio=bool(req.audio_track_id),
+                                           video=bool(req.video_track_id), layout="grid",
+                                           audio_track_id=req.audio_track_id, video_track_id=req.video_track_id)
 
     async def list_egress(self, req: eg.ListEgressRequest) -> eg.ListEgressResponse:
         """ListEgress: filter by ``room_name``, ``egress_id`` and ``active``."""
@@ -122,6 +149,39 @@ class EgressService:
         return info
 
     # ---- internals --------------------------------------------------------
+    async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str, **source) -> eg.EgressInfo:
+        """Resolve a composite-style request, create its EgressInfo and launch its worker."""
+        encoding = resolve_encoding(req)
+        room_id = await self._room_sid(req.room_name)
+        egress_id = new_egress_id()
+        outputs = resolve_outputs(req, root=self.recordings_dir,
+                                  values={"room_name": req.room_name, "room_id": room_id,
+                                          "publisher_identity": source.get("identity", "")},
+                                  audio=audio, video=video, encoding=encoding)
+        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
+                             source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind == "room_composite"
+                                          else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),
+                             status=S.EGRESS_STARTING)
+        getattr(info, kind).CopyFrom(req)
+        spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
+                       token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
+                       source=kind, layout=layout, audio=audio, video=video, encoding=encoding,
+                       files=outputs.files, segments=outputs.segments, images=outputs.images,
+                       empty_timeout_s=self.settings.empty_timeout_s, **source)
+        if outputs.legacy:
+            self._legacy[egress_id] = outputs.legacy
+        await self._launch(info, spec)
+        return info
+
+    async def _participants(self, room_name: str) -> list:
+        """The room's participants (``livekit.ParticipantInfo``), after checking the room exists."""
+        await self._room_sid(room_name)
+        try:
+            async with self._api() as lk:
+                return list((await lk.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants)
+        except Exception as e:  # network or server errors of every kind
+            raise EgressError("unavailable", f"cannot reach livekit-server: {e}") from None
+
     def _get(self, egress_id: str) -> eg.EgressInfo:
         if not egress_id:
             raise invalid("egress_id", "is required")
@@ -211,21 +271,28 @@ class EgressService:
         if event.event == "active":
             info.status, info.started_at = S.EGRESS_ACTIVE, event.started_at
             info.room_id = info.room_id or event.room_id
-        elif event.event == "ending":
+            return
+        if event.event == "ending":
             info.status = S.EGRESS_ENDING
-        elif event.event in ("complete", "failed"):
-            del info.file_results[:]
-            for f in event.files:
-                info.file_results.add(filename=f.filename, location=f.path, size=f.size, duration=f.duration,
-                                      started_at=f.started_at, ended_at=f.ended_at)
-            if info.file_results and info.egress_id in self._legacy_file:
-                info.file.CopyFrom(info.file_results[0])
+            return
+        del info.file_results[:], info.segment_results[:], info.image_results[:]
+        for f in event.files:
+            info.file_results.add(filename=f.filename, location=f.path, size=f.size, duration=f.duration,
+                                  started_at=f.started_at, ended_at=f.ended_at)
+        for g in event.segments:
+            info.segment_results.add(**g.model_dump())
+        for i in event.images:
+            info.image_results.add(**i.model_dump())
+        legacy = self._legacy.get(info.egress_id)
+        if legacy == "file" and info.file_results:
+            info.file.CopyFrom(info.file_results[0])
+        elif legacy == "segments" and info.segment_results:
+            info.segments.CopyFrom(info.segment_results[0])
+        if event.event == "complete":
+            info.status, info.ended_at, info.details = S.EGRESS_COMPLETE, event.ended_at, event.reason
+        elif event.event == "failed":
+            info.status, info.error = S.EGRESS_FAILED, event.error
             info.ended_at = event.ended_at or time.time_ns()
-            if event.event == "complete":
-                info.status = S.EGRESS_COMPLETE
-                info.details = event.reason
-            else:
-                info.status, info.error = S.EGRESS_FAILED, event.error
 
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished."""

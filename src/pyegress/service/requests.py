@@ -7,7 +7,7 @@ field, or ``unimplemented`` for what pyegress does not do yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from livekit.protocol import egress as eg
@@ -16,7 +16,7 @@ from livekit.protocol import models
 from ..errors import EgressError, invalid
 from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
-from ..worker.protocol import FileTarget
+from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
 
 _VIDEO_CODECS = {models.VideoCodec.DEFAULT_VC: "h264_main", models.VideoCodec.H264_BASELINE: "h264_baseline",
@@ -70,64 +70,157 @@ def resolve_encoding(req, field_prefix: str = "") -> EncodingSettings:
 
 @dataclass
 class ResolvedOutputs:
-    """Outputs of a request: local file targets, and whether the legacy ``file`` oneof was used."""
+    """Outputs of a request, resolved to local targets; ``legacy`` names the legacy oneof used, if any."""
 
-    files: list[FileTarget]
-    legacy_file: bool
+    files: list[FileTarget] = field(default_factory=list)
+    segments: list[SegmentsTarget] = field(default_factory=list)
+    images: list[ImagesTarget] = field(default_factory=list)
+    legacy: str | None = None
 
 
 _UPLOAD_FIELDS = ("s3", "gcp", "azure", "aliOSS")
+_FORMAT_EXT = {"mp4": ".mp4", "ogg": ".ogg", "webm": ".webm"}
+_DEFAULT_NAME = "{room_name}-{time}"
+
+
+def _reject_upload(out, field_name: str) -> None:
+    upload = out.WhichOneof("output")
+    if upload in _UPLOAD_FIELDS:
+        raise EgressError("unimplemented", f"{field_name}.{upload}: uploads are not supported yet; "
+                          "omit it to record to the local recordings directory", argument=f"{field_name}.{upload}")
+
+
+class _Resolver:
+    def __init__(self, root: Path, values: dict[str, str]) -> None:
+        self.root = Path(root).resolve()
+        self.values = values
+
+    def path(self, template: str, field_name: str) -> Path:
+        if template.endswith("/"):
+            template += _DEFAULT_NAME
+        return confine(self.root, expand_placeholders(template, self.values), field_name)
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+
+def _file_format(out, field_name: str, *, video: bool, encoding: EncodingSettings, explicit_audio: bool) -> str:
+    """The container of a file output: ``file_type``, else the filepath's extension, else by content."""
+    f = f"{field_name}.file_type"
+    if out.file_type == eg.EncodedFileType.MP3:
+        raise EgressError("unimplemented", f"{f}: MP3 is not supported yet", argument=f)
+    by_type = {eg.EncodedFileType.MP4: "mp4", eg.EncodedFileType.OGG: "ogg"}.get(out.file_type)
+    by_ext = {v: k for k, v in _FORMAT_EXT.items()}.get(Path(out.filepath).suffix.lower())
+    if by_type and by_ext and by_type != by_ext:
+        raise invalid(f"{field_name}.filepath", f"extension {Path(out.filepath).suffix} does not match file_type "
+                      f"{eg.EncodedFileType.Name(out.file_type)}")
+    fmt = by_type or by_ext or ("webm" if video and encoding.video_codec == "vp8" else "mp4" if video else "ogg")
+    if fmt == "ogg" and video:
+        raise invalid(f, "OGG holds audio only; set audio_only or use MP4")
+    if fmt == "mp4" and video and encoding.video_codec == "vp8":
+        raise invalid("advanced.video_codec", "VP8 cannot be written to MP4; use H.264 or a WebM file")
+    if fmt == "webm" and video and encoding.video_codec != "vp8":
+        raise invalid("advanced.video_codec", "WebM needs VP8 video")
+    if fmt in ("ogg", "webm"):
+        if explicit_audio and encoding.audio_codec != "opus":
+            raise invalid("advanced.audio_codec", f"{fmt.upper()} needs Opus audio")
+        encoding.audio_codec = "opus"
+    return fmt
 
 
 def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, video: bool,
                     encoding: EncodingSettings) -> ResolvedOutputs:
-    """Resolve the outputs of a composite-style request (``file_outputs`` or legacy ``file``, ...).
+    """Resolve the outputs of a composite-style request, adjusting ``encoding`` to fit them.
 
-    Node's SDK sends a bare output both in the legacy oneof and in the list
-    (COMPAT.md): the legacy oneof counts only when the matching list is empty.
+    Lists (``file_outputs``, ``segment_outputs``, ``image_outputs``) take
+    precedence; a legacy oneof (``file``, ``segments``) counts only when its
+    list is empty, since Node's SDK sends a bare output in both (COMPAT.md).
+    One output per kind, as LiveKit. With segments, the keyframe interval
+    becomes the segment duration unless ``advanced.key_frame_interval`` is set.
 
     Raises:
         EgressError: ``invalid_argument`` (bad or missing output, path escaping
             ``root``, codec/container mismatch) or ``unimplemented``.
     """
-    legacy = req.WhichOneof("output")
-    file_outputs = list(req.file_outputs)
-    legacy_file = False
-    if not file_outputs and legacy == "file":
-        file_outputs, legacy_file = [req.file], True
-    for kind in ("segment_outputs", "stream_outputs", "image_outputs"):
-        if len(getattr(req, kind)):
-            raise EgressError("unimplemented", f"{kind} are not supported yet; use file_outputs", argument=kind)
-    if legacy in ("segments", "stream") and not file_outputs:
-        raise EgressError("unimplemented", f"{legacy} output is not supported yet; use file_outputs", argument=legacy)
-    if not file_outputs:
-        raise invalid("file_outputs", "the request has no output; set file_outputs")
-    if len(file_outputs) > 1:
-        raise invalid("file_outputs", "only one file output is supported per egress (as LiveKit)")
-    field = "file" if legacy_file else "file_outputs[0]"
-    out = file_outputs[0]
-    upload = out.WhichOneof("output")
-    if upload in _UPLOAD_FIELDS:
-        raise EgressError("unimplemented", f"{field}.{upload}: uploads are not supported yet; "
-                          "omit it to record to the local recordings directory", argument=f"{field}.{upload}")
-    if out.file_type == eg.EncodedFileType.MP3:
-        raise EgressError("unimplemented", f"{field}.file_type: MP3 is not supported yet", argument=f"{field}.file_type")
-    ext = {eg.EncodedFileType.OGG: ".ogg"}.get(out.file_type, ".mp4")
-    if ext == ".ogg" and video:
-        raise invalid(f"{field}.file_type", "OGG holds audio only; set audio_only or use MP4")
-    if ext == ".mp4" and video and encoding.video_codec == "vp8":
-        raise invalid("advanced.video_codec", "VP8 cannot be written to MP4")
-    if ext == ".ogg" and encoding.audio_codec != "opus":
-        encoding.audio_codec = "opus"
-    template = out.filepath or "{room_name}-{time}"
-    if template.endswith("/"):
-        template += "{room_name}-{time}"
-    relative = expand_placeholders(template, values)
-    if not Path(relative).suffix:
-        relative += ext
-    path = unique_path(confine(root, relative, f"{field}.filepath"))
-    filename = str(path.relative_to(Path(root).resolve()))
-    return ResolvedOutputs([FileTarget(path=str(path), filename=filename)], legacy_file)
+    r = _Resolver(root, values)
+    legacy = req.WhichOneof("output") if "output" in {o.name for o in req.DESCRIPTOR.oneofs} else None
+    result = ResolvedOutputs()
+    explicit_audio = req.WhichOneof("options") == "advanced" and req.advanced.audio_codec != 0
+    explicit_gop = req.WhichOneof("options") == "advanced" and req.advanced.key_frame_interval > 0
+
+    def pick(kind: str, legacy_name: str) -> list[tuple[object, str]]:
+        items = list(getattr(req, kind))
+        if len(items) > 1:
+            raise invalid(kind, f"only one entry is supported per egress (as LiveKit), got {len(items)}")
+        if items:
+            return [(items[0], f"{kind}[0]")]
+        if legacy == legacy_name:
+            result.legacy = legacy_name
+            return [(getattr(req, legacy_name), legacy_name)]
+        return []
+
+    if len(req.stream_outputs) or legacy == "stream":
+        raise EgressError("unimplemented", "stream outputs (RTMP/SRT) are not supported yet", argument="stream_outputs")
+    if len(req.image_outputs) and not video:
+        raise invalid("image_outputs", "thumbnails need video; audio_only is set")
+
+    for out, f in pick("segment_outputs", "segments"):
+        _reject_upload(out, f)
+        if video and encoding.video_codec == "vp8":
+            raise invalid("advanced.video_codec", "HLS segments need H.264 video")
+        if out.protocol == eg.SegmentedFileProtocol.HLS_FMP4_PROTOCOL:
+            raise EgressError("unimplemented", f"{f}.protocol: fragmented-MP4 HLS is not supported yet",
+                              argument=f"{f}.protocol")
+        duration = out.segment_duration or 4
+        if duration > 60:
+            raise invalid(f"{f}.segment_duration", f"must be 1 to 60 s, got {duration}")
+        prefix_path = r.path((out.filename_prefix or _DEFAULT_NAME).removesuffix(".m3u8"), f"{f}.filename_prefix")
+        playlist = out.playlist_name or prefix_path.name
+        playlist = playlist if playlist.endswith(".m3u8") else playlist + ".m3u8"
+        confine(prefix_path.parent, expand_placeholders(playlist, values), f"{f}.playlist_name")
+        live = out.live_playlist_name
+        if live:
+            live = live if live.endswith(".m3u8") else live + ".m3u8"
+            confine(prefix_path.parent, expand_placeholders(live, values), f"{f}.live_playlist_name")
+        result.segments.append(SegmentsTarget(
+            directory=str(prefix_path.parent), prefix=prefix_path.name,
+            playlist=expand_placeholders(playlist, values), live_playlist=expand_placeholders(live, values),
+            segment_duration=float(duration),
+            suffix="timestamp" if out.filename_suffix == eg.SegmentedFileSuffix.TIMESTAMP else "index",
+            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
+        if not explicit_gop:
+            encoding.key_frame_interval = float(duration)
+
+    for out, f in pick("file_outputs", "file"):
+        _reject_upload(out, f)
+        fmt = _file_format(out, f, video=video, encoding=encoding, explicit_audio=explicit_audio)
+        path = r.path(out.filepath or _DEFAULT_NAME, f"{f}.filepath")
+        if not path.suffix:
+            path = path.with_name(path.name + _FORMAT_EXT[fmt])
+        path = unique_path(path)
+        result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt))
+
+    for out, f in pick("image_outputs", "images"):
+        _reject_upload(out, f)
+        if out.image_codec not in (0, 1):
+            raise invalid(f"{f}.image_codec", "only JPEG is supported")
+        for name in ("width", "height"):
+            value = getattr(out, name)
+            if value and (value % 2 or not 16 <= value <= 3840):
+                raise invalid(f"{f}.{name}", f"must be an even number of pixels from 16 to 3840, got {value}")
+        prefix_path = r.path(out.filename_prefix or _DEFAULT_NAME, f"{f}.filename_prefix")
+        suffix = {eg.ImageFileSuffix.IMAGE_SUFFIX_TIMESTAMP: "timestamp",
+                  eg.ImageFileSuffix.IMAGE_SUFFIX_NONE_OVERWRITE: "none"}.get(out.filename_suffix, "index")
+        result.images.append(ImagesTarget(
+            directory=str(prefix_path.parent), prefix=prefix_path.name, interval_s=float(out.capture_interval or 10),
+            width=out.width, height=out.height, suffix=suffix,
+            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
+
+    if not (result.files or result.segments or result.images):
+        raise invalid("file_outputs", "the request has no output; set file_outputs, segment_outputs or image_outputs")
+    if result.segments and encoding.audio_codec != "aac" and audio:
+        raise invalid("advanced.audio_codec", "HLS segments need AAC audio")
+    return result
 
 
 def validate_room_composite(req: eg.RoomCompositeEgressRequest) -> Layout:

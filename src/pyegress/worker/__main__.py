@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from ..media.pipeline import RoomCompositePipeline
+from ..media.pipeline import CompositePipeline
 from .protocol import Command, JobSpec, WorkerEvent
 
 log = logging.getLogger("pyegress.worker")
@@ -23,7 +23,7 @@ def _emit(event: WorkerEvent) -> None:
     sys.stdout.flush()
 
 
-async def _read_commands(pipeline: RoomCompositePipeline) -> None:
+async def _read_commands(pipeline: CompositePipeline) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -48,7 +48,7 @@ async def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
-    pipeline = RoomCompositePipeline(spec, _emit)
+    pipeline = CompositePipeline(spec, _emit)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, "signal")

@@ -4,6 +4,7 @@ The service writes one :class:`JobSpec` JSON line to the worker's stdin, then
 :class:`Command` lines; the worker writes :class:`WorkerEvent` JSON lines to
 stdout and logs to stderr. Everything the worker needs is resolved by the
 service first (paths, encoding, token), so the worker never sees a request.
+Times are ns since the Unix epoch, durations ns, sizes bytes.
 """
 
 from __future__ import annotations
@@ -16,29 +17,69 @@ from ..media.encoding import EncodingSettings
 
 
 class FileTarget(BaseModel):
-    """One file to write: ``path`` is the absolute local path, ``filename`` what EgressInfo reports."""
+    """One file: ``path`` absolute, ``filename`` as reported, ``format`` the container."""
 
     path: str
     filename: str
+    format: Literal["mp4", "ogg", "webm"] = "mp4"
+
+
+class SegmentsTarget(BaseModel):
+    """HLS output (RFC 8216): segments ``<prefix>_00000.ts`` (or a UTC timestamp suffix) in ``directory``.
+
+    ``playlist`` / ``live_playlist`` are file names in ``directory`` (``""``: none);
+    ``segment_duration`` in s.
+    """
+
+    directory: str
+    prefix: str
+    playlist: str
+    live_playlist: str = ""
+    segment_duration: float = 4.0
+    suffix: Literal["index", "timestamp"] = "index"
+    reported_prefix: str = ""
+
+
+class ImagesTarget(BaseModel):
+    """JPEG thumbnails every ``interval_s`` at ``width`` x ``height`` as ``<prefix>_<suffix>.jpeg``."""
+
+    directory: str
+    prefix: str
+    interval_s: float = 10.0
+    width: int = 0
+    height: int = 0
+    suffix: Literal["index", "timestamp", "none"] = "index"
+    reported_prefix: str = ""
 
 
 class JobSpec(BaseModel):
-    """A room composite job, fully resolved.
+    """An egress job, fully resolved.
 
-    ``empty_timeout_s``: seconds after the last participant left (having seen
-    at least one) before the egress ends by itself.
+    ``source`` selects tracks: ``room_composite`` (every participant),
+    ``participant`` (``identity``'s camera+microphone, or screen share + its
+    audio with ``screen_share``), ``track_composite`` (``audio_track_id`` +
+    ``video_track_id``). ``empty_timeout_s``: seconds after the last
+    participant left (having seen one) before the egress ends by itself.
     """
 
     egress_id: str
     ws_url: str
     token: str
     room_name: str
+    source: Literal["room_composite", "participant", "track_composite"] = "room_composite"
+    identity: str = ""
+    screen_share: bool = False
+    audio_track_id: str = ""
+    video_track_id: str = ""
     layout: str = "grid"
     audio: bool = True
     video: bool = True
     encoding: EncodingSettings = EncodingSettings()
     files: list[FileTarget] = []
+    segments: list[SegmentsTarget] = []
+    images: list[ImagesTarget] = []
     empty_timeout_s: float = 10.0
+    progress_interval_s: float = 5.0
 
 
 class Command(BaseModel):
@@ -49,28 +90,54 @@ class Command(BaseModel):
 
 
 class FileResult(BaseModel):
-    """A finished file; times in ns since the Unix epoch, ``duration`` in ns, ``size`` in bytes."""
+    """A file as ``livekit.FileInfo`` reports it (``path`` becomes ``location``)."""
 
     filename: str
     path: str
     size: int
     duration: int
     started_at: int
-    ended_at: int
+    ended_at: int = 0
+
+
+class SegmentsResult(BaseModel):
+    """An HLS output as ``livekit.SegmentsInfo`` reports it."""
+
+    playlist_name: str
+    live_playlist_name: str = ""
+    playlist_location: str
+    live_playlist_location: str = ""
+    duration: int
+    size: int
+    segment_count: int
+    started_at: int
+    ended_at: int = 0
+
+
+class ImagesResult(BaseModel):
+    """Thumbnails as ``livekit.ImagesInfo`` reports them."""
+
+    filename_prefix: str
+    image_count: int
+    started_at: int
+    ended_at: int = 0
 
 
 class WorkerEvent(BaseModel):
     """Worker → service.
 
-    ``active``: recording started at ``started_at`` (ns) in room ``room_id``;
-    ``ending``: finishing outputs; ``complete``: done, with ``files`` and the
-    ``reason`` it ended; ``failed``: ``error`` says why.
+    ``active``: recording started at ``started_at`` in room ``room_id``;
+    ``progress``: results so far while active; ``ending``: finishing outputs;
+    ``complete``: done, with results and the ``reason`` it ended; ``failed``:
+    ``error`` says why (with whatever results exist).
     """
 
-    event: Literal["active", "ending", "complete", "failed"]
+    event: Literal["active", "progress", "ending", "complete", "failed"]
     started_at: int = 0
     ended_at: int = 0
     room_id: str = ""
     files: list[FileResult] = []
+    segments: list[SegmentsResult] = []
+    images: list[ImagesResult] = []
     reason: str = ""
     error: str = ""

@@ -1,0 +1,137 @@
+"""HLS segments output (RFC 8216): MPEG-TS segments, an EVENT playlist and a live playlist.
+
+Segments are cut at the first video keyframe at or after each
+``segment_duration`` boundary (the encoder's keyframe interval is set to the
+segment duration, so segments are exact); audio-only output is cut on audio
+packet times. ``#EXTINF`` is each segment's real length. The full playlist is
+``#EXT-X-PLAYLIST-TYPE:EVENT`` until the end (``#EXT-X-ENDLIST``); the live
+playlist is a sliding window of the last :data:`LIVE_WINDOW` segments. Both are
+rewritten atomically after every segment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import av
+
+from ...worker.protocol import SegmentsResult, SegmentsTarget
+from ..encode import MediaEncoder
+from .base import Muxer, Output
+
+LIVE_WINDOW = 5
+
+
+@dataclass
+class _Segment:
+    name: str
+    start_s: float
+    duration_s: float
+    size: int
+    wall_ns: int
+
+
+class SegmentsOutput(Output):
+    """Writes ``target`` as HLS; ``wall_start_ns`` is the Unix time of media time 0."""
+
+    def __init__(self, target: SegmentsTarget, encoder: MediaEncoder, wall_start_ns: int) -> None:
+        self.target = target
+        self.encoder = encoder
+        self.dir = Path(target.directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.wall_start_ns = wall_start_ns
+        self._has_video = encoder.video_stream is not None
+        self._frame_s = 1.0 / encoder.settings.framerate if self._has_video else 0.0
+        self._muxer: Muxer | None = None
+        self._current: tuple[str, float, int] | None = None  # name, start s, wall ns
+        self._last_end_s = 0.0
+        self.segments: list[_Segment] = []
+        self._ended = False
+
+    # ---- packets ----------------------------------------------------------
+    def write_packets(self, kind: str, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.pts is None:
+                continue
+            t = float(packet.pts * packet.time_base)
+            cuts_here = kind == "video" or not self._has_video
+            if self._muxer is None:
+                if cuts_here:  # a segment starts with a video keyframe
+                    self._open(t)
+                else:
+                    continue
+            elif cuts_here and (packet.is_keyframe or not self._has_video) and \
+                    t - self._current[1] >= self.target.segment_duration - self._frame_s / 2:
+                self._close_segment(t)
+                self._open(t)
+            self._muxer.mux(kind, [packet])
+            if cuts_here:
+                end = t + (self._frame_s if self._has_video else float(packet.duration * packet.time_base))
+                self._last_end_s = max(self._last_end_s, end)
+
+    def _segment_name(self, start_s: float) -> str:
+        if self.target.suffix == "timestamp":
+            wall = datetime.fromtimestamp((self.wall_start_ns + start_s * 1e9) / 1e9, tz=timezone.utc)
+            return f"{self.target.prefix}_{wall.strftime('%Y%m%d%H%M%S')}{wall.microsecond // 1000:03d}.ts"
+        return f"{self.target.prefix}_{len(self.segments):05d}.ts"
+
+    def _open(self, start_s: float) -> None:
+        name = self._segment_name(start_s)
+        (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
+        self._muxer = Muxer(str(self.dir / name), self.encoder, format="mpegts")
+        self._current = (name, start_s, int(self.wall_start_ns + start_s * 1e9))
+
+    def _close_segment(self, end_s: float) -> None:
+        name, start_s, wall_ns = self._current
+        self._muxer.close()
+        self._muxer = None
+        self.segments.append(_Segment(name, start_s, end_s - start_s, (self.dir / name).stat().st_size, wall_ns))
+        self._write_playlists()
+
+    # ---- playlists --------------------------------------------------------
+    def _playlist(self, segments: list[_Segment], *, live: bool) -> str:
+        target = max([math.ceil(s.duration_s - 1e-3) for s in segments] + [math.ceil(self.target.segment_duration)])
+        first = len(self.segments) - len(segments)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
+        if not live:
+            lines.append("#EXT-X-PLAYLIST-TYPE:EVENT")
+        lines += [f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+        for s in segments:
+            wall = datetime.fromtimestamp(s.wall_ns / 1e9, tz=timezone.utc)
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{wall.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}")
+            lines += [f"#EXTINF:{s.duration_s:.3f},", s.name]
+        if self._ended:
+            lines.append("#EXT-X-ENDLIST")
+        return "\n".join(lines) + "\n"
+
+    def _write_playlists(self) -> None:
+        self._write(self.target.playlist, self._playlist(self.segments, live=False))
+        if self.target.live_playlist:
+            self._write(self.target.live_playlist, self._playlist(self.segments[-LIVE_WINDOW:], live=True))
+
+    def _write(self, name: str, text: str) -> None:
+        path = self.dir / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self._ended = True
+        if self._muxer is not None:
+            self._close_segment(self._last_end_s)
+        else:
+            self._write_playlists()
+
+    def result(self, ended_at: int = 0) -> SegmentsResult:
+        """What EgressInfo's ``segment_results`` reports so far."""
+        return SegmentsResult(
+            playlist_name=f"{self.target.reported_prefix}{self.target.playlist}",
+            live_playlist_name=f"{self.target.reported_prefix}{self.target.live_playlist}" if self.target.live_playlist else "",
+            playlist_location=str(self.dir / self.target.playlist),
+            live_playlist_location=str(self.dir / self.target.live_playlist) if self.target.live_playlist else "",
+            duration=int(sum(s.duration_s for s in self.segments) * 1e9), size=sum(s.size for s in self.segments),
+            segment_count=len(self.segments), started_at=self.wall_start_ns, ended_at=ended_at)
