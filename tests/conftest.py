@@ -29,7 +29,8 @@ def livekit(tmp_path_factory):
 def egress_server(livekit, tmp_path_factory):
     work = tmp_path_factory.mktemp("pyegress")
     with PyegressServer(work, livekit.url, livekit.api_key, livekit.api_secret,
-                        extra_env={"PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S)}) as server:
+                        extra_env={"PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S),
+                                   "PYEGRESS_PROGRESS_INTERVAL_S": "1"}) as server:
         yield server
 
 

@@ -54,3 +54,25 @@ def audio_rms(path, start_s: float, length_s: float) -> float:
     if np.abs(x).max() > 1.5:  # integer sample formats
         x /= 32768.0
     return float(np.sqrt(np.mean(x ** 2)))
+
+
+def frame_chroma(yuv: np.ndarray, width: int, height: int) -> tuple[float, float]:
+    """Mean (U, V) of a whole ``(H*3/2, W)`` yuv420p frame."""
+    chroma = yuv[height:].reshape(2, height // 2, width // 2)
+    return float(chroma[0].mean()), float(chroma[1].mean())
+
+
+def dominant_hz(path, start_s: float, length_s: float) -> float:
+    """The strongest frequency (Hz) of the first audio channel over a window."""
+    samples, rate = [], 48000
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].sample_rate
+        for frame in c.decode(audio=0):
+            if frame.time is None or frame.time < start_s:
+                continue
+            if frame.time > start_s + length_s:
+                break
+            samples.append(frame.to_ndarray()[0].astype(np.float64))
+    x = np.concatenate(samples)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     signs the recorder's room tokens. ``ws_url``: where livekit-server is.
     ``recordings_dir``: root of every local output path (requests cannot
     escape it). ``empty_timeout_s``: seconds a room composite keeps recording
-    after the last participant left.
+    after the last participant left. ``progress_interval_s``: how often an
+    active egress refreshes its results (sizes, durations) and ``updated_at``.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/pyegress.db"
     log_dir: Path = Path("var/logs")
     empty_timeout_s: float = 10.0
+    progress_interval_s: float = 5.0
 
     @property
     def http_url(self) -> str:

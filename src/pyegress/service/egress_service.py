@@ -167,7 +167,8 @@ class EgressService:
                        token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
                        source=kind, layout=layout, audio=audio, video=video, encoding=encoding,
                        files=outputs.files, segments=outputs.segments, images=outputs.images,
-                       empty_timeout_s=self.settings.empty_timeout_s, **source)
+                       empty_timeout_s=self.settings.empty_timeout_s,
+                       progress_interval_s=self.settings.progress_interval_s, **source)
         if outputs.legacy:
             self._legacy[egress_id] = outputs.legacy
         await self._launch(info, spec)

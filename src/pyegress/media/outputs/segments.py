@@ -12,6 +12,7 @@ rewritten atomically after every segment.
 from __future__ import annotations
 
 import math
+from collections import deque
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,28 +51,48 @@ class SegmentsOutput(Output):
         self._current: tuple[str, float, int] | None = None  # name, start s, wall ns
         self._last_end_s = 0.0
         self.segments: list[_Segment] = []
+        self._pending_audio: deque[av.Packet] = deque()
+        self._video_dts_s = float("-inf")
         self._ended = False
 
     # ---- packets ----------------------------------------------------------
     def write_packets(self, kind: str, packets: list[av.Packet]) -> None:
-        for packet in packets:
-            if packet.pts is None:
-                continue
-            t = float(packet.pts * packet.time_base)
-            cuts_here = kind == "video" or not self._has_video
-            if self._muxer is None:
-                if cuts_here:  # a segment starts with a video keyframe
+        if not self._has_video:  # audio only: cut on audio time
+            for packet in packets:
+                t = float(packet.pts * packet.time_base)
+                if self._muxer is None:
                     self._open(t)
-                else:
-                    continue
-            elif cuts_here and (packet.is_keyframe or not self._has_video) and \
-                    t - self._current[1] >= self.target.segment_duration - self._frame_s / 2:
+                elif t - self._current[1] >= self.target.segment_duration - 1e-3:
+                    self._close_segment(t)
+                    self._open(t)
+                self._muxer.mux("audio", [packet])
+                self._last_end_s = t + float(packet.duration * packet.time_base)
+            return
+        if kind == "audio":
+            # Audio is encoded with less delay than video; it waits until video has reached its
+            # time, so each segment gets the audio of its own time span.
+            self._pending_audio.extend(packets)
+            self._flush_audio(self._video_dts_s)
+            return
+        for packet in packets:
+            t = float(packet.pts * packet.time_base)
+            if self._muxer is None:
+                self._open(t)
+            elif packet.is_keyframe and t - self._current[1] >= self.target.segment_duration - self._frame_s / 2:
+                self._flush_audio(t)
                 self._close_segment(t)
                 self._open(t)
-            self._muxer.mux(kind, [packet])
-            if cuts_here:
-                end = t + (self._frame_s if self._has_video else float(packet.duration * packet.time_base))
-                self._last_end_s = max(self._last_end_s, end)
+            self._muxer.mux("video", [packet])
+            self._last_end_s = max(self._last_end_s, t + self._frame_s)
+            self._video_dts_s = float(packet.dts * packet.time_base) if packet.dts is not None else t
+            self._flush_audio(self._video_dts_s)
+
+    def _flush_audio(self, until_s: float) -> None:
+        """Mux pending audio packets that start before ``until_s`` into the current segment."""
+        if self._muxer is None:
+            return
+        while self._pending_audio and float(self._pending_audio[0].pts * self._pending_audio[0].time_base) < until_s:
+            self._muxer.mux("audio", [self._pending_audio.popleft()])
 
     def _segment_name(self, start_s: float) -> str:
         if self.target.suffix == "timestamp":
@@ -121,6 +142,7 @@ class SegmentsOutput(Output):
 
     def close(self) -> None:
         self._ended = True
+        self._flush_audio(float("inf"))
         if self._muxer is not None:
             self._close_segment(self._last_end_s)
         else:

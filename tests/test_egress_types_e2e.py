@@ -1,0 +1,178 @@
+"""Every composite egress type and output kind end to end: real livekit-server, generated publishers,
+livekit-api's own client; checked the way a user would (ffprobe, the playlist, the pictures, the sound)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from conftest import wait_status
+from media_checks import distinct_colours, dominant_hz, frame_at, frame_chroma, tile_chroma
+from pyegress.devtools.probe import ffprobe
+from pyegress.devtools.publisher import participant_colour, tone_hz
+
+S = api.EgressStatus
+ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_REACHED)
+
+
+async def run_egress(egress_api, start, seconds: float, during=None):
+    """Start with the coroutine ``start``, record ``seconds`` (calling ``during(info)`` half-way), stop, wait."""
+    info = await start
+    active, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in (S.EGRESS_ACTIVE, *ENDED))
+    assert active.status == S.EGRESS_ACTIVE, active.error
+    await asyncio.sleep(seconds / 2)
+    if during is not None:
+        await during(active)
+    await asyncio.sleep(seconds / 2)
+    t_stop_ns = time.time_ns()
+    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE, final.error
+    return final, (t_stop_ns - active.started_at) / 1e9
+
+
+def parse_playlist(text: str) -> tuple[dict[str, str], list[tuple[float, str]]]:
+    tags, entries, duration = {}, [], None
+    for line in text.splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",")[0])
+        elif line.startswith("#EXT"):
+            key, _, value = line.partition(":")
+            tags[key] = value
+        elif line.strip():
+            entries.append((duration, line.strip()))
+    return tags, entries
+
+
+async def test_file_segments_and_images_from_one_egress(lkapi, egress_api, publishers, room_name, egress_server):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    progress = {}
+
+    async def check_progress(active):
+        await asyncio.sleep(1.5)
+        (info,) = (await egress_api.egress.list_egress(api.ListEgressRequest(egress_id=active.egress_id))).items
+        progress.update(updated_at=info.updated_at, size=info.file_results[0].size,
+                        duration=info.file_results[0].duration, segments=info.segment_results[0].segment_count)
+
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name,
+        file_outputs=[api.EncodedFileOutput(filepath="multi/{room_name}.mp4")],
+        segment_outputs=[api.SegmentedFileOutput(filename_prefix="multi/hls/{room_name}", segment_duration=2,
+                                                 live_playlist_name="live.m3u8")],
+        image_outputs=[api.ImageOutput(capture_interval=2, width=320, height=180, filename_prefix="multi/img/thumb")]))
+    final, seconds = await run_egress(egress_api, start, 9, during=check_progress)
+
+    # progress was reported while recording: sizes and durations grow, updated_at moves
+    assert progress["size"] > 0 and progress["duration"] > 2e9 and progress["segments"] >= 1
+    assert final.updated_at > progress["updated_at"]
+
+    (file_result,) = final.file_results
+    probe = ffprobe(file_result.location)
+    assert abs(probe.duration - seconds) <= 0.5
+
+    (seg,) = final.segment_results
+    assert seg.playlist_name == f"multi/hls/{room_name}.m3u8" and seg.live_playlist_name == "multi/hls/live.m3u8"
+    tags, entries = parse_playlist(Path(seg.playlist_location).read_text())
+    assert tags["#EXT-X-PLAYLIST-TYPE"] == "EVENT" and "#EXT-X-ENDLIST" in tags
+    assert int(tags["#EXT-X-TARGETDURATION"]) == 2 and tags["#EXT-X-MEDIA-SEQUENCE"] == "0"
+    assert len(entries) == seg.segment_count == math.ceil(seconds / 2 - 0.01)
+    frame = 1 / 30
+    for i, (extinf, name) in enumerate(entries):
+        assert re.fullmatch(re.escape(room_name) + r"_\d{5}\.ts", name) and name.endswith(f"{i:05d}.ts")
+        if i < len(entries) - 1:
+            assert abs(extinf - 2.0) <= frame + 1e-3, (name, extinf)
+        segment = ffprobe(Path(seg.playlist_location).parent / name)  # each segment decodes on its own
+        assert segment.stream("video")["codec_name"] == "h264" and segment.stream("audio")["codec_name"] == "aac"
+        assert abs(segment.duration - extinf) <= 0.1
+    assert abs(sum(d for d, _ in entries) - seconds) <= 0.5
+    assert abs(seg.duration / 1e9 - sum(d for d, _ in entries)) <= 0.01
+    live_tags, live_entries = parse_playlist(Path(seg.live_playlist_location).read_text())
+    assert "#EXT-X-PLAYLIST-TYPE" not in live_tags and live_entries == entries[-len(live_entries):]
+    assert int(live_tags["#EXT-X-MEDIA-SEQUENCE"]) == len(entries) - len(live_entries)
+
+    (img,) = final.image_results
+    assert img.filename_prefix == "multi/img/thumb"
+    images = sorted((egress_server.recordings_dir / "multi/img").glob("thumb_*.jpeg"))
+    assert len(images) == img.image_count == math.floor(seconds / 2) + 1
+    for path in images:
+        v = ffprobe(path).stream("video")
+        assert (v["codec_name"], v["width"], v["height"]) == ("mjpeg", 320, 180)
+
+
+async def test_participant_egress_records_only_that_participant(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 3)
+    start = egress_api.egress.start_participant_egress(api.ParticipantEgressRequest(
+        room_name=room_name, identity="pub-1", file_outputs=[api.EncodedFileOutput(filepath="{room_name}-p1.mp4")]))
+    final, seconds = await run_egress(egress_api, start, 4)
+    assert final.WhichOneof("request") == "participant" and final.participant.identity == "pub-1"
+    path = final.file_results[0].location
+    probe = ffprobe(path)
+    assert (probe.stream("video")["width"], probe.stream("video")["height"]) == (1280, 720)
+    u, v = frame_chroma(frame_at(path, seconds / 2), 1280, 720)
+    _, want_u, want_v = participant_colour(1)
+    assert abs(u - want_u) <= 4 and abs(v - want_v) <= 4  # pub-1's picture fills the frame
+    assert abs(dominant_hz(path, 1.0, 1.0) - tone_hz(1)) <= 10  # and only pub-1 is heard
+
+
+async def test_track_composite_pairs_any_audio_with_any_video(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    participants = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants
+    tracks = {(p.identity, api.TrackType.Name(t.type)): t.sid for p in participants for t in p.tracks}
+    audio_sid, video_sid = tracks[("pub-0", "AUDIO")], tracks[("pub-1", "VIDEO")]
+
+    with pytest.raises(api.TwirpError) as e:
+        await egress_api.egress.start_track_composite_egress(api.TrackCompositeEgressRequest(
+            room_name=room_name, audio_track_id="TR_nope", file_outputs=[api.EncodedFileOutput()]))
+    assert e.value.code == "not_found" and "audio_track_id" in e.value.message
+    with pytest.raises(api.TwirpError) as e:
+        await egress_api.egress.start_track_composite_egress(api.TrackCompositeEgressRequest(
+            room_name=room_name, audio_track_id=video_sid, file_outputs=[api.EncodedFileOutput()]))
+    assert e.value.code == "invalid_argument" and "audio_track_id" in e.value.message
+
+    start = egress_api.egress.start_track_composite_egress(api.TrackCompositeEgressRequest(
+        room_name=room_name, audio_track_id=audio_sid, video_track_id=video_sid,
+        file_outputs=[api.EncodedFileOutput(filepath="tc.mp4")]))
+    final, seconds = await run_egress(egress_api, start, 4)
+    path = final.file_results[0].location
+    assert abs(ffprobe(path).duration - seconds) <= 0.5
+    u, v = frame_chroma(frame_at(path, seconds / 2), 1280, 720)
+    _, want_u, want_v = participant_colour(1)
+    assert abs(u - want_u) <= 4 and abs(v - want_v) <= 4
+    assert abs(dominant_hz(path, 1.0, 1.0) - tone_hz(0)) <= 10
+
+
+async def test_update_layout_changes_the_picture(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 3)
+    switched = {}
+
+    async def switch(active):
+        switched["at"] = (time.time_ns() - active.started_at) / 1e9
+        info = await egress_api.egress.update_layout(api.UpdateLayoutRequest(egress_id=active.egress_id,
+                                                                             layout="single-speaker-light"))
+        assert info.room_composite.layout == "single-speaker-light"
+
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, layout="grid", file_outputs=[api.EncodedFileOutput(filepath="layout.mp4")]))
+    final, seconds = await run_egress(egress_api, start, 6, during=switch)
+    path = final.file_results[0].location
+    before = frame_at(path, switched["at"] - 1.0)
+    after = frame_at(path, switched["at"] + 1.5)
+    assert distinct_colours(tile_chroma(before, 1280, 720, 3)) == 3  # grid: three participants
+    # single speaker: one participant's colour over the whole picture, i.e. every grid cell alike
+    assert distinct_colours(tile_chroma(after, 1280, 720, 4)) == 1
+    u, v = frame_chroma(after, 1280, 720)
+    assert min(math.hypot(u - c[1], v - c[2]) for c in map(participant_colour, range(3))) <= 4
+
+    with pytest.raises(api.TwirpError) as e:
+        await egress_api.egress.update_layout(api.UpdateLayoutRequest(egress_id=final.egress_id, layout="grid"))
+    assert e.value.code == "failed_precondition"
