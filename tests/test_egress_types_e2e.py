@@ -176,3 +176,58 @@ async def test_update_layout_changes_the_picture(lkapi, egress_api, publishers, 
     with pytest.raises(api.TwirpError) as e:
         await egress_api.egress.update_layout(api.UpdateLayoutRequest(egress_id=final.egress_id, layout="grid"))
     assert e.value.code == "failed_precondition"
+
+
+@pytest.fixture(scope="module")
+def rtmp(tmp_path_factory):
+    from pyegress.devtools.rtmp_server import RtmpServer
+
+    with RtmpServer(tmp_path_factory.mktemp("rtmp")) as server:
+        yield server
+
+
+async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room_name, rtmp):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    dead_url = "rtmp://127.0.0.1:9/live/nobody-listens"
+    first, second = f"{room_name}-a", f"{room_name}-b"
+
+    async def add_second(active):
+        info = await egress_api.egress.update_stream(api.UpdateStreamRequest(
+            egress_id=active.egress_id, add_output_urls=[rtmp.url(second)]))
+        assert len(info.stream_results) >= 2
+        with pytest.raises(api.TwirpError) as e:
+            await egress_api.egress.update_stream(api.UpdateStreamRequest(
+                egress_id=active.egress_id, add_output_urls=["http://example.invalid/x"]))
+        assert e.value.code == "invalid_argument" and "add_output_urls[0]" in e.value.message
+
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, stream_outputs=[api.StreamOutput(protocol=api.StreamProtocol.RTMP,
+                                                              urls=[rtmp.url(first), dead_url])]))
+    final, seconds = await run_egress(egress_api, start, 8, during=add_second)
+
+    # stream keys never come back; the dead URL failed without ending the egress
+    assert all(first not in u and second not in u for r in final.stream_results for u in [r.url])
+    assert all(first not in u for o in final.room_composite.stream_outputs for u in o.urls)
+    statuses = sorted(api.StreamInfo.Status.Name(r.status) for r in final.stream_results)
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"], final.stream_results
+    await asyncio.sleep(1)  # nginx closes its recordings when the publisher disconnects
+    (a,) = rtmp.recordings(first)
+    (b,) = rtmp.recordings(second)
+    pa, pb = ffprobe(a), ffprobe(b)
+    for p in (pa, pb):
+        assert p.stream("video")["codec_name"] == "h264" and (p.stream("video")["width"], p.stream("video")["height"]) == (1280, 720)
+        assert p.stream("audio")["codec_name"] == "aac"
+    assert abs(pa.duration - seconds) <= 1.0
+    assert 1.5 <= pb.duration <= seconds / 2 + 0.5  # joined half-way (at a keyframe)
+
+
+async def test_stream_url_errors(lkapi, egress_api, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    for urls, code, fragment in ((["http://host/x"], "invalid_argument", "stream_outputs[0].urls[0]"),
+                                 (["srt://127.0.0.1:9000"], "unimplemented", "SRT"),
+                                 ([], "invalid_argument", "stream_outputs[0].urls")):
+        with pytest.raises(api.TwirpError) as e:
+            await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+                room_name=room_name, stream_outputs=[api.StreamOutput(urls=urls)]))
+        assert e.value.code == code and fragment in e.value.message

@@ -68,6 +68,7 @@ def egress_router(service: EgressService, api_key: str, api_secret: str) -> APIR
         "ListEgress": (eg.ListEgressRequest, service.list_egress),
         "StopEgress": (eg.StopEgressRequest, service.stop_egress),
         "UpdateLayout": (eg.UpdateLayoutRequest, service.update_layout),
+        "UpdateStream": (eg.UpdateStreamRequest, service.update_stream),
     }
     known = {m.name for m in eg.DESCRIPTOR.services_by_name["Egress"].methods}
     router = APIRouter()

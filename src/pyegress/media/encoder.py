@@ -46,6 +46,10 @@ class EncoderThread:
     def submit_audio(self, samples: np.ndarray, pts: int) -> None:
         self._queue.put(("audio", samples, pts))
 
+    def call(self, fn) -> None:
+        """Run ``fn()`` on the encoder thread between two media items (e.g. to add or remove an output)."""
+        self._queue.put(("call", fn, 0))
+
     def _fan_out(self, kind: str, packets: list[av.Packet]) -> None:
         if packets:
             for out in self.outputs:
@@ -60,7 +64,9 @@ class EncoderThread:
                 continue
             kind, payload, pts = item
             try:
-                if kind == "video":
+                if kind == "call":
+                    payload()
+                elif kind == "video":
                     for out in self.outputs:
                         out.write_frame(payload, pts)
                     self._fan_out(kind, self.encoder.encode_video(payload, pts))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import av
 from livekit import rtc
@@ -30,6 +29,7 @@ from .encoder import EncoderThread
 from .outputs.file import FileOutput
 from .outputs.images import ImagesOutput
 from .outputs.segments import SegmentsOutput
+from .outputs.stream import StreamOutput
 from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ class CompositePipeline:
         self.files: list[FileOutput] = []
         self.segments: list[SegmentsOutput] = []
         self.images: list[ImagesOutput] = []
+        self.streams: list[StreamOutput] = []  # every URL ever added, removed ones included (for results)
+        self._encoder: MediaEncoder | None = None
+        self._thread: EncoderThread | None = None
         self.source = RoomSource(
             spec.ws_url, spec.token, want=self._want, sample_rate=enc.audio_frequency, channels=AUDIO_CHANNELS,
             on_track=self._on_track, on_track_ended=self._on_track_ended,
@@ -124,12 +127,27 @@ class CompositePipeline:
         if self.compositor is not None:
             self.compositor.set_layout(Layout.parse(name))
 
+    def update_streams(self, add: list[str], remove: list[str]) -> None:
+        """Start streaming to ``add`` and stop streaming to ``remove`` (UpdateStream)."""
+        thread = self._thread
+        if thread is None:
+            return
+        for url in remove:
+            for out in self.streams:
+                if out.url == url and out in thread.outputs:
+                    thread.call(lambda out=out: (thread.outputs.remove(out), out.stop()))
+        for url in add:
+            out = StreamOutput(url, self._encoder)
+            self.streams.append(out)
+            thread.call(lambda out=out: thread.outputs.append(out))
+
     # ---- results ----------------------------------------------------------
     def _event(self, event: str, duration_ns: int, ended_at: int = 0, **kw) -> WorkerEvent:
         return WorkerEvent(event=event, ended_at=ended_at,
                            files=[f.result(duration_ns, ended_at) for f in self.files],
                            segments=[s.result(ended_at) for s in self.segments],
-                           images=[i.result(ended_at) for i in self.images], **kw)
+                           images=[i.result(ended_at) for i in self.images],
+                           streams=[s.result() for s in self.streams], **kw)
 
     # ---- main loop --------------------------------------------------------
     async def run(self) -> None:
@@ -151,11 +169,13 @@ class CompositePipeline:
             self.files = [FileOutput(t, encoder, start) for t in spec.files]
             self.segments = [SegmentsOutput(t, encoder, start) for t in spec.segments]
             self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start) for t in spec.images]
+            self.streams = [StreamOutput(url, encoder) for url in spec.streams]
         except Exception as e:  # bad encoder settings or an unwritable path
             await self.source.close()
             self.emit(WorkerEvent(event="failed", error=f"cannot open output: {e}"))
             return
-        thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images])
+        thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams])
+        self._encoder, self._thread = encoder, thread
         self.emit(WorkerEvent(event="active", started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
         error = ""
         try:

@@ -21,10 +21,12 @@ from livekit.protocol import models
 from ..config import Settings
 from ..errors import EgressError, invalid
 from ..ids import new_egress_id
+from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..worker.protocol import Command, JobSpec, WorkerEvent
-from .requests import resolve_encoding, resolve_outputs, validate_room_composite
+from .requests import (redacted_request, resolve_encoding, resolve_outputs, validate_room_composite,
+                       validate_stream_urls)
 from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,33 @@ class EgressService:
         self._save(info)
         return info
 
+    async def update_stream(self, req: eg.UpdateStreamRequest) -> eg.EgressInfo:
+        """UpdateStream: add and remove RTMP URLs of an active egress that streams.
+
+        Raises:
+            EgressError: ``not_found``; ``failed_precondition`` if the egress is
+                not active or was not started with a stream output;
+                ``invalid_argument`` for a bad URL.
+        """
+        info = self._get(req.egress_id)
+        if info.status not in ACTIVE_STATUSES:
+            raise EgressError("failed_precondition", f"egress {req.egress_id} is {S.Name(info.status)}, not active")
+        request = getattr(info, info.WhichOneof("request") or "room_composite")
+        has_stream = len(getattr(request, "stream_outputs", [])) or (
+            "output" in {o.name for o in request.DESCRIPTOR.oneofs} and request.WhichOneof("output") == "stream")
+        if not has_stream:
+            raise EgressError("failed_precondition", "UpdateStream needs an egress started with stream_outputs")
+        if req.add_output_urls:
+            validate_stream_urls(list(req.add_output_urls), "add_output_urls")
+        worker = self._workers.get(req.egress_id)
+        if worker is not None:
+            await worker.send(Command(cmd="update_stream", add_urls=list(req.add_output_urls),
+                                      remove_urls=list(req.remove_output_urls)))
+        for url in req.add_output_urls:
+            info.stream_results.add(url=redact_url(url), status=eg.StreamInfo.Status.ACTIVE)
+        self._save(info)
+        return info
+
     # ---- internals --------------------------------------------------------
     async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str, **source) -> eg.EgressInfo:
         """Resolve a composite-style request, create its EgressInfo and launch its worker."""
@@ -162,11 +191,12 @@ class EgressService:
                              source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind == "room_composite"
                                           else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),
                              status=S.EGRESS_STARTING)
-        getattr(info, kind).CopyFrom(req)
+        getattr(info, kind).CopyFrom(redacted_request(req))
         spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
                        token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
                        source=kind, layout=layout, audio=audio, video=video, encoding=encoding,
                        files=outputs.files, segments=outputs.segments, images=outputs.images,
+                       streams=outputs.streams,
                        empty_timeout_s=self.settings.empty_timeout_s,
                        progress_interval_s=self.settings.progress_interval_s, **source)
         if outputs.legacy:
@@ -284,11 +314,19 @@ class EgressService:
             info.segment_results.add(**g.model_dump())
         for i in event.images:
             info.image_results.add(**i.model_dump())
+        if event.streams:
+            del info.stream_results[:]
+            for st in event.streams:
+                info.stream_results.add(**st.model_dump(exclude={"status"}), status=eg.StreamInfo.Status.Value(st.status))
+
         legacy = self._legacy.get(info.egress_id)
         if legacy == "file" and info.file_results:
             info.file.CopyFrom(info.file_results[0])
         elif legacy == "segments" and info.segment_results:
             info.segments.CopyFrom(info.segment_results[0])
+        elif legacy == "stream" and info.stream_results:
+            del info.stream.info[:]
+            info.stream.info.extend(info.stream_results)
         if event.event == "complete":
             info.status, info.ended_at, info.details = S.EGRESS_COMPLETE, event.ended_at, event.reason
         elif event.event == "failed":

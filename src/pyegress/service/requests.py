@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from livekit.protocol import egress as eg
 from livekit.protocol import models
@@ -16,6 +17,7 @@ from livekit.protocol import models
 from ..errors import EgressError, invalid
 from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
+from ..media.outputs.stream import redact_url
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
 
@@ -75,6 +77,7 @@ class ResolvedOutputs:
     files: list[FileTarget] = field(default_factory=list)
     segments: list[SegmentsTarget] = field(default_factory=list)
     images: list[ImagesTarget] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
     legacy: str | None = None
 
 
@@ -159,8 +162,12 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
             return [(getattr(req, legacy_name), legacy_name)]
         return []
 
-    if len(req.stream_outputs) or legacy == "stream":
-        raise EgressError("unimplemented", "stream outputs (RTMP/SRT) are not supported yet", argument="stream_outputs")
+    for out, f in pick("stream_outputs", "stream"):
+        result.streams = validate_stream_urls(list(out.urls), f"{f}.urls", srt=out.protocol == eg.StreamProtocol.SRT)
+        if video and encoding.video_codec == "vp8":
+            raise invalid("advanced.video_codec", "RTMP streams need H.264 video")
+        if audio and encoding.audio_codec != "aac":
+            raise invalid("advanced.audio_codec", "RTMP streams need AAC audio")
     if len(req.image_outputs) and not video:
         raise invalid("image_outputs", "thumbnails need video; audio_only is set")
 
@@ -216,11 +223,45 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
             width=out.width, height=out.height, suffix=suffix,
             reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
 
-    if not (result.files or result.segments or result.images):
-        raise invalid("file_outputs", "the request has no output; set file_outputs, segment_outputs or image_outputs")
+    if not (result.files or result.segments or result.images or result.streams):
+        raise invalid("file_outputs", "the request has no output; "
+                      "set file_outputs, segment_outputs, stream_outputs or image_outputs")
     if result.segments and encoding.audio_codec != "aac" and audio:
         raise invalid("advanced.audio_codec", "HLS segments need AAC audio")
     return result
+
+
+def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False) -> list[str]:
+    """Check stream URLs: ``rtmp://`` or ``rtmps://`` with a host.
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``field_name[i]``, or
+            ``unimplemented`` for SRT (no SRT library in this FFmpeg build).
+    """
+    if not urls:
+        raise invalid(field_name, "needs at least one URL")
+    for i, url in enumerate(urls):
+        parts = urlsplit(url)
+        if srt or parts.scheme == "srt":
+            raise EgressError("unimplemented", f"{field_name}[{i}]: SRT is not supported; use rtmp:// or rtmps://",
+                              argument=f"{field_name}[{i}]")
+        if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
+            raise invalid(f"{field_name}[{i}]", f"must be an rtmp:// or rtmps:// URL, got scheme {parts.scheme!r}")
+    return urls
+
+
+def redacted_request(req):
+    """A copy of a request with stream keys masked, for EgressInfo (secrets are never echoed)."""
+    copy = type(req)()
+    copy.CopyFrom(req)
+    outputs = list(getattr(copy, "stream_outputs", []))
+    if "output" in {o.name for o in copy.DESCRIPTOR.oneofs} and copy.WhichOneof("output") == "stream":
+        outputs.append(copy.stream)
+    for out in outputs:
+        masked = [redact_url(u) for u in out.urls]
+        del out.urls[:]
+        out.urls.extend(masked)
+    return copy
 
 
 def validate_room_composite(req: eg.RoomCompositeEgressRequest) -> Layout:

@@ -37,6 +37,8 @@ async def _read_commands(pipeline: CompositePipeline) -> None:
             continue
         if cmd.cmd == "stop":
             pipeline.stop()
+        elif cmd.cmd == "update_stream":
+            pipeline.update_streams(cmd.add_urls, cmd.remove_urls)
         elif cmd.cmd == "layout":
             try:
                 pipeline.set_layout(cmd.layout)

@@ -78,15 +78,19 @@ class JobSpec(BaseModel):
     files: list[FileTarget] = []
     segments: list[SegmentsTarget] = []
     images: list[ImagesTarget] = []
+    streams: list[str] = []
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
 
 
 class Command(BaseModel):
-    """Service → worker: ``stop`` ends the egress, ``layout`` switches the composite layout."""
+    """Service → worker: ``stop`` ends the egress, ``layout`` switches the composite layout,
+    ``update_stream`` adds and removes stream URLs."""
 
-    cmd: Literal["stop", "layout"]
+    cmd: Literal["stop", "layout", "update_stream"]
     layout: str = ""
+    add_urls: list[str] = []
+    remove_urls: list[str] = []
 
 
 class FileResult(BaseModel):
@@ -123,6 +127,18 @@ class ImagesResult(BaseModel):
     ended_at: int = 0
 
 
+class StreamResult(BaseModel):
+    """A stream URL as ``livekit.StreamInfo`` reports it (``url`` with its stream key masked);
+    ``status`` is a ``StreamInfo.Status`` name."""
+
+    url: str
+    status: Literal["ACTIVE", "FINISHED", "FAILED"]
+    error: str = ""
+    started_at: int = 0
+    ended_at: int = 0
+    duration: int = 0
+
+
 class WorkerEvent(BaseModel):
     """Worker → service.
 
@@ -139,5 +155,6 @@ class WorkerEvent(BaseModel):
     files: list[FileResult] = []
     segments: list[SegmentsResult] = []
     images: list[ImagesResult] = []
+    streams: list[StreamResult] = []
     reason: str = ""
     error: str = ""
