@@ -231,3 +231,67 @@ async def test_stream_url_errors(lkapi, egress_api, room_name):
             await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
                 room_name=room_name, stream_outputs=[api.StreamOutput(urls=urls)]))
         assert e.value.code == code and fragment in e.value.message
+
+
+async def _track_sids(lkapi, room_name) -> dict[tuple[str, str], str]:
+    participants = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants
+    return {(p.identity, api.TrackType.Name(t.type)): t.sid for p in participants for t in p.tracks}
+
+
+async def test_track_egress_to_files(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    sids = await _track_sids(lkapi, room_name)
+    audio = egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sids[("pub-1", "AUDIO")],
+        file=api.DirectFileOutput(filepath="tracks/{publisher_identity}-{track_type}-{track_id}")))
+    final, seconds = await run_egress(egress_api, audio, 4)
+    assert final.file.filename == f"tracks/pub-1-audio-{sids[('pub-1', 'AUDIO')]}.ogg"
+    probe = ffprobe(final.file.location)
+    a = probe.stream("audio")
+    assert (a["codec_name"], int(a["sample_rate"]), probe.stream("video")) == ("opus", 48000, None)
+    assert abs(probe.duration - seconds) <= 0.5
+    assert abs(dominant_hz(final.file.location, 1.0, 1.0) - tone_hz(1)) <= 10
+
+    video = egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sids[("pub-0", "VIDEO")], file=api.DirectFileOutput()))
+    final, seconds = await run_egress(egress_api, video, 4)
+    probe = ffprobe(final.file_results[0].location)
+    v = probe.stream("video")
+    # the publishers send VP8: the codec family and the size of the source are kept
+    assert final.file_results[0].filename.endswith(".webm")
+    assert (v["codec_name"], v["width"], v["height"], probe.stream("audio")) == ("vp8", 640, 360, None)
+    u, vv = frame_chroma(frame_at(final.file_results[0].location, 2.0), 640, 360)
+    _, want_u, want_v = participant_colour(0)
+    assert abs(u - want_u) <= 4 and abs(vv - want_v) <= 4
+
+
+async def test_track_egress_audio_to_websocket(lkapi, egress_api, publishers, room_name):
+    import numpy as np
+    from websockets.asyncio.server import serve
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1, first_index=2)
+    sids = await _track_sids(lkapi, room_name)
+    received: list[bytes] = []
+
+    async def handler(ws):
+        async for message in ws:
+            received.append(message)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(api.TwirpError) as e:
+            await egress_api.egress.start_track_egress(api.TrackEgressRequest(
+                room_name=room_name, track_id=sids[("pub-2", "VIDEO")], websocket_url=f"ws://127.0.0.1:{port}"))
+        assert e.value.code == "invalid_argument" and "websocket_url" in e.value.message
+        start = egress_api.egress.start_track_egress(api.TrackEgressRequest(
+            room_name=room_name, track_id=sids[("pub-2", "AUDIO")], websocket_url=f"ws://127.0.0.1:{port}"))
+        final, seconds = await run_egress(egress_api, start, 4)
+        await asyncio.sleep(0.5)
+    assert all(isinstance(m, bytes) and len(m) == 960 * 2 for m in received)  # 20 ms of s16le mono at 48 kHz
+    pcm = np.frombuffer(b"".join(received), dtype="<i2").astype(np.float64)
+    assert abs(len(pcm) / 48000 - seconds) <= 0.5
+    window = pcm[48000: 96000]
+    spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
+    assert abs(np.fft.rfftfreq(len(window), 1 / 48000)[spectrum.argmax()] - tone_hz(2)) <= 10

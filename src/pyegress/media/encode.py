@@ -58,7 +58,8 @@ class MediaEncoder:
             a.bit_rate = s.audio_bitrate * 1000
             self.audio_stream = a
         self._layout = "stereo" if audio_channels == 2 else "mono"
-        self._host.start_encoding()  # opens the encoders, fills in extradata
+        if video or audio:
+            self._host.start_encoding()  # opens the encoders, fills in extradata
 
     def encode_video(self, frame: av.VideoFrame | None, pts: int = 0) -> list[av.Packet]:
         """Encode ``frame`` (yuv420p at the output size) at ``pts`` frames; ``None`` flushes."""
@@ -78,4 +79,5 @@ class MediaEncoder:
         return self.audio_stream.encode(frame)
 
     def close(self) -> None:
-        self._host.close()
+        if self.video_stream is not None or self.audio_stream is not None:
+            self._host.close()

@@ -69,9 +69,13 @@ class EncoderThread:
                 elif kind == "video":
                     for out in self.outputs:
                         out.write_frame(payload, pts)
-                    self._fan_out(kind, self.encoder.encode_video(payload, pts))
+                    if self.encoder.video_stream is not None:
+                        self._fan_out(kind, self.encoder.encode_video(payload, pts))
                 else:
-                    self._fan_out(kind, self.encoder.encode_audio(payload, pts))
+                    for out in self.outputs:
+                        out.write_audio(payload, pts)
+                    if self.encoder.audio_stream is not None:
+                        self._fan_out(kind, self.encoder.encode_audio(payload, pts))
             except Exception as e:  # kept and re-raised by finish()
                 log.exception("encoding failed")
                 self.error = e

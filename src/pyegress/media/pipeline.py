@@ -1,7 +1,7 @@
-"""The composite pipeline: room → sync → compose/mix → encode once → outputs.
+"""The pipeline: room → sync → compose/mix → encode once → outputs.
 
-Serves room composite, participant and track composite egress; they differ
-only in which tracks they take (:meth:`CompositePipeline._want`).
+Serves room composite, participant, track composite and track egress; they
+differ only in which tracks they take (:meth:`CompositePipeline._want`).
 
 Timing model: one :class:`MediaClock` starts when the egress goes ACTIVE. A
 tick loop samples the compositor at exactly ``framerate`` (the latest frame of
@@ -30,6 +30,7 @@ from .outputs.file import FileOutput
 from .outputs.images import ImagesOutput
 from .outputs.segments import SegmentsOutput
 from .outputs.stream import StreamOutput
+from .outputs.websocket import WebsocketOutput
 from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class CompositePipeline:
         self.segments: list[SegmentsOutput] = []
         self.images: list[ImagesOutput] = []
         self.streams: list[StreamOutput] = []  # every URL ever added, removed ones included (for results)
+        self.websockets: list[WebsocketOutput] = []
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
         self.source = RoomSource(
@@ -79,6 +81,8 @@ class CompositePipeline:
             return participant.identity == spec.identity and pub.source in (_SCREEN if spec.screen_share else _CAMERA)
         if spec.source == "track_composite":
             return pub.sid == (spec.video_track_id if is_video else spec.audio_track_id)
+        if spec.source == "track":
+            return pub.sid == spec.track_id
         return True
 
     def _present(self) -> bool:
@@ -170,11 +174,12 @@ class CompositePipeline:
             self.segments = [SegmentsOutput(t, encoder, start) for t in spec.segments]
             self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start) for t in spec.images]
             self.streams = [StreamOutput(url, encoder) for url in spec.streams]
+            self.websockets = [WebsocketOutput(spec.websocket_url)] if spec.websocket_url else []
         except Exception as e:  # bad encoder settings or an unwritable path
             await self.source.close()
             self.emit(WorkerEvent(event="failed", error=f"cannot open output: {e}"))
             return
-        thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams])
+        thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams, *self.websockets])
         self._encoder, self._thread = encoder, thread
         self.emit(WorkerEvent(event="active", started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
         error = ""
@@ -189,6 +194,7 @@ class CompositePipeline:
             await asyncio.to_thread(thread.finish)
         except Exception as e:
             error = error or f"encoding failed: {e}"
+        error = error or next((w.error for w in self.websockets if w.error), "")
         ended = self.clock.wall_ns(end_ns)
         if error:
             self.emit(self._event("failed", end_ns, ended, error=error))

@@ -25,8 +25,8 @@ from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..worker.protocol import Command, JobSpec, WorkerEvent
-from .requests import (redacted_request, resolve_encoding, resolve_outputs, validate_room_composite,
-                       validate_stream_urls)
+from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
+                       validate_room_composite, validate_stream_urls)
 from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,42 @@ class EgressService:
         await self._workers[req.egress_id].send(Command(cmd="layout", layout=req.layout))
         info.room_composite.layout = req.layout
         self._save(info)
+        return info
+
+    async def start_track(self, req: eg.TrackEgressRequest) -> eg.EgressInfo:
+        """StartTrackEgress: one track to a file, or an audio track as PCM to a websocket.
+
+        Raises:
+            EgressError: ``invalid_argument`` without ``track_id`` or output,
+                ``not_found`` for an unknown track SID.
+        """
+        if not req.room_name:
+            raise invalid("room_name", "is required")
+        if not req.track_id:
+            raise invalid("track_id", "is required")
+        found = [(p.identity, t) for p in await self._participants(req.room_name) for t in p.tracks
+                 if t.sid == req.track_id]
+        if not found:
+            raise EgressError("not_found", f"track_id: track {req.track_id!r} is not published in room "
+                              f"{req.room_name!r}", argument="track_id")
+        identity, track = found[0]
+        room_id = await self._room_sid(req.room_name)
+        encoding, files, websocket_url = resolve_track_egress(
+            req, track, root=self.recordings_dir,
+            values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
+        egress_id = new_egress_id()
+        is_audio = track.type == models.TrackType.AUDIO
+        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
+                             source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
+        info.track.CopyFrom(req)
+        spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
+                       token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
+                       source="track", track_id=req.track_id, audio=is_audio, video=not is_audio,
+                       encoding=encoding, files=files, websocket_url=websocket_url,
+                       empty_timeout_s=0, progress_interval_s=self.settings.progress_interval_s)
+        if files:
+            self._legacy[egress_id] = "file"  # TrackEgress reports its file in the legacy `file` too
+        await self._launch(info, spec)
         return info
 
     async def update_stream(self, req: eg.UpdateStreamRequest) -> eg.EgressInfo:

@@ -231,6 +231,57 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
     return result
 
 
+_TRACK_SOURCES = {0: "unknown", 1: "camera", 2: "microphone", 3: "screen_share", 4: "screen_share_audio"}
+
+
+def track_values(track, identity: str) -> dict[str, str]:
+    """Filename placeholder values of a track (``livekit.TrackInfo``) published by ``identity``."""
+    return {"track_id": track.sid, "publisher_identity": identity,
+            "track_type": "audio" if track.type == models.TrackType.AUDIO else "video",
+            "track_source": _TRACK_SOURCES.get(track.source, "unknown")}
+
+
+def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
+                         values: dict[str, str]) -> tuple[EncodingSettings, list[FileTarget], str]:
+    """Encoding, file targets and websocket URL of a track egress for ``track`` (``livekit.TrackInfo``).
+
+    The SDK gives decoded media only, so tracks are re-encoded, keeping the
+    codec family and resolution: audio → OGG/Opus, VP8 → WebM/VP8, anything
+    else → MP4/H.264 at the track's size (bitrate scaled from 3000 kbps at 720p).
+
+    Raises:
+        EgressError: ``invalid_argument`` for a missing or bad output.
+    """
+    is_audio = track.type == models.TrackType.AUDIO
+    which = req.WhichOneof("output")
+    if which is None:
+        raise invalid("file", "set file or websocket_url")
+    encoding = EncodingSettings(audio_codec="opus")
+    if which == "websocket_url":
+        parts = urlsplit(req.websocket_url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise invalid("websocket_url", f"must be a ws:// or wss:// URL, got scheme {parts.scheme!r}")
+        if not is_audio:
+            raise invalid("websocket_url", "only audio tracks can be sent to a websocket")
+        return encoding, [], req.websocket_url
+    _reject_upload(req.file, "file")
+    if is_audio:
+        fmt = "ogg"
+    elif "vp8" in track.mime_type.lower():
+        fmt, encoding.video_codec = "webm", "vp8"
+    else:
+        fmt, encoding.audio_codec = "mp4", "aac"
+    if not is_audio:
+        encoding.width = max(16, (track.width or 1280) & ~1)
+        encoding.height = max(16, (track.height or 720) & ~1)
+        encoding.video_bitrate = max(300, round(3000 * encoding.width * encoding.height / (1280 * 720)))
+    path = _Resolver(root, values).path(req.file.filepath or "{track_id}-{time}", "file.filepath")
+    if not path.suffix:
+        path = path.with_name(path.name + _FORMAT_EXT[fmt])
+    path = unique_path(path)
+    return encoding, [FileTarget(path=str(path), filename=str(path.relative_to(Path(root).resolve())), format=fmt)], ""
+
+
 def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False) -> list[str]:
     """Check stream URLs: ``rtmp://`` or ``rtmps://`` with a host.
 

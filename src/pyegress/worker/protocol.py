@@ -58,7 +58,8 @@ class JobSpec(BaseModel):
     ``source`` selects tracks: ``room_composite`` (every participant),
     ``participant`` (``identity``'s camera+microphone, or screen share + its
     audio with ``screen_share``), ``track_composite`` (``audio_track_id`` +
-    ``video_track_id``). ``empty_timeout_s``: seconds after the last
+    ``video_track_id``), ``track`` (``track_id`` alone, to a file or, audio
+    only, as raw PCM to ``websocket_url``). ``empty_timeout_s``: seconds after the last
     participant left (having seen one) before the egress ends by itself.
     """
 
@@ -66,11 +67,13 @@ class JobSpec(BaseModel):
     ws_url: str
     token: str
     room_name: str
-    source: Literal["room_composite", "participant", "track_composite"] = "room_composite"
+    source: Literal["room_composite", "participant", "track_composite", "track"] = "room_composite"
     identity: str = ""
     screen_share: bool = False
     audio_track_id: str = ""
     video_track_id: str = ""
+    track_id: str = ""
+    websocket_url: str = ""
     layout: str = "grid"
     audio: bool = True
     video: bool = True

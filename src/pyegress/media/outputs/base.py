@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import av
+import numpy as np
 
 from ..encode import MediaEncoder
 
@@ -10,14 +11,18 @@ from ..encode import MediaEncoder
 class Output:
     """An output sink. The encoder thread calls :meth:`write_packets` with each
     batch of encoded packets (``kind`` ``"video"`` or ``"audio"``) and
-    :meth:`write_frame` with every raw output frame (for outputs that need
-    pictures, such as thumbnails); :meth:`close` finishes it."""
+    :meth:`write_frame` / :meth:`write_audio` with every raw output frame and
+    audio block (for outputs that need pictures or PCM, such as thumbnails or
+    websockets); :meth:`close` finishes it."""
 
     def write_packets(self, kind: str, packets: list[av.Packet]) -> None:
         pass
 
     def write_frame(self, frame: av.VideoFrame, pts: int) -> None:
         pass
+
+    def write_audio(self, samples: np.ndarray, pts: int) -> None:
+        """Raw ``(n, channels) int16`` audio, for outputs that take PCM (websocket)."""
 
     def close(self) -> None:
         pass
