@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -70,6 +71,9 @@ async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name,
     assert abs(probe.duration - expected) <= 0.5, (probe.duration, expected)
     assert abs(result.duration / 1e9 - probe.duration) <= 0.2
     assert not (await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))).items
+    manifest = json.loads(Path(final.manifest_location).read_text())  # LiveKit's {filepath}.json
+    assert final.manifest_location == str(path) + ".json"
+    assert manifest["egress_id"] == info.egress_id and manifest["file_results"][0]["filename"] == result.filename
 
     # the picture is a composite of three different participants, and there is sound
     colours = tile_chroma(frame_at(path, probe.duration / 2), 1280, 720, 3)
@@ -109,8 +113,10 @@ async def test_audio_only_and_video_only(lkapi, egress_api, publishers, room_nam
         room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath=f"{mode}.mp4")],
         advanced=api.EncodingOptions(width=640, height=360, framerate=15, video_bitrate=800, audio_frequency=44100),
         **{mode: True})
+    request.file_outputs[0].disable_manifest = True
     final, seconds, _ = await record(egress_api, request, 3)
     assert final.status == S.EGRESS_COMPLETE, final.error
+    assert not final.manifest_location and not Path(final.file_results[0].location + ".json").exists()
     probe = ffprobe(final.file_results[0].location)
     if mode == "audio_only":
         assert probe.stream("video") is None
@@ -166,3 +172,18 @@ async def test_killed_worker_leaves_a_playable_file(lkapi, egress_api, publisher
     assert probe.stream("video")["codec_name"] == "h264"
     assert 2.0 <= probe.duration <= 5.0
     assert result.size == Path(result.location).stat().st_size and result.duration > 2e9
+
+
+async def test_max_duration_ends_with_limit_reached(lkapi, publishers, room_name, livekit, tmp_path):
+    from pyegress.devtools.pyegress_server import PyegressServer
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    with PyegressServer(tmp_path / "limited", livekit.url, livekit.api_key, livekit.api_secret,
+                        extra_env={"PYEGRESS_MAX_DURATION_S": "3"}) as server:
+        async with api.LiveKitAPI(server.url, livekit.api_key, livekit.api_secret) as limited:
+            info = await limited.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+                room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="limited.mp4")]))
+            final, _ = await wait_status(limited, info.egress_id, lambda i: i.status in ENDED, timeout_s=30)
+    assert final.status == S.EGRESS_LIMIT_REACHED, final
+    assert abs(ffprobe(final.file_results[0].location).duration - 3.0) <= 0.2

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     escape it). ``empty_timeout_s``: seconds a room composite keeps recording
     after the last participant left. ``progress_interval_s``: how often an
     active egress refreshes its results (sizes, durations) and ``updated_at``.
+    ``max_duration_s``: an egress ends with EGRESS_LIMIT_REACHED (outputs
+    finished) after this long; 0 means no limit.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
@@ -34,6 +36,7 @@ class Settings(BaseSettings):
     log_dir: Path = Path("var/logs")
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
+    max_duration_s: float = 0.0
 
     @property
     def http_url(self) -> str:

@@ -22,25 +22,29 @@ log = logging.getLogger(__name__)
 class EncoderThread:
     """Feeds queued video frames and audio blocks to the encoder, and its packets to every output, in order.
 
-    ``submit_*`` are called from the event loop; ``max_queue`` items of
-    backlog are allowed before :attr:`backlogged` turns True. The first error
+    ``submit_*`` are called from the event loop; :attr:`backlogged` turns True
+    once ``max_video_queue`` video frames wait (the pipeline then skips frames,
+    which bounds memory: a queued 720p frame is 1.4 MB). The first error
     is kept in :attr:`error` and stops the encoding (outputs are still closed).
     """
 
-    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_queue: int = 120) -> None:
+    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_video_queue: int = 30) -> None:
         self.encoder = encoder
         self.outputs = outputs
         self._queue: queue.Queue = queue.Queue()
-        self._max = max_queue
+        self._max = max_video_queue
+        self._video_submitted = 0  # written by the event loop only
+        self._video_taken = 0  # written by the encoder thread only
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="encoder", daemon=True)
         self._thread.start()
 
     @property
     def backlogged(self) -> bool:
-        return self._queue.qsize() >= self._max
+        return self._video_submitted - self._video_taken >= self._max
 
     def submit_video(self, frame: av.VideoFrame, pts: int) -> None:
+        self._video_submitted += 1
         self._queue.put(("video", frame, pts))
 
     def submit_audio(self, samples: np.ndarray, pts: int) -> None:
@@ -60,9 +64,11 @@ class EncoderThread:
             item = self._queue.get()
             if item is None:
                 return
+            kind, payload, pts = item
+            if kind == "video":
+                self._video_taken += 1
             if self.error is not None:
                 continue
-            kind, payload, pts = item
             try:
                 if kind == "call":
                     payload()

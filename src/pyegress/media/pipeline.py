@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_BLOCK_MS = 20
 AUDIO_CHANNELS = 2
+LIMIT_REACHED = "max duration reached"
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE)
 _SCREEN = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO)
 
@@ -59,6 +60,7 @@ class CompositePipeline:
         self._stop_reason = "stopped"
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
         self._tracks: set[str] = set()
+        self.dropped_frames = 0  # video frames skipped because the encoder fell behind
         self.files: list[FileOutput] = []
         self.segments: list[SegmentsOutput] = []
         self.images: list[ImagesOutput] = []
@@ -188,6 +190,8 @@ class CompositePipeline:
         except Exception as e:
             log.exception("pipeline failed")
             error, end_ns = f"pipeline failed: {e}", self.clock.elapsed_ns()
+        if self.dropped_frames:
+            log.warning("skipped %d video frames: the encoder could not keep up", self.dropped_frames)
         self.emit(WorkerEvent(event="ending"))
         await self.source.close()
         try:
@@ -199,7 +203,8 @@ class CompositePipeline:
         if error:
             self.emit(self._event("failed", end_ns, ended, error=error))
         else:
-            self.emit(self._event("complete", end_ns, ended, reason=self._stop_reason))
+            self.emit(self._event("complete", end_ns, ended, reason=self._stop_reason,
+                                  limit_reached=self._stop_reason == LIMIT_REACHED))
 
     async def _tick_loop(self, thread: EncoderThread) -> int:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""
@@ -229,12 +234,20 @@ class CompositePipeline:
                     continue
             if thread.error is not None:
                 raise thread.error
+            if self.spec.max_duration_s and now >= self.spec.max_duration_s * 1e9:
+                self.stop(LIMIT_REACHED)
+                continue
             if self.compositor is not None:
                 while video_pts * frame_ns <= now:
-                    canvas, changed = self.compositor.compose()
-                    if changed or last_frame is None:
-                        last_frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
-                    thread.submit_video(last_frame, video_pts)
+                    if thread.backlogged:
+                        # The encoder is behind real time: skip this frame rather than queue without
+                        # bound. The PTS gap is held by players as the previous frame; sync is kept.
+                        self.dropped_frames += 1
+                    else:
+                        canvas, changed = self.compositor.compose()
+                        if changed or last_frame is None:
+                            last_frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
+                        thread.submit_video(last_frame, video_pts)
                     video_pts += 1
             if self.mixer is not None:
                 while audio_pts * 1e9 / enc.audio_frequency <= now:
@@ -246,8 +259,6 @@ class CompositePipeline:
             next_video = video_pts * frame_ns if self.compositor is not None else float("inf")
             next_audio = audio_pts * 1e9 / enc.audio_frequency if self.mixer is not None else float("inf")
             delay = (min(next_video, next_audio) - self.clock.elapsed_ns()) / 1e9
-            if thread.backlogged:
-                delay = max(delay, 0.005)
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0))
             except asyncio.TimeoutError:

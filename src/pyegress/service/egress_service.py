@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import av
+from google.protobuf import json_format
 from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol import models
@@ -180,7 +181,8 @@ class EgressService:
                        token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
                        source="track", track_id=req.track_id, audio=is_audio, video=not is_audio,
                        encoding=encoding, files=files, websocket_url=websocket_url,
-                       empty_timeout_s=0, progress_interval_s=self.settings.progress_interval_s)
+                       empty_timeout_s=0, progress_interval_s=self.settings.progress_interval_s,
+                       max_duration_s=self.settings.max_duration_s)
         if files:
             self._legacy[egress_id] = "file"  # TrackEgress reports its file in the legacy `file` too
         await self._launch(info, spec)
@@ -234,7 +236,8 @@ class EgressService:
                        files=outputs.files, segments=outputs.segments, images=outputs.images,
                        streams=outputs.streams,
                        empty_timeout_s=self.settings.empty_timeout_s,
-                       progress_interval_s=self.settings.progress_interval_s, **source)
+                       progress_interval_s=self.settings.progress_interval_s,
+                       max_duration_s=self.settings.max_duration_s, **source)
         if outputs.legacy:
             self._legacy[egress_id] = outputs.legacy
         await self._launch(info, spec)
@@ -317,6 +320,25 @@ class EgressService:
         self._workers[egress_id] = worker
         log.info("egress %s started for room %s (worker pid %s)", egress_id, info.room_name, worker.pid)
 
+    def _write_manifests(self, info: eg.EgressInfo) -> None:
+        """``<file>.json`` beside each file and ``<playlist>.json`` beside each playlist (LiveKit's manifest),
+        unless the output has ``disable_manifest``; the first becomes ``manifest_location``."""
+        request = getattr(info, info.WhichOneof("request"))
+        outputs = {"file": [*getattr(request, "file_outputs", [])], "segments": [*getattr(request, "segment_outputs", [])]}
+        if "output" in {o.name for o in request.DESCRIPTOR.oneofs}:
+            legacy = request.WhichOneof("output")
+            if legacy in outputs and not outputs[legacy]:
+                outputs[legacy] = [getattr(request, legacy)]
+        body = json_format.MessageToJson(info, preserving_proto_field_name=True)
+        targets = [(Path(r.location), o) for r, o in zip(info.file_results, outputs["file"])]
+        targets += [(Path(r.playlist_location), o) for r, o in zip(info.segment_results, outputs["segments"])]
+        for path, out in targets:
+            if out.disable_manifest or not path.parent.is_dir():
+                continue
+            manifest = path.with_name(path.name + ".json")
+            manifest.write_text(body)
+            info.manifest_location = info.manifest_location or str(manifest)
+
     @staticmethod
     def _salvage_files(info: eg.EgressInfo, spec: JobSpec) -> None:
         """Report what a dead worker left on disk: fragmented MP4 stays playable up to its last fragment."""
@@ -364,7 +386,9 @@ class EgressService:
             del info.stream.info[:]
             info.stream.info.extend(info.stream_results)
         if event.event == "complete":
-            info.status, info.ended_at, info.details = S.EGRESS_COMPLETE, event.ended_at, event.reason
+            info.status = S.EGRESS_LIMIT_REACHED if event.limit_reached else S.EGRESS_COMPLETE
+            info.ended_at, info.details = event.ended_at, event.reason
+            self._write_manifests(info)
         elif event.event == "failed":
             info.status, info.error = S.EGRESS_FAILED, event.error
             info.ended_at = event.ended_at or time.time_ns()

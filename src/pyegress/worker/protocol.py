@@ -84,6 +84,7 @@ class JobSpec(BaseModel):
     streams: list[str] = []
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
+    max_duration_s: float = 0.0  # 0: no limit
 
 
 class Command(BaseModel):
@@ -147,7 +148,8 @@ class WorkerEvent(BaseModel):
 
     ``active``: recording started at ``started_at`` in room ``room_id``;
     ``progress``: results so far while active; ``ending``: finishing outputs;
-    ``complete``: done, with results and the ``reason`` it ended; ``failed``:
+    ``complete``: done, with results and the ``reason`` it ended
+    (``limit_reached`` when ``max_duration_s`` ended it); ``failed``:
     ``error`` says why (with whatever results exist).
     """
 
@@ -160,4 +162,5 @@ class WorkerEvent(BaseModel):
     images: list[ImagesResult] = []
     streams: list[StreamResult] = []
     reason: str = ""
+    limit_reached: bool = False
     error: str = ""
