@@ -161,12 +161,16 @@ def baseline_child(path: Path, seconds: float) -> None:
 
 @dataclass
 class BaselineResult:
-    """The baseline encode: ``media_s`` of media (s, from ffprobe) took ``cpu_s`` CPU-s in ``wall_s`` s."""
+    """The baseline encode: ``media_s`` of media (s, from ffprobe) took ``cpu_s`` CPU-s in ``wall_s`` s.
+
+    ``other_cpus``: CPUs used on average by processes outside the benchmark meanwhile (see :class:`OtherLoad`).
+    """
 
     media_s: float
     cpu_s: float
     wall_s: float
     summary: str
+    other_cpus: float
 
     @property
     def cpu_per_media_s(self) -> float:
@@ -178,6 +182,42 @@ def _cpu_s(proc: psutil.Process) -> float:
     """User + system CPU time of ``proc`` in s, including its waited-for children."""
     t = proc.cpu_times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """CPU used on this machine by processes outside this benchmark's process tree, between :meth:`start` and :meth:`stop`.
+
+    Machine busy time (user + nice + system + irq + softirq over all CPUs) minus the
+    user + system time of this process and its live descendants (livekit-server,
+    ``pyegress serve``, its worker, the publishers, the baseline), averaged over the
+    wall time: :attr:`cpus` is in CPUs (0.5 = half a core busy on average). Our own
+    processes that exit in between would count as others; none do.
+    """
+
+    def __init__(self) -> None:
+        self.cpus = 0.0
+        self._start = (0.0, 0.0, 0.0)
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        busy = t.user + t.nice + t.system + t.irq + t.softirq
+        me = psutil.Process()
+        own = 0.0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                c = p.cpu_times()
+                own += c.user + c.system
+            except psutil.NoSuchProcess:
+                pass
+        return time.monotonic(), busy, own
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> None:
+        (t0, busy0, own0), (t1, busy1, own1) = self._start, self._now()
+        self.cpus = max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
 
 
 def run_baseline(path: Path, seconds: float) -> BaselineResult:
@@ -192,12 +232,15 @@ def run_baseline(path: Path, seconds: float) -> BaselineResult:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the baseline subprocess did not start")
         child = psutil.Process(proc.pid)
+        other = OtherLoad()
+        other.start()
         cpu0, t0 = _cpu_s(child), time.monotonic()
         proc.stdin.write("go\n")
         proc.stdin.flush()
         if proc.stdout.readline().strip() != "done":
             raise RuntimeError("the baseline encode failed")
         cpu1, t1 = _cpu_s(child), time.monotonic()
+        other.stop()
         proc.stdin.close()
         if proc.wait(30) != 0:
             raise RuntimeError(f"the baseline subprocess exited with code {proc.returncode}")
@@ -206,7 +249,7 @@ def run_baseline(path: Path, seconds: float) -> BaselineResult:
             proc.kill()
             proc.wait()
     probe = ffprobe(path)
-    return BaselineResult(probe.duration, cpu1 - cpu0, t1 - t0, probe.summary())
+    return BaselineResult(probe.duration, cpu1 - cpu0, t1 - t0, probe.summary(), other.cpus)
 
 
 # ---------------------------------------------------------------------------- composite
@@ -214,7 +257,11 @@ def run_baseline(path: Path, seconds: float) -> BaselineResult:
 
 @dataclass
 class CompositeResult:
-    """One recorded composite. Times in s, memory in bytes; ``media_s`` is the file's ffprobe duration."""
+    """One recorded composite. Times in s, memory in bytes; ``media_s`` is the file's ffprobe duration.
+
+    ``other_cpus``: CPUs used on average by processes outside the benchmark from ACTIVE to
+    COMPLETE (see :class:`OtherLoad`).
+    """
 
     publishers: int
     media_s: float
@@ -223,6 +270,7 @@ class CompositeResult:
     start_latency_s: float
     stop_latency_s: float
     summary: str
+    other_cpus: float
 
     @property
     def cpu_per_media_s(self) -> float:
@@ -346,6 +394,8 @@ async def record_composite(lk: LiveKitServer, egress: PyegressServer, room: str,
         await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
         start_latency = time.monotonic() - t0
         monitor.mark_active()
+        other = OtherLoad()
+        other.start()
         sampler = asyncio.create_task(_sample_rss(monitor))
         try:
             await asyncio.sleep(seconds)
@@ -354,11 +404,12 @@ async def record_composite(lk: LiveKitServer, egress: PyegressServer, room: str,
             info = await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
             stop_latency = time.monotonic() - t1
             cpu_s = await asyncio.to_thread(monitor.cpu_since_active)
+            other.stop()
         finally:
             sampler.cancel()
     probe = ffprobe(info.file_results[0].location)
     return CompositeResult(publishers, probe.duration, cpu_s, monitor.peak_rss, start_latency, stop_latency,
-                           probe.summary())
+                           probe.summary(), other.cpus)
 
 
 def start_publishers(lk: LiveKitServer, room: str, count: int, log_path: Path) -> subprocess.Popen:
@@ -458,6 +509,8 @@ def section(command: str, results: list[CompositeResult], baseline: BaselineResu
     """The RESULTS.md section of this run, between its markers; ``load`` is the 1-min load average before and after."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     probes = "\n".join(f"- {r.publishers} publisher(s): {r.summary}" for r in results)
+    others = ", ".join([f"baseline {baseline.other_cpus:.2f}",
+                        *(f"{r.publishers} publisher(s) {r.other_cpus:.2f}" for r in results)])
     return f"""{SECTION_START}
 ## Room composite vs bare x264 encode
 
@@ -482,6 +535,8 @@ the same machine as the worker.
   an MP4: {baseline.cpu_s:.1f} CPU-s for {baseline.media_s:.2f} s of media in {baseline.wall_s:.1f} s wall.
 - peak RSS: the worker's, sampled every {RSS_SAMPLE_S} s. Latencies: ListEgress polled every
   {POLL_S * 1000:.0f} ms; start is StartRoomCompositeEgress → EGRESS_ACTIVE, stop is StopEgress → EGRESS_COMPLETE.
+- CPUs used on average by processes outside the benchmark while it measured (0 on a quiet
+  machine; anything else competed with what was measured): {others}.
 
 ffprobe of the recordings:
 
@@ -538,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results, baseline))
     print(verdict(results, baseline))
+    busiest = max([baseline.other_cpus, *(r.other_cpus for r in results)])
+    if busiest > 0.1:
+        print(f"warning: other processes used up to {busiest:.2f} CPUs while this measured; the numbers are noisy")
     update_results(args.out, section(command_line(), results, baseline, (load_before, os.getloadavg()[0])))
     print(f"written to {args.out}")
     return 0
