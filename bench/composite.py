@@ -20,11 +20,14 @@ H264_720P_30 preset) and a 48 kHz stereo AAC sine, into an MP4. The ratio
 composite/baseline is pyegress's cost on top of the encode it cannot avoid; the
 issue's target is at most 1.3x with 4 publishers.
 
-Publishers run in their own process, so their CPU is not counted.
+Publishers run in their own process, so their CPU is not counted. The machine
+is shared, so every measurement also reports how much CPU processes outside the
+benchmark used meanwhile (:class:`OtherLoad`); run it on a quiet machine.
 
 Usage::
 
     .venv/bin/python bench/composite.py [--seconds 60] [--publishers 1,2,4] [--out bench/RESULTS.md]
+                                        [--workdir DIR]
 """
 
 from __future__ import annotations

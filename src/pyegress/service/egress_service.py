@@ -342,6 +342,7 @@ class EgressService:
     @staticmethod
     def _salvage_files(info: eg.EgressInfo, spec: JobSpec) -> None:
         """Report what a dead worker left on disk: fragmented MP4 stays playable up to its last fragment."""
+        del info.file_results[:]  # the last progress report is stale; the disk is the truth
         for target in spec.files:
             path = Path(target.path)
             if not path.exists():
