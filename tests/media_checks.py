@@ -62,8 +62,8 @@ def frame_chroma(yuv: np.ndarray, width: int, height: int) -> tuple[float, float
     return float(chroma[0].mean()), float(chroma[1].mean())
 
 
-def dominant_hz(path, start_s: float, length_s: float) -> float:
-    """The strongest frequency (Hz) of the first audio channel over a window."""
+def dominant_hz(path, start_s: float, length_s: float, channel: int = 0) -> float:
+    """The strongest frequency (Hz) of one audio channel over a window."""
     samples, rate = [], 48000
     with av.open(str(path)) as c:
         rate = c.streams.audio[0].sample_rate
@@ -72,7 +72,11 @@ def dominant_hz(path, start_s: float, length_s: float) -> float:
                 continue
             if frame.time > start_s + length_s:
                 break
-            samples.append(frame.to_ndarray()[0].astype(np.float64))
+            data = frame.to_ndarray()
+            if frame.format.is_planar:
+                samples.append(data[channel].astype(np.float64))
+            else:  # packed: channels interleaved in one row
+                samples.append(data[0][channel:: len(frame.layout.channels)].astype(np.float64))
     x = np.concatenate(samples)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])

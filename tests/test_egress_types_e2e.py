@@ -295,3 +295,37 @@ async def test_track_egress_audio_to_websocket(lkapi, egress_api, publishers, ro
     window = pcm[48000: 96000]
     spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
     assert abs(np.fft.rfftfreq(len(window), 1 / 48000)[spectrum.argmax()] - tone_hz(2)) <= 10
+
+
+async def test_unified_start_egress_template_and_media(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    start = egress_api.egress.start_egress(api.StartEgressRequest(
+        room_name=room_name, template=api.TemplateSource(layout="grid"),
+        outputs=[api.Output(file=api.FileOutput(filepath="unified/{room_name}-template.mp4"))]))
+    final, seconds = await run_egress(egress_api, start, 3)
+    assert final.WhichOneof("request") == "egress" and final.egress.template.layout == "grid"
+    path = final.file_results[0].location
+    assert abs(ffprobe(path).duration - seconds) <= 0.5
+    assert distinct_colours(tile_chroma(frame_at(path, seconds / 2), 1280, 720, 2)) == 2
+
+    # media source: pub-1's camera; pub-0 heard on the left, pub-1 on the right
+    start = egress_api.egress.start_egress(api.StartEgressRequest(
+        room_name=room_name,
+        media=api.MediaSource(participant_video=api.ParticipantVideo(identity="pub-1"), audio=api.AudioConfig(routes=[
+            api.AudioRoute(participant_identity="pub-0", channel=api.AudioChannel.AUDIO_CHANNEL_LEFT),
+            api.AudioRoute(participant_identity="pub-1", channel=api.AudioChannel.AUDIO_CHANNEL_RIGHT)])),
+        outputs=[api.Output(file=api.FileOutput(filepath="unified/{room_name}-media.mp4"))]))
+    final, seconds = await run_egress(egress_api, start, 4)
+    path = final.file_results[0].location
+    u, v = frame_chroma(frame_at(path, seconds / 2), 1280, 720)
+    _, want_u, want_v = participant_colour(1)
+    assert abs(u - want_u) <= 4 and abs(v - want_v) <= 4
+    assert abs(dominant_hz(path, 1.0, 1.0, channel=0) - tone_hz(0)) <= 10
+    assert abs(dominant_hz(path, 1.0, 1.0, channel=1) - tone_hz(1)) <= 10
+
+    with pytest.raises(api.TwirpError) as e:
+        await egress_api.egress.start_egress(api.StartEgressRequest(
+            room_name=room_name, web=api.WebSource(url="http://127.0.0.1/"),
+            outputs=[api.Output(file=api.FileOutput(filepath="w.mp4"))]))
+    assert e.value.code == "unimplemented" and "web" in e.value.message

@@ -11,10 +11,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from .process import ServerProcess, http_ok
 
 LIVEKIT_SERVER_VERSION = "v1.13.5"
 DEV_API_KEY = "devkey"
@@ -62,7 +61,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LiveKitServer:
+class LiveKitServer(ServerProcess):
     """A livekit-server process in ``--dev`` mode bound to 127.0.0.1 (keys devkey/secret).
 
     Use as a context manager; ``url`` is the ``ws://`` URL clients connect to and
@@ -79,7 +78,6 @@ class LiveKitServer:
         self.redis_host = redis_host
         self.api_key = DEV_API_KEY
         self.api_secret = DEV_API_SECRET
-        self._proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -88,6 +86,8 @@ class LiveKitServer:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    name = "livekit-server"
 
     def start(self, timeout_s: float = 30.0, attempts: int = 3) -> "LiveKitServer":
         """Start the server and wait until it answers HTTP.
@@ -118,32 +118,5 @@ class LiveKitServer:
         if self.redis_host:
             args += ["--redis-host", self.redis_host]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"livekit-server exited with code {self._proc.returncode}")
-            try:
-                if httpx.get(self.http_url, timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"livekit-server did not answer on {self.http_url} in {timeout_s} s")
-
-    def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
-
-    def __enter__(self) -> "LiveKitServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._spawn(args, lambda: http_ok(self.http_url), timeout_s, stdout=out, stderr=subprocess.STDOUT)
+        return self

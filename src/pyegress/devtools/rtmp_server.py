@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from .livekit_server import free_port
+from .process import ServerProcess, tcp_open
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
 
-class RtmpServer:
+class RtmpServer(ServerProcess):
     """nginx-rtmp in the foreground with its config, logs and recordings under ``workdir``.
 
     Raises:
@@ -29,7 +28,8 @@ class RtmpServer:
         self.workdir = Path(workdir)
         self.port = free_port()
         self.record_dir = self.workdir / "recorded"
-        self._proc: subprocess.Popen | None = None
+
+    name = "nginx-rtmp"
 
     def url(self, key: str, app: str = "live") -> str:
         return f"rtmp://127.0.0.1:{self.port}/{app}/{key}"
@@ -66,31 +66,7 @@ rtmp {{
   }}
 }}
 """)
-        self._proc = subprocess.Popen([nginx, "-p", str(self.workdir), "-c", str(conf), "-g", "daemon off;"],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.workdir / "logs/stderr.log", "ab"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {(self.workdir / 'logs/stderr.log').read_text()[-1000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("nginx-rtmp did not start listening")
-
-    def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
-
-    def __enter__(self) -> "RtmpServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._spawn([nginx, "-p", str(self.workdir), "-c", str(conf), "-g", "daemon off;"],
+                    lambda: tcp_open("127.0.0.1", self.port), 10,
+                    stdout=subprocess.DEVNULL, stderr=open(self.workdir / "logs/stderr.log", "ab"))
+        return self

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import av
 from livekit import rtc
 
 from ..worker.protocol import JobSpec, WorkerEvent
@@ -38,6 +37,7 @@ log = logging.getLogger(__name__)
 AUDIO_BLOCK_MS = 20
 AUDIO_CHANNELS = 2
 LIMIT_REACHED = "max duration reached"
+_CHANNEL_GAINS = {"both": (1.0, 1.0), "left": (1.0, 0.0), "right": (0.0, 1.0)}
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE)
 _SCREEN = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO)
 
@@ -85,7 +85,24 @@ class CompositePipeline:
             return pub.sid == (spec.video_track_id if is_video else spec.audio_track_id)
         if spec.source == "track":
             return pub.sid == spec.track_id
+        if spec.source == "media":
+            if is_video:
+                if spec.video_track_id:
+                    return pub.sid == spec.video_track_id
+                wanted = rtc.TrackSource.SOURCE_SCREENSHARE if spec.screen_share else rtc.TrackSource.SOURCE_CAMERA
+                return participant.identity == spec.identity and pub.source == wanted
+            return spec.capture_all_audio or self._route(pub.sid, participant) is not None
         return True
+
+    def _route(self, sid: str, participant: rtc.RemoteParticipant | None):
+        """The first audio route of a ``media`` egress that matches this track, or None."""
+        identity = participant.identity if participant else None
+        kind = participant.kind if participant else None
+        for route in self.spec.audio_routes:
+            if (route.track_id and route.track_id == sid) or (route.identity and route.identity == identity) \
+                    or (route.kind is not None and route.kind == kind):
+                return route
+        return None
 
     def _present(self) -> bool:
         """Whether what this egress records is still in the room (it ends by itself otherwise)."""
@@ -101,7 +118,9 @@ class CompositePipeline:
             self.compositor.add_tile(ref.sid)
             self._speaker_tracks.setdefault(ref.participant_identity, ref.sid)
         else:
-            self.mixer.add_track(ref.sid)
+            route = self._route(ref.sid, self.source.room.remote_participants.get(ref.participant_identity)) \
+                if self.spec.source == "media" else None
+            self.mixer.add_track(ref.sid, _CHANNEL_GAINS[route.channel] if route else None)
 
     def _on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)
@@ -214,7 +233,6 @@ class CompositePipeline:
         progress_ns = int(self.spec.progress_interval_s * 1e9)
         next_progress = progress_ns
         video_pts = audio_pts = 0
-        last_frame: av.VideoFrame | None = None
         seen = False
         empty_since: int | None = None
         while True:
@@ -244,10 +262,8 @@ class CompositePipeline:
                         # bound. The PTS gap is held by players as the previous frame; sync is kept.
                         self.dropped_frames += 1
                     else:
-                        canvas, changed = self.compositor.compose()
-                        if changed or last_frame is None:
-                            last_frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
-                        thread.submit_video(last_frame, video_pts)
+                        frame, _ = self.compositor.compose()
+                        thread.submit_video(frame, video_pts)
                     video_pts += 1
             if self.mixer is not None:
                 while audio_pts * 1e9 / enc.audio_frequency <= now:
@@ -259,10 +275,7 @@ class CompositePipeline:
             next_video = video_pts * frame_ns if self.compositor is not None else float("inf")
             next_audio = audio_pts * 1e9 / enc.audio_frequency if self.mixer is not None else float("inf")
             delay = (min(next_video, next_audio) - self.clock.elapsed_ns()) / 1e9
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0))
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.sleep(max(delay, 0))  # a stop is seen at the next tick (<= 20 ms)
         # The outputs cover [0, end): whole frames and blocks already emitted define the end.
         ends = []
         if self.compositor is not None:

@@ -120,7 +120,8 @@ class RoomSource:
             await stream.aclose()
 
     async def _read_audio(self, ref: TrackRef, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=self.sample_rate, num_channels=self.channels)
+        # 20 ms frames: half the Python events of the default 10 ms, within the mixer's 40 ms prebuffer
+        stream = rtc.AudioStream(track, sample_rate=self.sample_rate, num_channels=self.channels, frame_size_ms=20)
         try:
             async for event in stream:
                 f = event.frame

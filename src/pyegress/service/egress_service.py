@@ -25,9 +25,10 @@ from ..ids import new_egress_id
 from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
-from ..worker.protocol import Command, JobSpec, WorkerEvent
+from ..worker.protocol import AudioRoute, Command, JobSpec, WorkerEvent
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
-                       validate_room_composite, validate_stream_urls)
+                       request_outputs, unified_to_composite, validate_room_composite,
+                       validate_stream_urls)
 from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,46 @@ class EgressService:
         await self._launch(info, spec)
         return info
 
+    async def start_egress(self, req: eg.StartEgressRequest) -> eg.EgressInfo:
+        """StartEgress (the unified request): a ``template`` source is a room composite, a ``media``
+        source a track/participant video with routed audio; outputs are the same kinds.
+
+        Raises:
+            EgressError: ``invalid_argument`` for a missing source or bad
+                output, ``unimplemented`` for web sources and uploads.
+        """
+        if not req.room_name:
+            raise invalid("room_name", "is required")
+        if len(req.storage.ListFields()) or any(len(o.storage.ListFields()) for o in req.outputs):
+            raise EgressError("unimplemented", "storage: uploads are not supported yet", argument="storage")
+        shim = unified_to_composite(req)
+        source = req.WhichOneof("source")
+        if source == "template":
+            t = req.template
+            shim.layout, shim.audio_only, shim.video_only = t.layout, t.audio_only, t.video_only
+            shim.custom_base_url = t.custom_base_url
+            validate_room_composite(shim)
+            return await self._start_composite(shim, "room_composite", audio=not t.video_only,
+                                               video=not t.audio_only, layout=t.layout or "grid", request=req)
+        if source == "media":
+            m = req.media
+            video = m.WhichOneof("video") is not None
+            routes = [AudioRoute(track_id=r.track_id, identity=r.participant_identity,
+                                 kind=r.participant_kind if r.WhichOneof("match") == "participant_kind" else None,
+                                 channel={1: "left", 2: "right"}.get(r.channel, "both")) for r in m.audio.routes]
+            audio = m.audio.capture_all or bool(routes)
+            if not (video or audio):
+                raise invalid("media", "select a video (video_track_id or participant_video) or audio")
+            return await self._start_composite(
+                shim, "media", audio=audio, video=video, layout="grid", request=req,
+                video_track_id=m.video_track_id, identity=m.participant_video.identity,
+                screen_share=m.participant_video.prefer_screen_share, audio_routes=routes,
+                capture_all_audio=m.audio.capture_all)
+        if source == "web":
+            raise EgressError("unimplemented", "web: web egress (recording a URL in a browser) is not supported yet",
+                              argument="web")
+        raise invalid("template", "set a source: template or media")
+
     async def update_stream(self, req: eg.UpdateStreamRequest) -> eg.EgressInfo:
         """UpdateStream: add and remove RTMP URLs of an active egress that streams.
 
@@ -199,10 +240,7 @@ class EgressService:
         info = self._get(req.egress_id)
         if info.status not in ACTIVE_STATUSES:
             raise EgressError("failed_precondition", f"egress {req.egress_id} is {S.Name(info.status)}, not active")
-        request = getattr(info, info.WhichOneof("request") or "room_composite")
-        has_stream = len(getattr(request, "stream_outputs", [])) or (
-            "output" in {o.name for o in request.DESCRIPTOR.oneofs} and request.WhichOneof("output") == "stream")
-        if not has_stream:
+        if not request_outputs(getattr(info, info.WhichOneof("request")))["stream"]:
             raise EgressError("failed_precondition", "UpdateStream needs an egress started with stream_outputs")
         if req.add_output_urls:
             validate_stream_urls(list(req.add_output_urls), "add_output_urls")
@@ -216,8 +254,13 @@ class EgressService:
         return info
 
     # ---- internals --------------------------------------------------------
-    async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str, **source) -> eg.EgressInfo:
-        """Resolve a composite-style request, create its EgressInfo and launch its worker."""
+    async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str,
+                               request=None, **source) -> eg.EgressInfo:
+        """Resolve a composite-style request, create its EgressInfo and launch its worker.
+
+        ``request`` is what EgressInfo echoes when ``req`` is a translation
+        (StartEgress); ``kind`` is the JobSpec source.
+        """
         encoding = resolve_encoding(req)
         room_id = await self._room_sid(req.room_name)
         egress_id = new_egress_id()
@@ -229,7 +272,10 @@ class EgressService:
                              source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind == "room_composite"
                                           else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),
                              status=S.EGRESS_STARTING)
-        getattr(info, kind).CopyFrom(redacted_request(req))
+        if request is not None:
+            info.egress.CopyFrom(redacted_request(request))
+        else:
+            getattr(info, kind).CopyFrom(redacted_request(req))
         spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
                        token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
                        source=kind, layout=layout, audio=audio, video=video, encoding=encoding,
@@ -323,12 +369,7 @@ class EgressService:
     def _write_manifests(self, info: eg.EgressInfo) -> None:
         """``<file>.json`` beside each file and ``<playlist>.json`` beside each playlist (LiveKit's manifest),
         unless the output has ``disable_manifest``; the first becomes ``manifest_location``."""
-        request = getattr(info, info.WhichOneof("request"))
-        outputs = {"file": [*getattr(request, "file_outputs", [])], "segments": [*getattr(request, "segment_outputs", [])]}
-        if "output" in {o.name for o in request.DESCRIPTOR.oneofs}:
-            legacy = request.WhichOneof("output")
-            if legacy in outputs and not outputs[legacy]:
-                outputs[legacy] = [getattr(request, legacy)]
+        outputs = request_outputs(getattr(info, info.WhichOneof("request")))
         body = json_format.MessageToJson(info, preserving_proto_field_name=True)
         targets = [(Path(r.location), o) for r, o in zip(info.file_results, outputs["file"])]
         targets += [(Path(r.playlist_location), o) for r, o in zip(info.segment_results, outputs["segments"])]

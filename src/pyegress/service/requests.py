@@ -301,14 +301,58 @@ def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False)
     return urls
 
 
+def request_outputs(request) -> dict[str, list]:
+    """The outputs a stored request asked for, by kind (``file``, ``segments``, ``stream``), in the order
+    their results are reported: lists first, a legacy oneof only when its list is empty; StartEgress's
+    ``outputs`` by their ``config``."""
+    found: dict[str, list] = {"file": [], "segments": [], "stream": []}
+    for out in getattr(request, "outputs", []):  # StartEgressRequest
+        kind = out.WhichOneof("config")
+        if kind in found:
+            found[kind].append(getattr(out, kind))
+    for kind, field_name in (("file", "file_outputs"), ("segments", "segment_outputs"), ("stream", "stream_outputs")):
+        found[kind] += list(getattr(request, field_name, []))
+    if "output" in {o.name for o in request.DESCRIPTOR.oneofs}:
+        legacy = request.WhichOneof("output")
+        if legacy in found and not found[legacy]:
+            found[legacy] = [getattr(request, legacy)]
+    return found
+
+
+def unified_to_composite(req: eg.StartEgressRequest) -> eg.RoomCompositeEgressRequest:
+    """StartEgress's encoding and outputs as a room composite request, so one resolver serves both.
+
+    ``outputs[i].file`` (livekit.FileOutput) becomes an EncodedFileOutput with
+    the same fields; segments, stream and images carry over unchanged.
+    """
+    shim = eg.RoomCompositeEgressRequest(room_name=req.room_name)
+    if req.WhichOneof("encoding") == "preset":
+        shim.preset = req.preset
+    elif req.WhichOneof("encoding") == "advanced":
+        shim.advanced.CopyFrom(req.advanced)
+    for out in req.outputs:
+        kind = out.WhichOneof("config")
+        if kind == "file":
+            shim.file_outputs.add(file_type=out.file.file_type, filepath=out.file.filepath,
+                                  disable_manifest=out.file.disable_manifest)
+        elif kind == "segments":
+            shim.segment_outputs.add().CopyFrom(out.segments)
+        elif kind == "stream":
+            shim.stream_outputs.add().CopyFrom(out.stream)
+        elif kind == "images":
+            shim.image_outputs.add().CopyFrom(out.images)
+    return shim
+
+
 def redacted_request(req):
     """A copy of a request with stream keys masked, for EgressInfo (secrets are never echoed)."""
     copy = type(req)()
     copy.CopyFrom(req)
-    outputs = list(getattr(copy, "stream_outputs", []))
+    streams = list(getattr(copy, "stream_outputs", []))
+    streams += [o.stream for o in getattr(copy, "outputs", []) if o.WhichOneof("config") == "stream"]
     if "output" in {o.name for o in copy.DESCRIPTOR.oneofs} and copy.WhichOneof("output") == "stream":
-        outputs.append(copy.stream)
-    for out in outputs:
+        streams.append(copy.stream)  # Node sends it beside stream_outputs: mask both
+    for out in streams:
         masked = [redact_url(u) for u in out.urls]
         del out.urls[:]
         out.urls.extend(masked)

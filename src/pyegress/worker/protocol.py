@@ -52,6 +52,16 @@ class ImagesTarget(BaseModel):
     reported_prefix: str = ""
 
 
+class AudioRoute(BaseModel):
+    """Which audio a ``media`` egress takes (livekit.AudioRoute): by track SID, participant identity or
+    participant kind, into ``channel`` ``both``, ``left`` or ``right``."""
+
+    track_id: str = ""
+    identity: str = ""
+    kind: int | None = None
+    channel: Literal["both", "left", "right"] = "both"
+
+
 class JobSpec(BaseModel):
     """An egress job, fully resolved.
 
@@ -59,7 +69,9 @@ class JobSpec(BaseModel):
     ``participant`` (``identity``'s camera+microphone, or screen share + its
     audio with ``screen_share``), ``track_composite`` (``audio_track_id`` +
     ``video_track_id``), ``track`` (``track_id`` alone, to a file or, audio
-    only, as raw PCM to ``websocket_url``). ``empty_timeout_s``: seconds after the last
+    only, as raw PCM to ``websocket_url``), ``media`` (StartEgress's media
+    source: video by ``video_track_id`` or ``identity``, audio by
+    ``audio_routes`` or every audio track with ``capture_all_audio``). ``empty_timeout_s``: seconds after the last
     participant left (having seen one) before the egress ends by itself.
     """
 
@@ -67,13 +79,15 @@ class JobSpec(BaseModel):
     ws_url: str
     token: str
     room_name: str
-    source: Literal["room_composite", "participant", "track_composite", "track"] = "room_composite"
+    source: Literal["room_composite", "participant", "track_composite", "track", "media"] = "room_composite"
     identity: str = ""
     screen_share: bool = False
     audio_track_id: str = ""
     video_track_id: str = ""
     track_id: str = ""
     websocket_url: str = ""
+    audio_routes: list[AudioRoute] = []
+    capture_all_audio: bool = False
     layout: str = "grid"
     audio: bool = True
     video: bool = True

@@ -21,6 +21,7 @@ class _TrackBuffer:
     chunks: deque = field(default_factory=deque)  # of (n, channels) int16 arrays
     samples: int = 0
     primed: bool = False
+    gains: np.ndarray | None = None  # per output channel, None for unity
 
 
 class AudioMixer:
@@ -38,8 +39,9 @@ class AudioMixer:
         self._max = sample_rate * max_buffer_ms // 1000
         self._tracks: dict[str, _TrackBuffer] = {}
 
-    def add_track(self, key: str) -> None:
-        self._tracks.setdefault(key, _TrackBuffer())
+    def add_track(self, key: str, gains: tuple[float, ...] | None = None) -> None:
+        """Mix track ``key``; ``gains`` per output channel route it (e.g. ``(1, 0)``: left only)."""
+        self._tracks.setdefault(key, _TrackBuffer(gains=None if gains is None else np.asarray(gains)))
 
     def remove_track(self, key: str) -> None:
         self._tracks.pop(key, None)
@@ -93,7 +95,13 @@ class AudioMixer:
         """The next ``n`` samples of the mix as ``(n, channels) int16``."""
         acc = np.zeros((n, self.channels), dtype=np.int32)
         for buf in self._tracks.values():
-            if buf.primed:
+            if not buf.primed:
+                continue
+            if buf.gains is None:
                 self._take(buf, n, acc)
+            else:
+                part = np.zeros_like(acc)
+                self._take(buf, n, part)
+                acc += (part * buf.gains).astype(np.int32)
         np.clip(acc, -32768, 32767, out=acc)
         return acc.astype(np.int16)

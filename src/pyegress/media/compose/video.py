@@ -43,7 +43,7 @@ def i420_to_av(buf: memoryview | bytes, width: int, height: int) -> av.VideoFram
 class _Tile:
     key: str
     source: tuple[memoryview | bytes, int, int] | None = None  # tightly packed I420, width, height
-    scaled: np.ndarray | None = None  # (h*3/2, w) yuv420p of the source at ``rect`` size
+    scaled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Y, U, V planes of the source at ``rect`` size
     rect: Rect | None = None
 
 
@@ -51,9 +51,8 @@ class _Tile:
 class VideoCompositor:
     """Composites tiles onto a ``width`` x ``height`` yuv420p canvas.
 
-    Tiles are keyed by track SID and kept in the order they were added.
-    ``compose()`` returns the canvas as a ``(H*3/2, W) uint8`` array laid out as
-    PyAV's ``yuv420p`` ndarray format (Y rows, then U, then V).
+    Tiles are keyed by track SID and kept in the order they were added;
+    ``compose()`` returns the canvas as a yuv420p ``av.VideoFrame``.
     """
 
     width: int
@@ -62,12 +61,11 @@ class VideoCompositor:
     _tiles: dict[str, _Tile] = field(default_factory=dict)
     _speaker: str | None = None
     _dirty: bool = True
-    _canvas: np.ndarray | None = None
+    _frame: av.VideoFrame | None = None
 
     def __post_init__(self) -> None:
         if self.width % 2 or self.height % 2:
             raise ValueError(f"canvas size must be even, got {self.width}x{self.height}")
-        self._canvas = np.empty((self.height * 3 // 2, self.width), dtype=np.uint8)
 
     def add_tile(self, key: str) -> None:
         if key not in self._tiles:
@@ -106,17 +104,24 @@ class VideoCompositor:
     def tile_keys(self) -> list[str]:
         return list(self._tiles)
 
-    def compose(self) -> tuple[np.ndarray, bool]:
-        """Return ``(canvas, changed)``; ``changed`` is False when the canvas equals the previous one."""
-        canvas = self._canvas
-        if not self._dirty:
-            return canvas, False
-        y_plane = canvas[: self.height]
-        chroma = canvas[self.height:].reshape(2, self.height // 2, self.width // 2)
+    def compose(self) -> tuple[av.VideoFrame, bool]:
+        """Return ``(frame, changed)``: a yuv420p ``av.VideoFrame`` of the canvas.
+
+        When nothing changed since the last call, the previous frame object is
+        returned again with ``changed`` False. A changed canvas is drawn
+        straight into a new frame's planes (no intermediate copy; PyAV's
+        ``from_ndarray`` would cost 10x a memcpy); frames handed out are never
+        written again, so an encoder may still hold them.
+        """
+        if not self._dirty and self._frame is not None:
+            return self._frame, False
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        y_plane, u_plane, v_plane = (
+            np.frombuffer(p, dtype=np.uint8).reshape(-1, p.line_size)[: p.height, : p.width] for p in frame.planes)
         bg_y, bg_u, bg_v = self.layout.background
         y_plane.fill(bg_y)
-        chroma[0].fill(bg_u)
-        chroma[1].fill(bg_v)
+        u_plane.fill(bg_u)
+        v_plane.fill(bg_v)
         tiles = list(self._tiles.values())
         speaker = tiles.index(self._tiles[self._speaker]) if self._speaker in self._tiles else None
         for tile, box in zip(tiles, tile_rects(self.layout, len(tiles), self.width, self.height, speaker)):
@@ -125,15 +130,27 @@ class VideoCompositor:
             buf, src_w, src_h = tile.source
             rect = fit(src_w, src_h, box)
             if tile.scaled is None or rect != tile.rect:
-                frame = i420_to_av(buf, src_w, src_h)
-                tile.scaled = frame.reformat(width=rect.w, height=rect.h, format="yuv420p").to_ndarray()
+                tile.scaled = self._scale(buf, src_w, src_h, rect)
                 tile.rect = rect
-            self._blit(tile.scaled, rect, y_plane, chroma)
+            self._blit(tile.scaled, rect, y_plane, u_plane, v_plane)
         self._dirty = False
-        return canvas, True
+        self._frame = frame
+        return frame, True
 
     @staticmethod
-    def _blit(src: np.ndarray, r: Rect, y_plane: np.ndarray, chroma: np.ndarray) -> None:
-        y_plane[r.y: r.y + r.h, r.x: r.x + r.w] = src[: r.h]
-        src_chroma = src[r.h:].reshape(2, r.h // 2, r.w // 2)
-        chroma[:, r.y // 2: (r.y + r.h) // 2, r.x // 2: (r.x + r.w) // 2] = src_chroma
+    def _scale(buf, src_w: int, src_h: int, r: Rect) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Y, U, V planes of the source at the tile's size: views of the source buffer when the size
+        already fits (no copy, the common case of a 2x2 grid of 360p), else libswscale."""
+        if (src_w, src_h) == (r.w, r.h):
+            return i420_planes(buf, src_w, src_h)
+        scaled = i420_to_av(buf, src_w, src_h).reformat(width=r.w, height=r.h, format="yuv420p").to_ndarray()
+        u, v = scaled[r.h:].reshape(2, r.h // 2, r.w // 2)
+        return scaled[: r.h], u, v
+
+    @staticmethod
+    def _blit(planes: tuple[np.ndarray, np.ndarray, np.ndarray], r: Rect, y_plane: np.ndarray,
+              u_plane: np.ndarray, v_plane: np.ndarray) -> None:
+        y, u, v = planes
+        y_plane[r.y: r.y + r.h, r.x: r.x + r.w] = y
+        u_plane[r.y // 2: (r.y + r.h) // 2, r.x // 2: (r.x + r.w) // 2] = u
+        v_plane[r.y // 2: (r.y + r.h) // 2, r.x // 2: (r.x + r.w) // 2] = v

@@ -1,0 +1,79 @@
+"""What the devtools servers share: a child process that is ready when a probe says so."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from typing import Callable
+
+import httpx
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers HTTP 200."""
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def tcp_open(host: str, port: int) -> bool:
+    """Whether a TCP connection to ``host:port`` succeeds."""
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """Base of the devtools servers: subclasses implement ``start()``, which calls :meth:`_spawn`.
+
+    Usable as a context manager (``start`` on enter, :meth:`stop` on exit).
+    """
+
+    name = "server"
+    stop_timeout_s = 10.0
+    _proc: subprocess.Popen | None = None
+
+    def _spawn(self, args: list[str], ready: Callable[[], bool], timeout_s: float, **popen) -> None:
+        """Start ``args`` and poll ``ready()`` every 0.1 s until it is True.
+
+        Raises:
+            RuntimeError: the process exits first, or ``timeout_s`` passes (the process is then stopped).
+        """
+        self._proc = subprocess.Popen(args, **popen)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self._proc.returncode}")
+            if ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} was not ready in {timeout_s} s")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_timeout_s``."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
