@@ -549,10 +549,11 @@ ffprobe of the recordings:
 """
 
 
-def update_results(path: Path, text: str) -> None:
-    """Replace this benchmark's section of ``path`` with ``text`` (append it if absent; create the file)."""
+def update_results(path: Path, text: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
+    """Replace the section between the markers ``start`` and ``end`` of ``path`` with ``text``
+    (append it if absent; create the file)."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?", re.DOTALL)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
     if pattern.search(old):
         new = pattern.sub(lambda _m: text, old, count=1)
     else:

@@ -80,3 +80,67 @@ def dominant_hz(path, start_s: float, length_s: float, channel: int = 0) -> floa
     x = np.concatenate(samples)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])
+
+
+def bar_phases(path, bar_period_s: float = 2.0, skip_s: float = 1.0) -> list[tuple[float, float]]:
+    """For each decoded frame after ``skip_s``: ``(t, phase)`` where phase in [0, 1) is the generated
+    publisher's sweeping bar position (0 = left edge) read from the brightest column of the lower half."""
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            if frame.time is None or frame.time < skip_s:
+                continue
+            y = frame.to_ndarray(format="yuv420p")[: frame.height]
+            columns = y[frame.height // 2:].mean(axis=0)
+            x = int(columns.argmax())
+            if columns[x] < 200:  # no bar visible (e.g. black before the first frame)
+                continue
+            bar_w = max(2, frame.width // 40)
+            out.append((float(frame.time), min(0.999, x / (frame.width - bar_w))))
+    return out
+
+
+def beep_onsets(path, beep_hz: float = 1000.0, window_s: float = 0.005, skip_s: float = 1.0) -> list[float]:
+    """Times (s) where a ``beep_hz`` tone starts in the first audio channel (energy in that band jumps)."""
+    samples, rate, start = [], 48000, None
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].sample_rate
+        for frame in c.decode(audio=0):
+            if frame.time is None or frame.time < skip_s:
+                continue
+            start = frame.time if start is None else start
+            data = frame.to_ndarray()
+            samples.append(data[0] if frame.format.is_planar else data[0][:: len(frame.layout.channels)])
+    x = np.concatenate(samples).astype(np.float64)
+    n = int(rate * window_s)
+    t = np.arange(n) / rate
+    ref = np.exp(-2j * np.pi * beep_hz * t)
+    energy = np.array([abs(np.dot(x[i: i + n], ref)) for i in range(0, len(x) - n, n)])
+    threshold = energy.max() / 2
+    onsets, above = [], False
+    for i, e in enumerate(energy):
+        if e >= threshold and not above:
+            onsets.append(start + i * window_s)
+        above = e >= threshold
+    return onsets
+
+
+def av_offsets_s(path) -> list[float]:
+    """Audio-minus-video offset (s) of each beep in a generated publisher's recording.
+
+    The publisher beeps at the start of every second of its clock, when its bar is at the left
+    edge or half-way (a 2 s sweep). Each beep onset is compared with the time the picture shows
+    that moment (found from the bar's phase in the frames around it): positive means the sound
+    comes late.
+    """
+    phases = bar_phases(path)
+    offsets = []
+    for onset in beep_onsets(path):
+        near = [(t, p) for t, p in phases if abs(t - onset) <= 0.5]
+        if len(near) < 5:
+            continue
+        # each frame says when its bar was last at a one-second mark: t - (phase * 2 s mod 1 s);
+        # the onset's distance to that mark, wrapped into [-0.5, 0.5) s
+        marks = np.array([t - ((p * 2.0) % 1.0) for t, p in near])
+        offsets.append(float(np.median((onset - marks + 0.5) % 1.0 - 0.5)))
+    return offsets

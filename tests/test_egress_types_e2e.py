@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from livekit import api
 
@@ -267,7 +268,6 @@ async def test_track_egress_to_files(lkapi, egress_api, publishers, room_name):
 
 
 async def test_track_egress_audio_to_websocket(lkapi, egress_api, publishers, room_name):
-    import numpy as np
     from websockets.asyncio.server import serve
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
@@ -329,3 +329,22 @@ async def test_unified_start_egress_template_and_media(lkapi, egress_api, publis
             room_name=room_name, web=api.WebSource(url="http://127.0.0.1/"),
             outputs=[api.Output(file=api.FileOutput(filepath="w.mp4"))]))
     assert e.value.code == "unimplemented" and "web" in e.value.message
+
+
+async def test_audio_and_video_stay_in_sync(lkapi, egress_api, publishers, room_name):
+    """The publisher beeps when its bar passes a one-second mark; in the recording, sound and
+    picture of that moment must coincide (lip sync) and must not drift apart."""
+    from media_checks import av_offsets_s
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    start = egress_api.egress.start_participant_egress(api.ParticipantEgressRequest(
+        room_name=room_name, identity="pub-0", file_outputs=[api.EncodedFileOutput(filepath="sync.mp4")]))
+    final, _ = await run_egress(egress_api, start, 10)
+    offsets = av_offsets_s(final.file_results[0].location)
+    assert len(offsets) >= 7, offsets
+    # ITU-R BT.1359 detectability is 45 ms (sound early) to 125 ms (sound late). Measured here: ~52 ms late,
+    # of which the publisher and WebRTC's receive paths are the rest; the mixer's own latency is compensated
+    # (without that it was ~100 ms).
+    assert -0.045 <= float(np.median(offsets)) <= 0.090, offsets
+    assert max(offsets) - min(offsets) <= 0.080, offsets  # no drift over the recording

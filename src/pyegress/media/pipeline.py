@@ -266,16 +266,22 @@ class CompositePipeline:
                         thread.submit_video(frame, video_pts)
                     video_pts += 1
             if self.mixer is not None:
-                while audio_pts * 1e9 / enc.audio_frequency <= now:
+                while audio_pts * 1e9 / enc.audio_frequency + self.mixer.latency_ns <= now:
                     thread.submit_audio(self.mixer.mix(block), audio_pts)
                     audio_pts += block
             if now >= next_progress:
                 next_progress += progress_ns
                 self.emit(self._event("progress", now))
             next_video = video_pts * frame_ns if self.compositor is not None else float("inf")
-            next_audio = audio_pts * 1e9 / enc.audio_frequency if self.mixer is not None else float("inf")
+            next_audio = (audio_pts * 1e9 / enc.audio_frequency + self.mixer.latency_ns
+                          if self.mixer is not None else float("inf"))
             delay = (min(next_video, next_audio) - self.clock.elapsed_ns()) / 1e9
             await asyncio.sleep(max(delay, 0))  # a stop is seen at the next tick (<= 20 ms)
+        # Audio runs the mixer's latency behind: the buffered tail is still due, up to the video's end.
+        if self.mixer is not None and self.compositor is not None:
+            while audio_pts * 1e9 / enc.audio_frequency < video_pts * frame_ns:
+                thread.submit_audio(self.mixer.mix(block), audio_pts)
+                audio_pts += block
         # The outputs cover [0, end): whole frames and blocks already emitted define the end.
         ends = []
         if self.compositor is not None:

@@ -178,12 +178,9 @@ class EgressService:
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
                              source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
         info.track.CopyFrom(req)
-        spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
-                       token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
-                       source="track", track_id=req.track_id, audio=is_audio, video=not is_audio,
-                       encoding=encoding, files=files, websocket_url=websocket_url,
-                       empty_timeout_s=0, progress_interval_s=self.settings.progress_interval_s,
-                       max_duration_s=self.settings.max_duration_s)
+        spec = self._job(egress_id, req.room_name, source="track", track_id=req.track_id, audio=is_audio,
+                         video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
+                         empty_timeout_s=0)
         if files:
             self._legacy[egress_id] = "file"  # TrackEgress reports its file in the legacy `file` too
         await self._launch(info, spec)
@@ -276,18 +273,21 @@ class EgressService:
             info.egress.CopyFrom(redacted_request(request))
         else:
             getattr(info, kind).CopyFrom(redacted_request(req))
-        spec = JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url,
-                       token=self._recorder_token(egress_id, req.room_name), room_name=req.room_name,
-                       source=kind, layout=layout, audio=audio, video=video, encoding=encoding,
-                       files=outputs.files, segments=outputs.segments, images=outputs.images,
-                       streams=outputs.streams,
-                       empty_timeout_s=self.settings.empty_timeout_s,
-                       progress_interval_s=self.settings.progress_interval_s,
-                       max_duration_s=self.settings.max_duration_s, **source)
+        spec = self._job(egress_id, req.room_name, source=kind, layout=layout, audio=audio, video=video,
+                         encoding=encoding, files=outputs.files, segments=outputs.segments, images=outputs.images,
+                         streams=outputs.streams, **source)
         if outputs.legacy:
             self._legacy[egress_id] = outputs.legacy
         await self._launch(info, spec)
         return info
+
+    def _job(self, egress_id: str, room_name: str, **fields) -> JobSpec:
+        """A JobSpec with the service-wide parts filled in (URL, recorder token, limits)."""
+        defaults = dict(empty_timeout_s=self.settings.empty_timeout_s,
+                        progress_interval_s=self.settings.progress_interval_s,
+                        max_duration_s=self.settings.max_duration_s)
+        return JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url, room_name=room_name,
+                       token=self._recorder_token(egress_id, room_name), **(defaults | fields))
 
     async def _participants(self, room_name: str) -> list:
         """The room's participants (``livekit.ParticipantInfo``), after checking the room exists."""

@@ -39,6 +39,12 @@ class AudioMixer:
         self._max = sample_rate * max_buffer_ms // 1000
         self._tracks: dict[str, _TrackBuffer] = {}
 
+    @property
+    def latency_ns(self) -> int:
+        """How long a sample waits in the mixer (the prebuffer): the pipeline pulls this much
+        later than the block's PTS, so that sound and picture of the same moment line up."""
+        return self._prebuffer * 1_000_000_000 // self.sample_rate
+
     def add_track(self, key: str, gains: tuple[float, ...] | None = None) -> None:
         """Mix track ``key``; ``gains`` per output channel route it (e.g. ``(1, 0)``: left only)."""
         self._tracks.setdefault(key, _TrackBuffer(gains=None if gains is None else np.asarray(gains)))
