@@ -34,6 +34,42 @@ def demo(seconds: float = typer.Option(10.0, help="length of the recording in se
     raise typer.Exit(run_demo(seconds=seconds, publishers=publishers, workdir=workdir))
 
 
+webhooks_app = typer.Typer(help="The webhook outbox: what was sent, what is pending, and replays.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("list")
+def webhooks_list(egress_id: str = typer.Option("", help="only this egress"),
+                  pending: bool = typer.Option(False, help="only undelivered ones")) -> None:
+    """List webhook deliveries (settings from PYEGRESS_* variables)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import Settings
+    from .store.egress_store import EgressStore
+    from .store.webhook_store import WebhookStore
+
+    rows = WebhookStore(EgressStore(Settings().database_url).engine).list(egress_id, pending)
+    table = Table("id", "event", "egress", "url", "attempts", "delivered", "last error")
+    for r in rows:
+        table.add_row(r.id, r.event, r.egress_id, r.url, str(r.attempts), "yes" if r.delivered_at else "no",
+                      r.last_error)
+    Console().print(table)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(delivery_id: str) -> None:
+    """Send a delivery again (a running `pyegress serve` picks it up)."""
+    from .config import Settings
+    from .store.egress_store import EgressStore
+    from .store.webhook_store import WebhookStore
+
+    if not WebhookStore(EgressStore(Settings().database_url).engine).replay(delivery_id):
+        typer.echo(f"no webhook delivery {delivery_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{delivery_id} queued again")
+
+
 @app.command("livekit-server")
 def livekit_server(port: int = typer.Option(7880)) -> None:
     """Build (once) and run a dev-mode livekit-server on 127.0.0.1 until Ctrl-C."""

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     after the last participant left. ``progress_interval_s``: how often an
     active egress refreshes its results (sizes, durations) and ``updated_at``.
     ``max_duration_s``: an egress ends with EGRESS_LIMIT_REACHED (outputs
-    finished) after this long; 0 means no limit.
+    finished) after this long; 0 means no limit. ``webhook_urls``: comma-separated
+    URLs that receive LiveKit webhooks for every egress.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0
+    webhook_urls: str = ""
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        """``webhook_urls`` split on commas: where every egress event is sent."""
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
 
     @property
     def http_url(self) -> str:

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from ..config import Settings
 from ..service.egress_service import EgressService
 from ..store.egress_store import EgressStore
+from ..store.webhook_store import WebhookStore
+from ..webhooks.sender import WebhookSender
 from .twirp import egress_router
 
 log = logging.getLogger(__name__)
@@ -19,12 +21,17 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the service starts and stops with the app's lifespan."""
     settings = settings or Settings()
-    service = EgressService(settings, EgressStore(settings.database_url))
+    store = EgressStore(settings.database_url)
+    webhooks = WebhookSender(WebhookStore(store.engine), settings.webhook_url_list, settings.api_key,
+                             settings.api_secret)
+    service = EgressService(settings, store, webhooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        webhooks.start()
         yield
         await service.shutdown()
+        await webhooks.stop()
 
     app = FastAPI(title="pyegress", lifespan=lifespan)
     app.state.service = service

@@ -25,6 +25,7 @@ from ..ids import new_egress_id
 from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
+from ..webhooks.sender import WebhookSender
 from ..worker.protocol import AudioRoute, Command, JobSpec, WorkerEvent
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
@@ -42,9 +43,12 @@ class EgressService:
     raises :class:`~pyegress.errors.EgressError` for bad requests.
     """
 
-    def __init__(self, settings: Settings, store: EgressStore) -> None:
+    def __init__(self, settings: Settings, store: EgressStore, webhooks: WebhookSender | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.webhooks = webhooks
+        self._notified: dict[str, int] = {}  # egress ID -> status last announced by webhook
+        self._webhook_urls: dict[str, list[str]] = {}  # egress ID -> the request's own webhook URLs
         self.recordings_dir = Path(settings.recordings_dir).resolve()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         self._workers: dict[str, WorkerProcess] = {}
@@ -309,6 +313,21 @@ class EgressService:
     def _save(self, info: eg.EgressInfo) -> None:
         info.updated_at = time.time_ns()
         self.store.save(info)
+        self._announce(info)
+
+    def _announce(self, info: eg.EgressInfo) -> None:
+        """Webhooks as livekit-server sends them: egress_started when created, egress_updated on each
+        status change, egress_ended at the end (progress alone is not announced)."""
+        if self.webhooks is None or self._notified.get(info.egress_id) == info.status:
+            return
+        first = info.egress_id not in self._notified
+        self._notified[info.egress_id] = info.status
+        event = ("egress_started" if first else "egress_ended" if info.status not in ACTIVE_STATUSES
+                 else "egress_updated")
+        self.webhooks.enqueue(event, info, self._webhook_urls.get(info.egress_id, []))
+        if event == "egress_ended":
+            self._notified.pop(info.egress_id, None)
+            self._webhook_urls.pop(info.egress_id, None)
 
     def _api(self) -> api.LiveKitAPI:
         return api.LiveKitAPI(self.settings.http_url, self.settings.api_key, self.settings.api_secret)
@@ -339,6 +358,8 @@ class EgressService:
 
     async def _launch(self, info: eg.EgressInfo, spec: JobSpec) -> None:
         egress_id = info.egress_id
+        request = getattr(info, info.WhichOneof("request"))
+        self._webhook_urls[egress_id] = [w.url for w in getattr(request, "webhooks", []) if w.url]
         self._infos[egress_id] = info
         self._save(info)
 

@@ -39,7 +39,7 @@ class EgressStore:
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url)
-        Base.metadata.create_all(self.engine)
+        Base.metadata.create_all(self.engine)  # every table of the package (see store/__init__.py)
 
     def save(self, info: EgressInfo) -> None:
         with Session(self.engine) as s, s.begin():

@@ -1,0 +1,1 @@
+"""LiveKit webhooks for egress events, delivered durably from an outbox table."""
