@@ -11,9 +11,9 @@ through pyegress's Egress API against a real livekit-server, and measures
 - stop latency (ms): StopEgress call until ListEgress shows EGRESS_COMPLETE
   (ListEgress is polled every 20 ms).
 
-In the same run it measures the baseline: a bare PyAV encode of an equivalent
-stream in a subprocess, as fast as it can go (not paced), and reports its CPU
-time per second of media. The stream is 1280x720 yuv420p 30 fps H.264 (the
+Right before each composite it measures the baseline: a bare PyAV encode of an
+equivalent stream in a subprocess, as fast as it can go (not paced), and reports
+its CPU time per second of media. The stream is 1280x720 yuv420p 30 fps H.264 (the
 pictures a 4-publisher grid composite shows, drawn with numpy slice copies;
 x264 set up exactly as pyegress's file output sets it up for the default
 H264_720P_30 preset) and a 48 kHz stereo AAC sine, into an MP4. The ratio
@@ -39,6 +39,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -449,24 +450,46 @@ async def create_room(lk: LiveKitServer, room: str) -> None:
         await lkapi.room.create_room(api.CreateRoomRequest(name=room))
 
 
-def run_composites(workdir: Path, counts: list[int], seconds: float) -> list[CompositeResult]:
-    """Record one composite per publisher count against one livekit-server and one ``pyegress serve``."""
-    results = []
+@dataclass
+class Row:
+    """One publisher count: its composite and the baseline encode run right before it."""
+
+    composite: CompositeResult
+    baseline: BaselineResult
+
+    @property
+    def ratio(self) -> float:
+        """Composite CPU-s per media-s over the baseline's."""
+        return self.composite.cpu_per_media_s / self.baseline.cpu_per_media_s
+
+
+def run_all(workdir: Path, counts: list[int], seconds: float) -> list[Row]:
+    """For each publisher count, the baseline encode and then the composite, each ``seconds`` of media.
+
+    The baseline is run again next to each composite because this machine's speed
+    drifts between minutes (the same encode has taken 0.34 and 0.53 CPU-s/media-s
+    on a quiet machine); every ratio compares measurements taken a minute apart.
+    One livekit-server and one ``pyegress serve`` serve every composite.
+    """
+    rows = []
     with LiveKitServer(log_path=workdir / "livekit-server.log") as lk, \
             PyegressServer(workdir / "pyegress", lk.url, lk.api_key, lk.api_secret) as egress:
         seen_workers: set[int] = set()
         for count in counts:
+            print(f"{count} publisher(s): baseline encode of {seconds:g} s ...", flush=True)
+            baseline = run_baseline(workdir / f"baseline-{count}.mp4", seconds)
             room = f"bench-{count}p-{int(time.time())}"
             asyncio.run(create_room(lk, room))
             pubs = start_publishers(lk, room, count, workdir / f"publishers-{count}.log")
             try:
                 monitor = WorkerMonitor(egress.pid, seen_workers)
-                print(f"recording {count} publisher(s) for {seconds:g} s ...", flush=True)
-                results.append(asyncio.run(record_composite(lk, egress, room, count, seconds, monitor)))
+                print(f"{count} publisher(s): recording {seconds:g} s ...", flush=True)
+                composite = asyncio.run(record_composite(lk, egress, room, count, seconds, monitor))
                 seen_workers.add(monitor.worker.pid)
             finally:
                 stop_process(pubs)
-    return results
+            rows.append(Row(composite, baseline))
+    return rows
 
 
 # ---------------------------------------------------------------------------- report
@@ -483,68 +506,81 @@ def machine() -> str:
     return f"{len(os.sched_getaffinity(0))} CPUs (nproc), {model}"
 
 
-def table(results: list[CompositeResult], baseline: BaselineResult) -> str:
+def code_version() -> str:
+    """The project's ``git describe --always --dirty`` (``-dirty``: uncommitted changes), or ``unknown``."""
+    try:
+        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def table(rows: list[Row]) -> str:
     """The results as a Markdown table."""
-    rows = ["| publishers | media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | peak RSS MiB "
-            "| start latency ms | stop latency ms |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    b = baseline.cpu_per_media_s
-    for r in results:
-        rows.append(f"| {r.publishers} | {r.media_s:.2f} | {r.cpu_per_media_s:.3f} | {b:.3f} "
-                    f"| {r.cpu_per_media_s / b:.2f} | {r.peak_rss / MIB:.0f} "
-                    f"| {r.start_latency_s * 1000:.0f} | {r.stop_latency_s * 1000:.0f} |")
-    return "\n".join(rows)
+    lines = ["| publishers | media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | peak RSS MiB "
+             "| start latency ms | stop latency ms |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        r = row.composite
+        lines.append(f"| {r.publishers} | {r.media_s:.2f} | {r.cpu_per_media_s:.3f} "
+                     f"| {row.baseline.cpu_per_media_s:.3f} | {row.ratio:.2f} | {r.peak_rss / MIB:.0f} "
+                     f"| {r.start_latency_s * 1000:.0f} | {r.stop_latency_s * 1000:.0f} |")
+    return "\n".join(lines)
 
 
-def verdict(results: list[CompositeResult], baseline: BaselineResult) -> str:
+def verdict(rows: list[Row]) -> str:
     """Whether the issue's target holds, in one sentence."""
-    target = [r for r in results if r.publishers == TARGET_PUBLISHERS]
+    target = [row for row in rows if row.composite.publishers == TARGET_PUBLISHERS]
     if not target:
         return f"Target: {TARGET_PUBLISHERS}-publisher composite <= {TARGET_RATIO}x baseline (not measured in this run)."
-    ratio = target[0].cpu_per_media_s / baseline.cpu_per_media_s
-    met = "met" if ratio <= TARGET_RATIO else "NOT met"
+    ratio = target[0].ratio
     return (f"Target: {TARGET_PUBLISHERS}-publisher composite <= {TARGET_RATIO}x baseline: "
-            f"{ratio:.2f}x, {met}.")
+            f"{ratio:.2f}x, {'met' if ratio <= TARGET_RATIO else 'NOT met'}.")
 
 
-def section(command: str, results: list[CompositeResult], baseline: BaselineResult,
-            load: tuple[float, float]) -> str:
+def busiest_other_load(rows: list[Row]) -> float:
+    """The most CPUs that processes outside the benchmark used during any one measurement."""
+    return max(x.other_cpus for row in rows for x in (row.composite, row.baseline))
+
+
+def section(command: str, rows: list[Row], load: tuple[float, float]) -> str:
     """The RESULTS.md section of this run, between its markers; ``load`` is the 1-min load average before and after."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    probes = "\n".join(f"- {r.publishers} publisher(s): {r.summary}" for r in results)
-    others = ", ".join([f"baseline {baseline.other_cpus:.2f}",
-                        *(f"{r.publishers} publisher(s) {r.other_cpus:.2f}" for r in results)])
+    details = "\n".join(
+        f"- {row.composite.publishers} publisher(s): composite {row.composite.summary}; baseline "
+        f"{row.baseline.cpu_s:.1f} CPU-s in {row.baseline.wall_s:.1f} s wall, {row.baseline.summary}; "
+        f"other processes {row.composite.other_cpus:.2f} / {row.baseline.other_cpus:.2f} CPUs"
+        for row in rows)
     return f"""{SECTION_START}
 ## Room composite vs bare x264 encode
 
 Command: `{command}`
 
-Date: {now}. Machine: {machine()}; Python {platform.python_version()}, PyAV {av.__version__},
-livekit-server {LIVEKIT_SERVER_VERSION}. 1-min load average {load[0]:.2f} before the run, {load[1]:.2f} after.
-livekit-server, `pyegress serve` and the publishers (one process, 640x360 30 fps each) run on
-the same machine as the worker.
+Date: {now}. Code: {code_version()}. Machine: {machine()}; Python {platform.python_version()},
+PyAV {av.__version__}, livekit-server {LIVEKIT_SERVER_VERSION}. 1-min load average {load[0]:.2f} before
+the run, {load[1]:.2f} after. livekit-server, `pyegress serve` and the publishers (one process,
+640x360 30 fps each) run on the same machine as the worker.
 
-{table(results, baseline)}
+{table(rows)}
 
-{verdict(results, baseline)}
+{verdict(rows)}
 
 - CPU-s/media-s: user + system CPU time of the egress worker process tree (`python -m
   pyegress.worker`) from EGRESS_ACTIVE to EGRESS_COMPLETE, per second of recorded media (ffprobe
   duration of the file).
-- baseline: the same run's bare PyAV encode, unpaced, in its own process, of 1280x720 yuv420p 30 fps
-  showing what a 4-publisher grid shows (the generated publishers' pictures, drawn with numpy slice
-  copies; libx264 `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}` {VIDEO_KBPS} kbps, PyAV's
-  default threading, as pyegress's file output) plus a {AUDIO_KBPS} kbps {AUDIO_RATE} Hz stereo AAC sine, into
-  an MP4: {baseline.cpu_s:.1f} CPU-s for {baseline.media_s:.2f} s of media in {baseline.wall_s:.1f} s wall.
+- baseline: a bare PyAV encode, run right before each composite, unpaced, in its own process, of
+  1280x720 yuv420p 30 fps showing what a 4-publisher grid shows (the generated publishers'
+  pictures, drawn with numpy slice copies; libx264 `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}`
+  {VIDEO_KBPS} kbps, PyAV's default threading) plus a {AUDIO_KBPS} kbps {AUDIO_RATE} Hz stereo AAC sine,
+  into an MP4.
 - peak RSS: the worker's, sampled every {RSS_SAMPLE_S} s. Latencies: ListEgress polled every
   {POLL_S * 1000:.0f} ms; start is StartRoomCompositeEgress → EGRESS_ACTIVE, stop is StopEgress → EGRESS_COMPLETE.
-- CPUs used on average by processes outside the benchmark while it measured (0 on a quiet
-  machine; anything else competed with what was measured): {others}.
+- other processes: CPUs used on average by processes outside the benchmark during the composite /
+  the baseline (0 on a quiet machine; anything else competed with what was measured).
 
-ffprobe of the recordings:
+Per publisher count (ffprobe of the files):
 
-{probes}
-- baseline: {baseline.summary}
+{details}
 {SECTION_END}
 """
 
@@ -586,21 +622,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seconds must be positive and --publishers a list of counts >= 1")
 
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # the dev key pair's 6-byte secret
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # unwind: servers and publishers stop
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pyegress-bench-") as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        print(f"baseline: encoding {args.seconds:g} s of 720p30 ...", flush=True)
-        baseline = run_baseline(workdir / "baseline.mp4", args.seconds)
-        print(f"baseline: {baseline.cpu_per_media_s:.3f} CPU-s/media-s ({baseline.summary})", flush=True)
-        results = run_composites(workdir, counts, args.seconds)
+        rows = run_all(workdir, counts, args.seconds)
     print()
-    print(table(results, baseline))
-    print(verdict(results, baseline))
-    busiest = max([baseline.other_cpus, *(r.other_cpus for r in results)])
-    if busiest > 0.1:
+    print(table(rows))
+    print(verdict(rows))
+    if (busiest := busiest_other_load(rows)) > 0.1:
         print(f"warning: other processes used up to {busiest:.2f} CPUs while this measured; the numbers are noisy")
-    update_results(args.out, section(command_line(), results, baseline, (load_before, os.getloadavg()[0])))
+    update_results(args.out, section(command_line(), rows, (load_before, os.getloadavg()[0])))
     print(f"written to {args.out}")
     return 0
 

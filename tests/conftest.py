@@ -30,7 +30,8 @@ def egress_server(livekit, tmp_path_factory):
     work = tmp_path_factory.mktemp("pyegress")
     with PyegressServer(work, livekit.url, livekit.api_key, livekit.api_secret,
                         extra_env={"PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S),
-                                   "PYEGRESS_PROGRESS_INTERVAL_S": "1"}) as server:
+                                   "PYEGRESS_PROGRESS_INTERVAL_S": "1",
+                                   "PYEGRESS_UPLOAD_RETRY_BASE_S": "0.2"}) as server:
         yield server
 
 

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     active egress refreshes its results (sizes, durations) and ``updated_at``.
     ``max_duration_s``: an egress ends with EGRESS_LIMIT_REACHED (outputs
     finished) after this long; 0 means no limit. ``webhook_urls``: comma-separated
-    URLs that receive LiveKit webhooks for every egress.
+    URLs that receive LiveKit webhooks for every egress. ``upload_attempts`` and
+    ``upload_retry_base_s``: tries per upload and the first wait between them
+    (doubling); a file whose upload fails for good stays in ``recordings_dir``.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
@@ -39,6 +41,8 @@ class Settings(BaseSettings):
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0
     webhook_urls: str = ""
+    upload_attempts: int = 6
+    upload_retry_base_s: float = 1.0
 
     @property
     def webhook_url_list(self) -> list[str]:

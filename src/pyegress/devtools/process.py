@@ -43,7 +43,9 @@ class ServerProcess:
         Raises:
             RuntimeError: the process exits first, or ``timeout_s`` passes (the process is then stopped).
         """
-        self._proc = subprocess.Popen(args, **popen)
+        # A session of its own: signals a server sends to its process group (SeaweedFS does, on
+        # shutdown) must not reach the test run or the other servers.
+        self._proc = subprocess.Popen(args, start_new_session=True, **popen)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -30,6 +30,7 @@ from .outputs.images import ImagesOutput
 from .outputs.segments import SegmentsOutput
 from .outputs.stream import StreamOutput
 from .outputs.websocket import WebsocketOutput
+from ..storage.s3 import upload
 from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
@@ -220,10 +221,33 @@ class CompositePipeline:
         error = error or next((w.error for w in self.websockets if w.error), "")
         ended = self.clock.wall_ns(end_ns)
         if error:
-            self.emit(self._event("failed", end_ns, ended, error=error))
+            event = self._event("failed", end_ns, ended, error=error)
         else:
-            self.emit(self._event("complete", end_ns, ended, reason=self._stop_reason,
-                                  limit_reached=self._stop_reason == LIMIT_REACHED))
+            event = self._event("complete", end_ns, ended, reason=self._stop_reason,
+                                limit_reached=self._stop_reason == LIMIT_REACHED)
+        event.backup_storage_used = await asyncio.to_thread(self._upload, event)
+        self.emit(event)
+
+    def _upload(self, event: WorkerEvent) -> bool:
+        """Upload finished files that have a destination; returns whether any stayed local (backup).
+
+        A file is deleted locally only once its upload is confirmed; its result's location becomes
+        the object's URL.
+        """
+        backup = False
+        for out, result in zip(self.files, event.files):
+            target = out.target
+            if target.s3 is None or not out.path.exists():
+                continue
+            try:
+                result.path = upload(target.s3, out.path, target.filename, attempts=self.spec.upload_attempts,
+                                     base_delay_s=self.spec.upload_retry_base_s)
+            except Exception as e:  # the destination stayed down: the recording is kept here
+                log.error("upload of %s failed for good, kept at %s: %s", target.filename, out.path, e)
+                backup = True
+                continue
+            out.path.unlink()
+        return backup
 
     async def _tick_loop(self, thread: EncoderThread) -> int:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""

@@ -181,7 +181,7 @@ class EgressService:
         is_audio = track.type == models.TrackType.AUDIO
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
                              source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
-        info.track.CopyFrom(req)
+        info.track.CopyFrom(redacted_request(req))
         spec = self._job(egress_id, req.room_name, source="track", track_id=req.track_id, audio=is_audio,
                          video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
                          empty_timeout_s=0)
@@ -289,7 +289,9 @@ class EgressService:
         """A JobSpec with the service-wide parts filled in (URL, recorder token, limits)."""
         defaults = dict(empty_timeout_s=self.settings.empty_timeout_s,
                         progress_interval_s=self.settings.progress_interval_s,
-                        max_duration_s=self.settings.max_duration_s)
+                        max_duration_s=self.settings.max_duration_s,
+                        upload_attempts=self.settings.upload_attempts,
+                        upload_retry_base_s=self.settings.upload_retry_base_s)
         return JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url, room_name=room_name,
                        token=self._recorder_token(egress_id, room_name), **(defaults | fields))
 
@@ -448,6 +450,7 @@ class EgressService:
         elif legacy == "stream" and info.stream_results:
             del info.stream.info[:]
             info.stream.info.extend(info.stream_results)
+        info.backup_storage_used = info.backup_storage_used or event.backup_storage_used
         if event.event == "complete":
             info.status = S.EGRESS_LIMIT_REACHED if event.limit_reached else S.EGRESS_COMPLETE
             info.ended_at, info.details = event.ended_at, event.reason

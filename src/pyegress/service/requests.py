@@ -18,6 +18,7 @@ from ..errors import EgressError, invalid
 from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
 from ..media.outputs.stream import redact_url
+from ..storage.s3 import S3Target
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
 
@@ -89,8 +90,29 @@ _DEFAULT_NAME = "{room_name}-{time}"
 def _reject_upload(out, field_name: str) -> None:
     upload = out.WhichOneof("output")
     if upload in _UPLOAD_FIELDS:
-        raise EgressError("unimplemented", f"{field_name}.{upload}: uploads are not supported yet; "
+        raise EgressError("unimplemented", f"{field_name}.{upload}: uploads are not supported yet for this output; "
                           "omit it to record to the local recordings directory", argument=f"{field_name}.{upload}")
+
+
+def _s3_target(out, field_name: str) -> S3Target | None:
+    """The S3 destination of a file output, or None to keep it local.
+
+    Raises:
+        EgressError: ``invalid_argument`` without a bucket; ``unimplemented`` for gcp, azure, aliOSS.
+    """
+    upload = out.WhichOneof("output")
+    if upload is None:
+        return None
+    if upload != "s3":
+        _reject_upload(out, field_name)
+    s3 = out.s3
+    if not s3.bucket:
+        raise invalid(f"{field_name}.s3.bucket", "is required")
+    if s3.endpoint and urlsplit(s3.endpoint).scheme not in ("http", "https"):
+        raise invalid(f"{field_name}.s3.endpoint", "must be an http:// or https:// URL")
+    return S3Target(bucket=s3.bucket, region=s3.region, endpoint=s3.endpoint, access_key=s3.access_key,
+                    secret=s3.secret, session_token=s3.session_token, force_path_style=s3.force_path_style,
+                    metadata=dict(s3.metadata), tagging=s3.tagging, content_disposition=s3.content_disposition)
 
 
 class _Resolver:
@@ -199,13 +221,13 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
             encoding.key_frame_interval = float(duration)
 
     for out, f in pick("file_outputs", "file"):
-        _reject_upload(out, f)
+        s3 = _s3_target(out, f)
         fmt = _file_format(out, f, video=video, encoding=encoding, explicit_audio=explicit_audio)
         path = r.path(out.filepath or _DEFAULT_NAME, f"{f}.filepath")
         if not path.suffix:
             path = path.with_name(path.name + _FORMAT_EXT[fmt])
         path = unique_path(path)
-        result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt))
+        result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt, s3=s3))
 
     for out, f in pick("image_outputs", "images"):
         _reject_upload(out, f)
@@ -264,7 +286,7 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
         if not is_audio:
             raise invalid("websocket_url", "only audio tracks can be sent to a websocket")
         return encoding, [], req.websocket_url
-    _reject_upload(req.file, "file")
+    s3 = _s3_target(req.file, "file")
     if is_audio:
         fmt = "ogg"
     elif "vp8" in track.mime_type.lower():
@@ -279,7 +301,8 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
     if not path.suffix:
         path = path.with_name(path.name + _FORMAT_EXT[fmt])
     path = unique_path(path)
-    return encoding, [FileTarget(path=str(path), filename=str(path.relative_to(Path(root).resolve())), format=fmt)], ""
+    filename = str(path.relative_to(Path(root).resolve()))
+    return encoding, [FileTarget(path=str(path), filename=filename, format=fmt, s3=s3)], ""
 
 
 def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False) -> list[str]:
@@ -345,9 +368,11 @@ def unified_to_composite(req: eg.StartEgressRequest) -> eg.RoomCompositeEgressRe
 
 
 def redacted_request(req):
-    """A copy of a request with stream keys masked, for EgressInfo (secrets are never echoed)."""
+    """A copy of a request with stream keys masked and storage credentials removed, for EgressInfo
+    (secrets are never echoed)."""
     copy = type(req)()
     copy.CopyFrom(req)
+    _strip_credentials(copy)
     streams = list(getattr(copy, "stream_outputs", []))
     streams += [o.stream for o in getattr(copy, "outputs", []) if o.WhichOneof("config") == "stream"]
     if "output" in {o.name for o in copy.DESCRIPTOR.oneofs} and copy.WhichOneof("output") == "stream":
@@ -357,6 +382,23 @@ def redacted_request(req):
         del out.urls[:]
         out.urls.extend(masked)
     return copy
+
+
+_SECRET_FIELDS = {"secret", "session_token", "credentials", "account_key", "access_key"}
+
+
+def _strip_credentials(message) -> None:
+    """Clear every credential field (S3 secret, GCP credentials, Azure key, ...) anywhere in ``message``."""
+    for fd, value in message.ListFields():
+        if fd.name in _SECRET_FIELDS and fd.type == fd.TYPE_STRING:
+            message.ClearField(fd.name)
+        elif fd.type == fd.TYPE_MESSAGE:
+            if fd.is_repeated:
+                if not fd.message_type.GetOptions().map_entry:
+                    for item in value:
+                        _strip_credentials(item)
+            else:
+                _strip_credentials(value)
 
 
 def validate_room_composite(req: eg.RoomCompositeEgressRequest) -> Layout:

@@ -14,14 +14,17 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..media.encoding import EncodingSettings
+from ..storage.s3 import S3Target
 
 
 class FileTarget(BaseModel):
-    """One file: ``path`` absolute, ``filename`` as reported, ``format`` the container."""
+    """One file: ``path`` absolute, ``filename`` as reported, ``format`` the container; with ``s3``
+    it is uploaded as object ``filename`` once finished, and the local copy removed when confirmed."""
 
     path: str
     filename: str
     format: Literal["mp4", "ogg", "webm"] = "mp4"
+    s3: S3Target | None = None
 
 
 class SegmentsTarget(BaseModel):
@@ -99,6 +102,8 @@ class JobSpec(BaseModel):
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0  # 0: no limit
+    upload_attempts: int = 6
+    upload_retry_base_s: float = 1.0
 
 
 class Command(BaseModel):
@@ -177,4 +182,5 @@ class WorkerEvent(BaseModel):
     streams: list[StreamResult] = []
     reason: str = ""
     limit_reached: bool = False
+    backup_storage_used: bool = False
     error: str = ""

