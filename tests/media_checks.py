@@ -133,9 +133,10 @@ def av_offsets_s(path) -> list[float]:
     that moment (found from the bar's phase in the frames around it): positive means the sound
     comes late.
     """
-    phases = bar_phases(path)
+    # WebRTC's receiver time-stretches audio for about its first second: start measuring after it
+    phases = bar_phases(path, skip_s=2.0)
     offsets = []
-    for onset in beep_onsets(path):
+    for onset in beep_onsets(path, skip_s=2.0):
         near = [(t, p) for t, p in phases if abs(t - onset) <= 0.5]
         if len(near) < 5:
             continue

@@ -32,7 +32,7 @@ class AudioMixer:
     """
 
     def __init__(self, sample_rate: int = 48000, channels: int = 2,
-                 prebuffer_ms: int = 40, max_buffer_ms: int = 200) -> None:
+                 prebuffer_ms: int = 40, max_buffer_ms: int = 120) -> None:
         self.sample_rate = sample_rate
         self.channels = channels
         self._prebuffer = sample_rate * prebuffer_ms // 1000
