@@ -24,11 +24,12 @@ class EncoderThread:
 
     ``submit_*`` are called from the event loop; :attr:`backlogged` turns True
     once ``max_video_queue`` video frames wait (the pipeline then skips frames,
-    which bounds memory: a queued 720p frame is 1.4 MB). The first error
+    which bounds memory: a queued 720p frame is 1.4 MB; 60 frames ride out 2 s
+    of CPU contention at 30 fps). The first error
     is kept in :attr:`error` and stops the encoding (outputs are still closed).
     """
 
-    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_video_queue: int = 30) -> None:
+    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_video_queue: int = 60) -> None:
         self.encoder = encoder
         self.outputs = outputs
         self._queue: queue.Queue = queue.Queue()
