@@ -351,3 +351,17 @@ async def test_audio_and_video_stay_in_sync(lkapi, egress_api, publishers, room_
     # contention is tolerated; a trend is not)
     half = len(offsets) // 2
     assert abs(float(np.median(offsets[half:])) - float(np.median(offsets[:half]))) <= 0.040, offsets
+
+
+async def test_audio_only_composite_to_mp3(lkapi, egress_api, publishers, room_name):
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, audio_only=True,
+        file_outputs=[api.EncodedFileOutput(filepath="{room_name}-mix", file_type=api.EncodedFileType.MP3)]))
+    final, seconds = await run_egress(egress_api, start, 4)
+    assert final.file_results[0].filename == f"{room_name}-mix.mp3"
+    probe = ffprobe(final.file_results[0].location)
+    a = probe.stream("audio")
+    assert (a["codec_name"], int(a["sample_rate"]), probe.stream("video")) == ("mp3", 48000, None)
+    assert abs(probe.duration - seconds) <= 0.5

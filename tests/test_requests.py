@@ -122,3 +122,15 @@ def test_segments_and_images(tmp_path: Path):
         api.SegmentedFileOutput(filename_prefix="../../x")])
     with pytest.raises(EgressError, match=r"segment_outputs\[0\].filename_prefix"):
         _resolve(bad, tmp_path)
+
+
+def test_mp3_is_audio_only(tmp_path: Path):
+    req = api.RoomCompositeEgressRequest(room_name="r", audio_only=True, file_outputs=[
+        api.EncodedFileOutput(filepath="a", file_type=api.EncodedFileType.MP3)])
+    enc = resolve_encoding(req)
+    out = resolve_outputs(req, root=tmp_path, values={}, audio=True, video=False, encoding=enc)
+    assert (out.files[0].format, out.files[0].filename, enc.audio_codec) == ("mp3", "a.mp3", "mp3")
+    req = api.RoomCompositeEgressRequest(room_name="r", file_outputs=[
+        api.EncodedFileOutput(file_type=api.EncodedFileType.MP3)])
+    with pytest.raises(EgressError, match="MP3 holds audio only"):
+        _resolve(req, tmp_path)

@@ -19,7 +19,7 @@ import numpy as np
 from .encoding import EncodingSettings
 
 _H264_PROFILES = {"h264_baseline": "baseline", "h264_main": "main", "h264_high": "high"}
-_AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus"}
+_AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}
 
 
 #: Pixel rate (pixels/s) one x264 thread encodes in real time with room to spare (720p30 takes ~40% of a core).

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 VideoCodec = Literal["h264_baseline", "h264_main", "h264_high", "vp8"]
-AudioCodec = Literal["aac", "opus"]
+AudioCodec = Literal["aac", "opus", "mp3"]
 
 
 class EncodingSettings(BaseModel):

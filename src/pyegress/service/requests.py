@@ -25,7 +25,8 @@ from .paths import confine, expand_placeholders, unique_path
 _VIDEO_CODECS = {models.VideoCodec.DEFAULT_VC: "h264_main", models.VideoCodec.H264_BASELINE: "h264_baseline",
                  models.VideoCodec.H264_MAIN: "h264_main", models.VideoCodec.H264_HIGH: "h264_high",
                  models.VideoCodec.VP8: "vp8"}
-_AUDIO_CODECS = {models.AudioCodec.DEFAULT_AC: "aac", models.AudioCodec.AAC: "aac", models.AudioCodec.OPUS: "opus"}
+_AUDIO_CODECS = {models.AudioCodec.DEFAULT_AC: "aac", models.AudioCodec.AAC: "aac", models.AudioCodec.OPUS: "opus",
+                 models.AudioCodec.AC_MP3: "mp3"}
 
 
 def resolve_encoding(req, field_prefix: str = "") -> EncodingSettings:
@@ -83,7 +84,8 @@ class ResolvedOutputs:
 
 
 _UPLOAD_FIELDS = ("s3", "gcp", "azure", "aliOSS")
-_FORMAT_EXT = {"mp4": ".mp4", "ogg": ".ogg", "webm": ".webm"}
+_FORMAT_EXT = {"mp4": ".mp4", "ogg": ".ogg", "webm": ".webm", "mp3": ".mp3"}
+_AUDIO_ONLY_FORMATS = {"ogg": "opus", "mp3": "mp3"}  # container -> the audio codec it takes
 _DEFAULT_NAME = "{room_name}-{time}"
 
 
@@ -132,24 +134,24 @@ class _Resolver:
 def _file_format(out, field_name: str, *, video: bool, encoding: EncodingSettings, explicit_audio: bool) -> str:
     """The container of a file output: ``file_type``, else the filepath's extension, else by content."""
     f = f"{field_name}.file_type"
-    if out.file_type == eg.EncodedFileType.MP3:
-        raise EgressError("unimplemented", f"{f}: MP3 is not supported yet", argument=f)
-    by_type = {eg.EncodedFileType.MP4: "mp4", eg.EncodedFileType.OGG: "ogg"}.get(out.file_type)
+    by_type = {eg.EncodedFileType.MP4: "mp4", eg.EncodedFileType.OGG: "ogg",
+               eg.EncodedFileType.MP3: "mp3"}.get(out.file_type)
     by_ext = {v: k for k, v in _FORMAT_EXT.items()}.get(Path(out.filepath).suffix.lower())
     if by_type and by_ext and by_type != by_ext:
         raise invalid(f"{field_name}.filepath", f"extension {Path(out.filepath).suffix} does not match file_type "
                       f"{eg.EncodedFileType.Name(out.file_type)}")
     fmt = by_type or by_ext or ("webm" if video and encoding.video_codec == "vp8" else "mp4" if video else "ogg")
-    if fmt == "ogg" and video:
-        raise invalid(f, "OGG holds audio only; set audio_only or use MP4")
+    if fmt in _AUDIO_ONLY_FORMATS and video:
+        raise invalid(f, f"{fmt.upper()} holds audio only; set audio_only or use MP4")
     if fmt == "mp4" and video and encoding.video_codec == "vp8":
         raise invalid("advanced.video_codec", "VP8 cannot be written to MP4; use H.264 or a WebM file")
     if fmt == "webm" and video and encoding.video_codec != "vp8":
         raise invalid("advanced.video_codec", "WebM needs VP8 video")
-    if fmt in ("ogg", "webm"):
-        if explicit_audio and encoding.audio_codec != "opus":
-            raise invalid("advanced.audio_codec", f"{fmt.upper()} needs Opus audio")
-        encoding.audio_codec = "opus"
+    needed = _AUDIO_ONLY_FORMATS.get(fmt) or ("opus" if fmt == "webm" else None)
+    if needed:
+        if explicit_audio and encoding.audio_codec != needed:
+            raise invalid("advanced.audio_codec", f"{fmt.upper()} needs {needed} audio")
+        encoding.audio_codec = needed
     return fmt
 
 

@@ -52,7 +52,7 @@ class S3Target(BaseModel):
 
 
 def content_type(path: Path) -> str:
-    return {".mp4": "video/mp4", ".webm": "video/webm", ".ogg": "audio/ogg", ".ts": "video/mp2t",
+    return {".mp4": "video/mp4", ".webm": "video/webm", ".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".ts": "video/mp2t",
             ".m3u8": "application/x-mpegURL", ".jpeg": "image/jpeg", ".json": "application/json"}.get(
         path.suffix.lower(), "application/octet-stream")
 

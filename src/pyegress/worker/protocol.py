@@ -23,7 +23,7 @@ class FileTarget(BaseModel):
 
     path: str
     filename: str
-    format: Literal["mp4", "ogg", "webm"] = "mp4"
+    format: Literal["mp4", "ogg", "webm", "mp3"] = "mp4"
     s3: S3Target | None = None
 
 

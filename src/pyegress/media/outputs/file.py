@@ -1,4 +1,4 @@
-"""File output: MP4 (H.264/AAC), WebM (VP8/Opus) or OGG (Opus audio).
+"""File output: MP4 (H.264/AAC), WebM (VP8/Opus), OGG (Opus audio) or MP3.
 
 MP4 is written fragmented (``empty_moov`` + a fragment per second) and every
 packet is flushed to the file, so a file cut short by a crash or a kill is
