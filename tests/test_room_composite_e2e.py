@@ -71,6 +71,12 @@ async def test_room_composite_grid_mp4(lkapi, egress_api, publishers, room_name,
     assert abs(probe.duration - expected) <= 0.5, (probe.duration, expected)
     assert abs(result.duration / 1e9 - probe.duration) <= 0.2
     assert not (await egress_api.egress.list_egress(api.ListEgressRequest(room_name=room_name, active=True))).items
+    for _ in range(50):  # the worker process is gone once its egress is complete
+        if not [p for p in psutil.Process(egress_server.pid).children() if info.egress_id in p.cmdline()]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the worker is still running after EGRESS_COMPLETE")
     manifest = json.loads(Path(final.manifest_location).read_text())  # LiveKit's {filepath}.json
     assert final.manifest_location == str(path) + ".json"
     assert manifest["egress_id"] == info.egress_id and manifest["file_results"][0]["filename"] == result.filename

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -46,7 +47,7 @@ async def _read_commands(pipeline: CompositePipeline) -> None:
                 log.warning("layout: %s", e)
 
 
-async def main() -> int:
+async def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
@@ -57,12 +58,13 @@ async def main() -> int:
     reader = asyncio.create_task(_read_commands(pipeline))
     await pipeline.run()
     reader.cancel()
-    return 0
+    # Exit here: returning would make asyncio.run wait for its executor, whose stdin reader thread
+    # stays blocked in readline() until the service closes the pipe. os._exit also skips the
+    # livekit SDK's exit-time cleanup, which can abort on rooms just disconnected.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    # os._exit skips waiting for the stdin reader thread, which is blocked in readline.
-    import os
-    code = asyncio.run(main())
-    sys.stdout.flush()
-    os._exit(code)
+    asyncio.run(main())
