@@ -82,12 +82,12 @@ class EgressService:
             raise invalid("room_name", "is required")
         if not req.identity:
             raise invalid("identity", "is required")
-        participants = await self._participants(req.room_name)
+        room_id, participants = await self._participants(req.room_name)
         if not any(p.identity == req.identity for p in participants):
             raise EgressError("not_found", f"identity: participant {req.identity!r} is not in room {req.room_name!r}",
                               argument="identity")
         return await self._start_composite(req, "participant", audio=True, video=True, layout="grid",
-                                           identity=req.identity, screen_share=req.screen_share)
+                                           room_id=room_id, identity=req.identity, screen_share=req.screen_share)
 
     async def start_track_composite(self, req: eg.TrackCompositeEgressRequest) -> eg.EgressInfo:
         """StartTrackCompositeEgress: one audio track and one video track, by track SID.
@@ -100,7 +100,8 @@ class EgressService:
             raise invalid("room_name", "is required")
         if not (req.audio_track_id or req.video_track_id):
             raise invalid("audio_track_id", "set audio_track_id, video_track_id or both")
-        tracks = {t.sid: t for p in await self._participants(req.room_name) for t in p.tracks}
+        room_id, participants = await self._participants(req.room_name)
+        tracks = {t.sid: t for p in participants for t in p.tracks}
         for field_name, sid, kind in (("audio_track_id", req.audio_track_id, models.TrackType.AUDIO),
                                       ("video_track_id", req.video_track_id, models.TrackType.VIDEO)):
             if not sid:
@@ -111,7 +112,7 @@ class EgressService:
             if tracks[sid].type != kind:
                 raise invalid(field_name, f"track {sid} is a {models.TrackType.Name(tracks[sid].type).lower()} track")
         return await self._start_composite(req, "track_composite", audio=bool(req.audio_track_id),
-                                           video=bool(req.video_track_id), layout="grid",
+                                           video=bool(req.video_track_id), layout="grid", room_id=room_id,
                                            audio_track_id=req.audio_track_id, video_track_id=req.video_track_id)
 
     async def list_egress(self, req: eg.ListEgressRequest) -> eg.ListEgressResponse:
@@ -167,13 +168,13 @@ class EgressService:
             raise invalid("room_name", "is required")
         if not req.track_id:
             raise invalid("track_id", "is required")
-        found = [(p.identity, t) for p in await self._participants(req.room_name) for t in p.tracks
+        room_id, participants = await self._participants(req.room_name)
+        found = [(p.identity, t) for p in participants for t in p.tracks
                  if t.sid == req.track_id]
         if not found:
             raise EgressError("not_found", f"track_id: track {req.track_id!r} is not published in room "
                               f"{req.room_name!r}", argument="track_id")
         identity, track = found[0]
-        room_id = await self._room_sid(req.room_name)
         encoding, files, websocket_url = resolve_track_egress(
             req, track, root=self.recordings_dir,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
@@ -256,14 +257,15 @@ class EgressService:
 
     # ---- internals --------------------------------------------------------
     async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str,
-                               request=None, **source) -> eg.EgressInfo:
+                               request=None, room_id: str = "", **source) -> eg.EgressInfo:
         """Resolve a composite-style request, create its EgressInfo and launch its worker.
 
         ``request`` is what EgressInfo echoes when ``req`` is a translation
-        (StartEgress); ``kind`` is the JobSpec source.
+        (StartEgress); ``kind`` is the JobSpec source; ``room_id`` saves a
+        lookup when the caller already has it.
         """
         encoding = resolve_encoding(req)
-        room_id = await self._room_sid(req.room_name)
+        room_id = room_id or await self._room_sid(req.room_name)
         egress_id = new_egress_id()
         outputs = resolve_outputs(req, root=self.recordings_dir,
                                   values={"room_name": req.room_name, "room_id": room_id,
@@ -295,12 +297,13 @@ class EgressService:
         return JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url, room_name=room_name,
                        token=self._recorder_token(egress_id, room_name), **(defaults | fields))
 
-    async def _participants(self, room_name: str) -> list:
-        """The room's participants (``livekit.ParticipantInfo``), after checking the room exists."""
-        await self._room_sid(room_name)
+    async def _participants(self, room_name: str) -> tuple[str, list]:
+        """The room's SID and participants (``livekit.ParticipantInfo``); checks the room exists."""
+        room_id = await self._room_sid(room_name)
         try:
             async with self._api() as lk:
-                return list((await lk.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants)
+                listed = await lk.room.list_participants(api.ListParticipantsRequest(room=room_name))
+                return room_id, list(listed.participants)
         except Exception as e:  # network or server errors of every kind
             raise EgressError("unavailable", f"cannot reach livekit-server: {e}") from None
 

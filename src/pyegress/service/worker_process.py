@@ -74,7 +74,3 @@ class WorkerProcess:
     async def wait(self) -> None:
         if self._task is not None:
             await asyncio.shield(self._task)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()

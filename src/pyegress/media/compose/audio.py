@@ -52,10 +52,6 @@ class AudioMixer:
     def remove_track(self, key: str) -> None:
         self._tracks.pop(key, None)
 
-    @property
-    def track_keys(self) -> list[str]:
-        return list(self._tracks)
-
     def push(self, key: str, samples: np.ndarray) -> None:
         """Append ``(n, channels) int16`` samples to the track's buffer (ignored for unknown tracks)."""
         buf = self._tracks.get(key)

@@ -100,10 +100,6 @@ class VideoCompositor:
         tile.scaled = None
         self._dirty = True
 
-    @property
-    def tile_keys(self) -> list[str]:
-        return list(self._tiles)
-
     def compose(self) -> tuple[av.VideoFrame, bool]:
         """Return ``(frame, changed)``: a yuv420p ``av.VideoFrame`` of the canvas.
 

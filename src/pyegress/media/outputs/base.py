@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import av
 import numpy as np
 
 from ..encode import MediaEncoder
+
+
+def utc_stamp(wall_ns: float) -> str:
+    """A UTC filename suffix with milliseconds, ``YYYYMMDDHHMMSSmmm``, for TIMESTAMP-suffixed outputs."""
+    wall = datetime.fromtimestamp(wall_ns / 1e9, tz=timezone.utc)
+    return f"{wall.strftime('%Y%m%d%H%M%S')}{wall.microsecond // 1000:03d}"
 
 
 class Output:

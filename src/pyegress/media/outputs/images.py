@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from ...worker.protocol import ImagesResult, ImagesTarget
-from .base import Output
+from .base import Output, utc_stamp
 
 
 class ImagesOutput(Output):
@@ -38,8 +37,7 @@ class ImagesOutput(Output):
         if self.target.suffix == "none":
             return f"{self.target.prefix}.jpeg"
         if self.target.suffix == "timestamp":
-            wall = datetime.fromtimestamp((self.wall_start_ns + pts * 1e9 / self.framerate) / 1e9, tz=timezone.utc)
-            return f"{self.target.prefix}_{wall.strftime('%Y%m%d%H%M%S')}{wall.microsecond // 1000:03d}.jpeg"
+            return f"{self.target.prefix}_{utc_stamp(self.wall_start_ns + pts * 1e9 / self.framerate)}.jpeg"
         return f"{self.target.prefix}_{self.count:05d}.jpeg"
 
     def write_frame(self, frame: av.VideoFrame, pts: int) -> None:

@@ -22,7 +22,7 @@ import av
 
 from ...worker.protocol import SegmentsResult, SegmentsTarget
 from ..encode import MediaEncoder
-from .base import Muxer, Output
+from .base import Muxer, Output, utc_stamp
 
 LIVE_WINDOW = 5
 
@@ -96,8 +96,7 @@ class SegmentsOutput(Output):
 
     def _segment_name(self, start_s: float) -> str:
         if self.target.suffix == "timestamp":
-            wall = datetime.fromtimestamp((self.wall_start_ns + start_s * 1e9) / 1e9, tz=timezone.utc)
-            return f"{self.target.prefix}_{wall.strftime('%Y%m%d%H%M%S')}{wall.microsecond // 1000:03d}.ts"
+            return f"{self.target.prefix}_{utc_stamp(self.wall_start_ns + start_s * 1e9)}.ts"
         return f"{self.target.prefix}_{len(self.segments):05d}.ts"
 
     def _open(self, start_s: float) -> None:
