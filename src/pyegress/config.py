@@ -1,14 +1,92 @@
-"""Service configuration, from environment variables ``PYEGRESS_*`` (or a ``.env`` file).
+"""Service configuration: LiveKit egress's ``config.yaml`` keys, ``PYEGRESS_*`` variables, or both.
 
-Defaults are the embedded ones: SQLite, local disk under ``./recordings``, a
-livekit-server in dev mode on ``ws://127.0.0.1:7880`` with keys devkey/secret.
+Sources, highest first: ``PYEGRESS_*`` environment variables (and a ``.env``
+file), then the YAML file named by ``PYEGRESS_CONFIG`` (or LiveKit's
+``EGRESS_CONFIG_FILE``) or the YAML text in ``EGRESS_CONFIG_BODY``. The YAML
+takes the key names of LiveKit's Go egress (``api_key``, ``api_secret``,
+``ws_url``, ``redis``, ``storage``, ``backup``, ``cpu_cost``,
+``session_limits``, ``logging``; livekit/egress ``pkg/config``), so an existing
+deployment's file works unchanged; unknown keys are ignored, as LiveKit does.
+``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` / ``LIVEKIT_WS_URL`` are honoured
+too. Defaults are the embedded ones: SQLite, local disk under ``./recordings``,
+a livekit-server in dev mode on ``ws://127.0.0.1:7880`` with keys devkey/secret.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import yaml
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class RedisConfig(BaseModel):
+    """LiveKit's ``redis:`` block (livekit/protocol ``redis.RedisConfig``); ``address`` is ``host:port``."""
+
+    address: str = ""
+    username: str = ""
+    password: str = ""
+    db: int = 0
+    use_tls: bool = False
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.address)
+
+
+class CPUCostConfig(BaseModel):
+    """LiveKit's ``cpu_cost:`` block: the CPU cores each egress type reserves, and the share of the
+    machine's cores (``max_cpu_utilization``, 0-1) a worker fills before it stops claiming.
+
+    Defaults are pyegress's own measured costs (``bench/RESULTS.md``), not the Go egress's 4 cores per
+    composite; a deployment's file overrides them.
+    """
+
+    max_cpu_utilization: float = 0.8
+    room_composite_cpu_cost: float = 1.0
+    audio_room_composite_cpu_cost: float = 0.3
+    web_cpu_cost: float = 2.0
+    audio_web_cpu_cost: float = 0.5
+    participant_cpu_cost: float = 0.6
+    track_composite_cpu_cost: float = 0.6
+    track_cpu_cost: float = 0.3
+
+
+class SessionLimits(BaseModel):
+    """LiveKit's ``session_limits:`` (s; 0 = none): the longest an output of each kind may run."""
+
+    file_output_max_duration: float = 0.0
+    stream_output_max_duration: float = 0.0
+    segment_output_max_duration: float = 0.0
+    image_output_max_duration: float = 0.0
+
+
+class LoggingConfig(BaseModel):
+    """LiveKit's ``logging:`` block; ``level`` is debug|info|warn|error."""
+
+    level: str = "info"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Settings from LiveKit-style YAML: ``PYEGRESS_CONFIG`` / ``EGRESS_CONFIG_FILE`` or ``EGRESS_CONFIG_BODY``."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("PYEGRESS_CONFIG") or os.environ.get("EGRESS_CONFIG_FILE")
+        body = Path(path).read_text() if path else os.environ.get("EGRESS_CONFIG_BODY", "")
+        data = yaml.safe_load(body) if body.strip() else {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path or 'EGRESS_CONFIG_BODY'}: the YAML must be a mapping of keys")
+        self.data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:  # required by the base class
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
 
 
 class Settings(BaseSettings):
@@ -25,13 +103,21 @@ class Settings(BaseSettings):
     URLs that receive LiveKit webhooks for every egress. ``upload_attempts`` and
     ``upload_retry_base_s``: tries per upload and the first wait between them
     (doubling); a file whose upload fails for good stays in ``recordings_dir``.
+    ``storage`` / ``backup``: LiveKit's default upload destination for requests
+    that name none, and where files go when an upload fails for good (the
+    ``storage:`` block's shape: ``s3``/``azure``/``gcp``/``alioss`` + ``prefix``).
+    ``redis``: with an ``address``, pyegress also works as an egress worker of
+    livekit-server over psrpc. ``cpu_cost``: admission of jobs by CPU.
     """
 
-    model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__", populate_by_name=True)
 
-    api_key: str = "devkey"
-    api_secret: str = "secret"
-    ws_url: str = "ws://127.0.0.1:7880"
+    api_key: str = Field("devkey", validation_alias=AliasChoices("PYEGRESS_API_KEY", "LIVEKIT_API_KEY", "api_key"))
+    api_secret: str = Field("secret", validation_alias=AliasChoices("PYEGRESS_API_SECRET", "LIVEKIT_API_SECRET",
+                                                                    "api_secret"))
+    ws_url: str = Field("ws://127.0.0.1:7880", validation_alias=AliasChoices("PYEGRESS_WS_URL", "LIVEKIT_WS_URL",
+                                                                             "ws_url"))
     host: str = "127.0.0.1"
     port: int = 8080
     recordings_dir: Path = Path("recordings")
@@ -43,6 +129,18 @@ class Settings(BaseSettings):
     webhook_urls: str = ""
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
+    storage: dict[str, Any] | None = None
+    backup: dict[str, Any] | None = None
+    redis: RedisConfig = RedisConfig()
+    cpu_cost: CPUCostConfig = CPUCostConfig()
+    session_limits: SessionLimits = SessionLimits()
+    logging: LoggingConfig = LoggingConfig()
+    cluster_id: str = ""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls), file_secret_settings
 
     @property
     def webhook_url_list(self) -> list[str]:

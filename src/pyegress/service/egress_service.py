@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import av
 from google.protobuf import json_format
@@ -54,6 +55,7 @@ class EgressService:
         self._workers: dict[str, WorkerProcess] = {}
         self._infos: dict[str, eg.EgressInfo] = {}
         self._legacy: dict[str, str] = {}  # egress ID -> legacy output oneof its request used
+        self._listeners: list[Callable[[eg.EgressInfo], None]] = []
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -63,6 +65,11 @@ class EgressService:
             info.error = "pyegress restarted while the egress was running"
             info.ended_at = info.updated_at = time.time_ns()
             self.store.save(info)
+
+    def add_listener(self, listener: Callable[[eg.EgressInfo], None]) -> None:
+        """Call ``listener(info)`` after every stored change of any egress (the REST dialects follow
+        their recordings this way); it must not block and gets the live message, so copy what it keeps."""
+        self._listeners.append(listener)
 
     # ---- API methods ------------------------------------------------------
     async def start_room_composite(self, req: eg.RoomCompositeEgressRequest) -> eg.EgressInfo:
@@ -319,6 +326,11 @@ class EgressService:
         info.updated_at = time.time_ns()
         self.store.save(info)
         self._announce(info)
+        for listener in self._listeners:
+            try:
+                listener(info)
+            except Exception:  # a dialect's bookkeeping must never break the egress itself
+                log.exception("egress listener failed for %s", info.egress_id)
 
     def _announce(self, info: eg.EgressInfo) -> None:
         """Webhooks as livekit-server sends them: egress_started when created, egress_updated on each
