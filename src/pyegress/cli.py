@@ -1,4 +1,4 @@
-"""The ``pyegress`` command line: ``serve``, ``demo``, ``livekit-server``."""
+"""The ``pyegress`` command line: ``serve``, ``worker``, ``demo``, ``webhooks``, ``livekit-server``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,38 @@ def serve(host: str = typer.Option(None, help="bind address (default from PYEGRE
     from .api.app import create_app
     from .config import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    _configure_logging(settings.logging.level)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_level="info", timeout_graceful_shutdown=30)
+
+
+@app.command()
+def worker() -> None:
+    """Run as an egress worker of livekit-server over Redis/psrpc (needs `redis.address` in the config).
+
+    Settings come from LiveKit's egress config.yaml keys (PYEGRESS_CONFIG, EGRESS_CONFIG_FILE or
+    EGRESS_CONFIG_BODY) and PYEGRESS_* variables. SIGTERM/SIGINT drain: stop claiming, finish and
+    report every active egress, then exit.
+    """
+    import asyncio
+
+    from .bus.runner import run_worker
+    from .config import Settings
+
+    settings = Settings()
+    _configure_logging(settings.logging.level)
+    if not settings.redis.configured:
+        typer.echo("pyegress worker needs Redis: set redis.address in the config (or PYEGRESS_REDIS__ADDRESS)",
+                   err=True)
+        raise typer.Exit(2)
+    asyncio.run(run_worker(settings))
+
+
+def _configure_logging(level: str) -> None:
+    """LiveKit's level names (debug, info, warn, error) on Python logging."""
+    logging.basicConfig(level={"warn": "WARNING"}.get(level.lower(), level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @app.command()

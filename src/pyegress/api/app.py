@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
 from ..store.egress_store import EgressStore
@@ -26,10 +27,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              settings.api_secret)
     service = EgressService(settings, store, webhooks)
 
+    # with Redis configured, the same process also records jobs livekit-server hands out over psrpc
+    bus_worker = EgressWorker(settings, service, report_orphans=False) if settings.redis.configured else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         webhooks.start()
+        if bus_worker is not None:
+            await bus_worker.start()
         yield
+        if bus_worker is not None:
+            await bus_worker.drain()
         await service.shutdown()
         await webhooks.stop()
 

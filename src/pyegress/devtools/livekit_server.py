@@ -65,17 +65,19 @@ class LiveKitServer(ServerProcess):
     """A livekit-server process in ``--dev`` mode bound to 127.0.0.1 (keys devkey/secret).
 
     Use as a context manager; ``url`` is the ``ws://`` URL clients connect to and
-    ``http_url`` the one for the server APIs.
+    ``http_url`` the one for the server APIs. With ``redis_host`` (``host:port``) it hands
+    egress jobs to workers over psrpc; ``webhook_urls`` receive its webhooks (egress ones included).
     """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 redis_host: str | None = None) -> None:
+                 redis_host: str | None = None, webhook_urls: list[str] | None = None) -> None:
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.rtc_tcp_port = free_port()
         self.rtc_udp_port = free_port()
         self.log_path = log_path
         self.redis_host = redis_host
+        self.webhook_urls = webhook_urls or []
         self.api_key = DEV_API_KEY
         self.api_secret = DEV_API_SECRET
 
@@ -113,6 +115,8 @@ class LiveKitServer(ServerProcess):
             f"rtc:\n  tcp_port: {self.rtc_tcp_port}\n  udp_port: {self.rtc_udp_port}\n"
             "  use_external_ip: false\n"
         )
+        if self.webhook_urls:
+            config += f"webhook:\n  api_key: {self.api_key}\n  urls:\n" + "".join(f"    - {u}\n" for u in self.webhook_urls)
         args = [str(binary), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1",
                 "--config-body", config]
         if self.redis_host:

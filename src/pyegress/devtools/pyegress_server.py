@@ -1,4 +1,4 @@
-"""Run ``pyegress serve`` as a subprocess (for the demo, tests and benchmarks)."""
+"""Run ``pyegress serve`` or ``pyegress worker`` as a subprocess (for the demo, tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,56 @@ class PyegressServer(ServerProcess):
         self._spawn([sys.executable, "-m", "pyegress", "serve"], lambda: http_ok(self.url + "/healthz"), timeout_s,
                     env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         return self
+
+
+class PyegressWorker(ServerProcess):
+    """A ``pyegress worker`` process: an egress worker of the livekit-server that shares ``redis_address``.
+
+    ``config`` is LiveKit egress config.yaml text merged over the generated
+    one (e.g. a ``cpu_cost:`` block). State and ``worker.log`` go under ``workdir``.
+    """
+
+    name = "pyegress worker"
+    stop_timeout_s = 60.0
+
+    def __init__(self, workdir: Path, ws_url: str, api_key: str, api_secret: str, redis_address: str,
+                 config: str = "", extra_env: dict[str, str] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.recordings_dir = self.workdir / "recordings"
+        body = (f"api_key: {api_key}\napi_secret: {api_secret}\nws_url: {ws_url}\n"
+                f"redis:\n  address: {redis_address}\n{config}")
+        self.env = dict(os.environ, EGRESS_CONFIG_BODY=body, PYEGRESS_RECORDINGS_DIR=str(self.recordings_dir),
+                        PYEGRESS_DATABASE_URL=f"sqlite:///{self.workdir / 'pyegress.db'}",
+                        PYEGRESS_LOG_DIR=str(self.workdir / "logs"), **(extra_env or {}))
+        for key in ("PYEGRESS_API_KEY", "PYEGRESS_API_SECRET", "PYEGRESS_WS_URL", "PYEGRESS_CONFIG"):
+            self.env.pop(key, None)  # the config body is the whole truth
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "worker.log"
+
+    def start(self, timeout_s: float = 20.0) -> "PyegressWorker":
+        """Start and wait for its ``ready`` line.
+
+        Raises:
+            RuntimeError: the worker exits or is not ready in time (see ``worker.log``).
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+
+        def ready() -> bool:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return b" ready" in f.read()
+
+        self._spawn([sys.executable, "-m", "pyegress", "worker"], ready, timeout_s,
+                    env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the worker service (its recording processes live on by themselves)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None

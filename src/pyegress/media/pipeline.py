@@ -14,6 +14,7 @@ ACTIVE to stop, whatever the sources do.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from livekit import rtc
@@ -72,7 +73,8 @@ class CompositePipeline:
         self.source = RoomSource(
             spec.ws_url, spec.token, want=self._want, sample_rate=enc.audio_frequency, channels=AUDIO_CHANNELS,
             on_track=self._on_track, on_track_ended=self._on_track_ended,
-            on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers)
+            on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers,
+            on_own_metadata=self._on_own_metadata)
 
     # ---- which tracks -----------------------------------------------------
     def _want(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
@@ -150,8 +152,19 @@ class CompositePipeline:
             self._stop.set()
 
     def set_layout(self, name: str) -> None:
+        """Switch the composite layout (raises ValueError for an unknown name)."""
         if self.compositor is not None:
             self.compositor.set_layout(Layout.parse(name))
+            log.info("layout %s", name)
+
+    def _on_own_metadata(self, metadata: str) -> None:
+        # livekit-server's UpdateLayout sets the recorder's metadata to {"layout": ...} (livekit pkg/service/egress.go)
+        try:
+            layout = json.loads(metadata or "{}").get("layout")
+            if layout:
+                self.set_layout(layout)
+        except (ValueError, AttributeError) as e:
+            log.warning("ignoring recorder metadata %r: %s", metadata[:200], e)
 
     def update_streams(self, add: list[str], remove: list[str]) -> None:
         """Start streaming to ``add`` and stop streaming to ``remove`` (UpdateStream)."""

@@ -39,7 +39,8 @@ class RoomSource:
     - ``on_video(ref, frame)`` with ``rtc.VideoFrame`` in I420;
     - ``on_audio(ref, samples)`` with ``(n, channels) int16`` samples;
     - ``on_speakers(identities)`` active speakers, loudest first;
-    - ``on_metadata(identity, metadata)`` participant metadata changes.
+    - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
+      UpdateLayout sets it to ``{"layout": ...}``).
 
     ``closed`` is set when the room disconnects (room deleted, kicked, network).
     """
@@ -50,12 +51,14 @@ class RoomSource:
                  on_track_ended: Callable[[TrackRef], None] = lambda ref: None,
                  on_video: Callable[[TrackRef, rtc.VideoFrame], None] = lambda ref, f: None,
                  on_audio: Callable[[TrackRef, np.ndarray], None] = lambda ref, s: None,
-                 on_speakers: Callable[[list[str]], None] = lambda ids: None) -> None:
+                 on_speakers: Callable[[list[str]], None] = lambda ids: None,
+                 on_own_metadata: Callable[[str], None] = lambda metadata: None) -> None:
         self.url, self.token = url, token
         self.want = want
         self.sample_rate, self.channels = sample_rate, channels
         self.on_track, self.on_track_ended = on_track, on_track_ended
         self.on_video, self.on_audio, self.on_speakers = on_video, on_audio, on_speakers
+        self.on_own_metadata = on_own_metadata
         self.room = rtc.Room()
         self.closed = asyncio.Event()
         self._tasks: dict[str, asyncio.Task] = {}
@@ -75,11 +78,16 @@ class RoomSource:
         room.on("participant_disconnected", self._on_participant_left)
         room.on("active_speakers_changed", lambda speakers: self.on_speakers([p.identity for p in speakers]))
         room.on("disconnected", lambda reason: self.closed.set())
+        room.on("participant_metadata_changed", self._on_metadata)
         await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=False))
         self.room_sid = await room.sid
         for participant in room.remote_participants.values():
             for pub in participant.track_publications.values():
                 self._on_published(pub, participant)
+
+    def _on_metadata(self, participant: rtc.Participant, old: str, new: str) -> None:
+        if participant.identity == self.room.local_participant.identity:
+            self.on_own_metadata(new)
 
     @property
     def publisher_count(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,22 @@ log = logging.getLogger(__name__)
 S = eg.EgressStatus
 
 
+@dataclass(frozen=True)
+class StartOptions:
+    """What a start request may bring from outside the Egress API (livekit-server's
+    ``rpc.StartEgressRequest``): the ``egress_id`` it assigned, the room's SID, and a
+    recorder ``token``/``ws_url`` to use instead of minting one. Empty fields: pyegress decides."""
+
+    egress_id: str = ""
+    room_id: str = ""
+    token: str = ""
+    ws_url: str = ""
+    webhooks: bool = True  # False when livekit-server announces the egress itself (it gets IOInfo reports)
+
+
+NO_OPTIONS = StartOptions()
+
+
 class EgressService:
     """Starts, tracks, lists and stops egresses.
 
@@ -56,11 +73,15 @@ class EgressService:
         self._infos: dict[str, eg.EgressInfo] = {}
         self._legacy: dict[str, str] = {}  # egress ID -> legacy output oneof its request used
         self._listeners: list[Callable[[eg.EgressInfo], None]] = []
+        self._external: set[str] = set()  # egresses whose webhooks livekit-server sends
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
-        """Egresses left active by a previous run have no worker any more: mark them failed."""
+        """Egresses left active by a previous run have no worker any more: mark them failed
+        (kept in ``orphans``, so that a bus worker can tell livekit-server too)."""
+        self.orphans: list[eg.EgressInfo] = []
         for info in self.store.list(active=True):
+            self.orphans.append(info)
             info.status = S.EGRESS_FAILED
             info.error = "pyegress restarted while the egress was running"
             info.ended_at = info.updated_at = time.time_ns()
@@ -71,14 +92,33 @@ class EgressService:
         their recordings this way); it must not block and gets the live message, so copy what it keeps."""
         self._listeners.append(listener)
 
+    def get_info(self, egress_id: str) -> eg.EgressInfo | None:
+        """The EgressInfo of ``egress_id`` (live while it runs), or None if unknown."""
+        return self._infos.get(egress_id) or self.store.get(egress_id)
+
+    def active_egress_ids(self) -> list[str]:
+        """Egresses with a running worker process."""
+        return list(self._workers)
+
+    def worker_pid(self, egress_id: str) -> int | None:
+        """PID of the process recording ``egress_id``, while it runs."""
+        worker = self._workers.get(egress_id)
+        return worker.pid if worker else None
+
+    def is_external(self, egress_id: str) -> bool:
+        """True for an egress started with ``StartOptions(webhooks=False)`` (livekit-server's job)."""
+        return egress_id in self._external
+
     # ---- API methods ------------------------------------------------------
-    async def start_room_composite(self, req: eg.RoomCompositeEgressRequest) -> eg.EgressInfo:
+    async def start_room_composite(self, req: eg.RoomCompositeEgressRequest,
+                                   opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartRoomCompositeEgress: record a room's participants composited into one output."""
         validate_room_composite(req)
         return await self._start_composite(req, "room_composite", audio=not req.video_only, video=not req.audio_only,
-                                           layout=req.layout or "grid")
+                                           layout=req.layout or "grid", opts=opts)
 
-    async def start_participant(self, req: eg.ParticipantEgressRequest) -> eg.EgressInfo:
+    async def start_participant(self, req: eg.ParticipantEgressRequest,
+                                opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartParticipantEgress: one participant's camera and microphone (or screen share and its audio).
 
         Raises:
@@ -93,10 +133,11 @@ class EgressService:
         if not any(p.identity == req.identity for p in participants):
             raise EgressError("not_found", f"identity: participant {req.identity!r} is not in room {req.room_name!r}",
                               argument="identity")
-        return await self._start_composite(req, "participant", audio=True, video=True, layout="grid",
+        return await self._start_composite(req, "participant", audio=True, video=True, layout="grid", opts=opts,
                                            room_id=room_id, identity=req.identity, screen_share=req.screen_share)
 
-    async def start_track_composite(self, req: eg.TrackCompositeEgressRequest) -> eg.EgressInfo:
+    async def start_track_composite(self, req: eg.TrackCompositeEgressRequest,
+                                    opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartTrackCompositeEgress: one audio track and one video track, by track SID.
 
         Raises:
@@ -119,7 +160,7 @@ class EgressService:
             if tracks[sid].type != kind:
                 raise invalid(field_name, f"track {sid} is a {models.TrackType.Name(tracks[sid].type).lower()} track")
         return await self._start_composite(req, "track_composite", audio=bool(req.audio_track_id),
-                                           video=bool(req.video_track_id), layout="grid", room_id=room_id,
+                                           video=bool(req.video_track_id), layout="grid", room_id=room_id, opts=opts,
                                            audio_track_id=req.audio_track_id, video_track_id=req.video_track_id)
 
     async def list_egress(self, req: eg.ListEgressRequest) -> eg.ListEgressResponse:
@@ -164,7 +205,7 @@ class EgressService:
         self._save(info)
         return info
 
-    async def start_track(self, req: eg.TrackEgressRequest) -> eg.EgressInfo:
+    async def start_track(self, req: eg.TrackEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartTrackEgress: one track to a file, or an audio track as PCM to a websocket.
 
         Raises:
@@ -185,20 +226,22 @@ class EgressService:
         encoding, files, websocket_url = resolve_track_egress(
             req, track, root=self.recordings_dir,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
-        egress_id = new_egress_id()
+        egress_id = opts.egress_id or new_egress_id()
         is_audio = track.type == models.TrackType.AUDIO
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
                              source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
         info.track.CopyFrom(redacted_request(req))
-        spec = self._job(egress_id, req.room_name, source="track", track_id=req.track_id, audio=is_audio,
+        spec = self._job(egress_id, req.room_name, opts, source="track", track_id=req.track_id, audio=is_audio,
                          video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
                          empty_timeout_s=0)
         if files:
             self._legacy[egress_id] = "file"  # TrackEgress reports its file in the legacy `file` too
+        if not opts.webhooks:
+            self._external.add(egress_id)
         await self._launch(info, spec)
         return info
 
-    async def start_egress(self, req: eg.StartEgressRequest) -> eg.EgressInfo:
+    async def start_egress(self, req: eg.StartEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartEgress (the unified request): a ``template`` source is a room composite, a ``media``
         source a track/participant video with routed audio; outputs are the same kinds.
 
@@ -218,7 +261,8 @@ class EgressService:
             shim.custom_base_url = t.custom_base_url
             validate_room_composite(shim)
             return await self._start_composite(shim, "room_composite", audio=not t.video_only,
-                                               video=not t.audio_only, layout=t.layout or "grid", request=req)
+                                               video=not t.audio_only, layout=t.layout or "grid", request=req,
+                                               opts=opts)
         if source == "media":
             m = req.media
             video = m.WhichOneof("video") is not None
@@ -229,7 +273,7 @@ class EgressService:
             if not (video or audio):
                 raise invalid("media", "select a video (video_track_id or participant_video) or audio")
             return await self._start_composite(
-                shim, "media", audio=audio, video=video, layout="grid", request=req,
+                shim, "media", audio=audio, video=video, layout="grid", request=req, opts=opts,
                 video_track_id=m.video_track_id, identity=m.participant_video.identity,
                 screen_share=m.participant_video.prefer_screen_share, audio_routes=routes,
                 capture_all_audio=m.audio.capture_all)
@@ -264,7 +308,7 @@ class EgressService:
 
     # ---- internals --------------------------------------------------------
     async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str,
-                               request=None, room_id: str = "", **source) -> eg.EgressInfo:
+                               opts: StartOptions, request=None, room_id: str = "", **source) -> eg.EgressInfo:
         """Resolve a composite-style request, create its EgressInfo and launch its worker.
 
         ``request`` is what EgressInfo echoes when ``req`` is a translation
@@ -272,8 +316,8 @@ class EgressService:
         lookup when the caller already has it.
         """
         encoding = resolve_encoding(req)
-        room_id = room_id or await self._room_sid(req.room_name)
-        egress_id = new_egress_id()
+        room_id = room_id or opts.room_id or await self._room_sid(req.room_name)
+        egress_id = opts.egress_id or new_egress_id()
         outputs = resolve_outputs(req, root=self.recordings_dir,
                                   values={"room_name": req.room_name, "room_id": room_id,
                                           "publisher_identity": source.get("identity", "")},
@@ -286,23 +330,25 @@ class EgressService:
             info.egress.CopyFrom(redacted_request(request))
         else:
             getattr(info, kind).CopyFrom(redacted_request(req))
-        spec = self._job(egress_id, req.room_name, source=kind, layout=layout, audio=audio, video=video,
+        spec = self._job(egress_id, req.room_name, opts, source=kind, layout=layout, audio=audio, video=video,
                          encoding=encoding, files=outputs.files, segments=outputs.segments, images=outputs.images,
                          streams=outputs.streams, **source)
         if outputs.legacy:
             self._legacy[egress_id] = outputs.legacy
+        if not opts.webhooks:
+            self._external.add(egress_id)
         await self._launch(info, spec)
         return info
 
-    def _job(self, egress_id: str, room_name: str, **fields) -> JobSpec:
+    def _job(self, egress_id: str, room_name: str, opts: StartOptions, **fields) -> JobSpec:
         """A JobSpec with the service-wide parts filled in (URL, recorder token, limits)."""
         defaults = dict(empty_timeout_s=self.settings.empty_timeout_s,
                         progress_interval_s=self.settings.progress_interval_s,
                         max_duration_s=self.settings.max_duration_s,
                         upload_attempts=self.settings.upload_attempts,
                         upload_retry_base_s=self.settings.upload_retry_base_s)
-        return JobSpec(egress_id=egress_id, ws_url=self.settings.ws_url, room_name=room_name,
-                       token=self._recorder_token(egress_id, room_name), **(defaults | fields))
+        return JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
+                       token=opts.token or self._recorder_token(egress_id, room_name), **(defaults | fields))
 
     async def _participants(self, room_name: str) -> tuple[str, list]:
         """The room's SID and participants (``livekit.ParticipantInfo``); checks the room exists."""
@@ -335,7 +381,8 @@ class EgressService:
     def _announce(self, info: eg.EgressInfo) -> None:
         """Webhooks as livekit-server sends them: egress_started when created, egress_updated on each
         status change, egress_ended at the end (progress alone is not announced)."""
-        if self.webhooks is None or self._notified.get(info.egress_id) == info.status:
+        if (self.webhooks is None or info.egress_id in self._external
+                or self._notified.get(info.egress_id) == info.status):
             return
         first = info.egress_id not in self._notified
         self._notified[info.egress_id] = info.status
@@ -393,6 +440,7 @@ class EgressService:
                 self._save(info)
             self._workers.pop(egress_id, None)
             self._infos.pop(egress_id, None)
+            self._external.discard(egress_id)
 
         worker = WorkerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit)
         try:
