@@ -149,3 +149,93 @@ async def test_livekit_api_start_list_stop_through_worker(lk, workers, room_publ
     names = [e.event for e in events]
     assert names[0] == "egress_started" and "egress_updated" in names and names[-1] == "egress_ended"
     assert events[-1].egress_info.status == S.EGRESS_COMPLETE
+
+
+async def test_autoegress_records_composite_and_every_track(lk, workers, room_publishers, room_name):
+    """CreateRoom with ``egress.room`` (HLS) and ``egress.tracks``: no further call records everything."""
+    await lk.room.create_room(api.CreateRoomRequest(name=room_name, empty_timeout=30, egress=api.RoomEgress(
+        room=api.RoomCompositeEgressRequest(segment_outputs=[api.SegmentedFileOutput(
+            filename_prefix=f"auto/{room_name}/seg", playlist_name=f"auto/{room_name}/index.m3u8")]),
+        tracks=api.AutoTrackEgress(filepath="tracks/{room_name}-{publisher_identity}-{time}"))))
+    pubs = room_publishers(room_name, 1)
+    # one composite + one egress per published track (audio and video)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        items = (await lk.egress.list_egress(api.ListEgressRequest(room_name=room_name))).items
+        if len(items) == 3 and all(i.status == S.EGRESS_ACTIVE for i in items):
+            break
+        await asyncio.sleep(0.2)
+    kinds = sorted(i.WhichOneof("request") for i in items)
+    assert kinds == ["room_composite", "track", "track"], items
+    assert all(i.status == S.EGRESS_ACTIVE for i in items), items
+    await asyncio.sleep(3)
+    pubs.stop()  # tracks unpublished: track egresses end; then the room goes
+    await lk.room.delete_room(api.DeleteRoomRequest(room=room_name))
+    ended = [await wait_info(lk, i.egress_id, lambda x: x.status not in (S.EGRESS_STARTING, S.EGRESS_ACTIVE,
+                                                                         S.EGRESS_ENDING)) for i in items]
+    assert all(i.status == S.EGRESS_COMPLETE for i in ended), [(i.egress_id, i.status, i.error) for i in ended]
+
+    composite = next(i for i in ended if i.WhichOneof("request") == "room_composite")
+    playlist = find_file(workers, f"auto/{room_name}/index.m3u8")
+    assert composite.segment_results[0].segment_count >= 1
+    assert "#EXT-X-ENDLIST" in playlist.read_text()
+    for track in (i for i in ended if i.WhichOneof("request") == "track"):
+        name = track.file_results[0].filename
+        assert name.startswith(f"tracks/{room_name}-pub-0-") and track.track.track_id in name
+        probe = ffprobe(find_file(workers, name))
+        kind = "audio" if probe.stream("video") is None else "video"
+        assert probe.duration > 2.0, (name, kind, probe.summary())
+
+
+async def _start_file(lk, room: str, name: str) -> api.EgressInfo:
+    info = await lk.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room, file_outputs=[api.EncodedFileOutput(filepath=name)]))
+    await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    return info
+
+
+async def test_jobs_spread_a_killed_worker_fails_only_its_egress_and_drain_finishes(
+        lk, workers, room_publishers, room_name):
+    room_publishers(room_name, 1)
+    a = await _start_file(lk, room_name, f"spread/{room_name}-a.mp4")
+    b = await _start_file(lk, room_name, f"spread/{room_name}-b.mp4")
+    wa, wb = owner(workers, a.egress_id), owner(workers, b.egress_id)
+    # one composite fills a worker's CPU budget here (1 core of 2 x 0.8): the second went elsewhere
+    assert wa is not wb
+    assert f"declining {b.egress_id}" in wa.log_path.read_text()
+
+    await asyncio.sleep(2)
+    wa.kill()  # SIGKILL the worker service mid-recording
+    failed = await wait_info(lk, a.egress_id, lambda i: i.status not in (S.EGRESS_ACTIVE, S.EGRESS_ENDING), 40)
+    assert failed.status == S.EGRESS_FAILED and "worker service stopped" in failed.error
+    kept = ffprobe(find_file(workers, f"spread/{room_name}-a.mp4"))  # finished by its recording process
+    assert kept.duration > 1.5 and kept.stream("video")["codec_name"] == "h264"
+    assert (await wait_info(lk, b.egress_id, lambda i: True)).status == S.EGRESS_ACTIVE
+
+    # a restarted worker does not overwrite what its orphaned recording reported
+    wa.start()
+    await asyncio.sleep(1)
+    assert (await wait_info(lk, a.egress_id, lambda i: True)).error == failed.error
+
+    # SIGTERM drains: the running egress is finished and reported before the worker exits
+    wb.stop()
+    done = await wait_info(lk, b.egress_id, lambda i: i.status not in (S.EGRESS_ACTIVE, S.EGRESS_ENDING), 40)
+    assert done.status == S.EGRESS_COMPLETE, done
+    assert abs(ffprobe(find_file(workers, f"spread/{room_name}-b.mp4")).duration
+               - done.file_results[0].duration / 1e9) < 0.5
+    wb.start()
+
+
+async def test_worker_over_budget_never_claims(lk, lk_redis, redis_server, workers, room_publishers, room_name,
+                                               tmp_path):
+    greedy = _worker(lk_redis, redis_server, tmp_path / "greedy",
+                     config="cpu_cost:\n  room_composite_cpu_cost: 64\n").start()
+    try:
+        room_publishers(room_name, 1)
+        info = await _start_file(lk, room_name, f"budget/{room_name}.mp4")
+        assert owner(workers, info.egress_id) in workers
+        assert f"declining {info.egress_id}" in greedy.log_path.read_text()
+        await lk.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+        assert (await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_COMPLETE)).file_results
+    finally:
+        greedy.stop()

@@ -158,12 +158,24 @@ class EgressWorker:
         await self.io.client.start()
         if self.report_orphans:  # a previous run's egresses: livekit-server must learn they failed
             for info in self.service.orphans:
-                self.io.report(info, known=True)
+                await self._report_orphan(info)
         topic = self.settings.cluster_id
         await self.server.register(INTERNAL, "StartEgress", topic, self._start_egress, affinity=self._affinity)
         await self.server.register(INTERNAL, "ListActiveEgress", topic, self._list_active, multi=True)
         log.info("egress worker %s claiming jobs (%.1f cores, max utilization %.2f)", self.server_id,
                  self.admission.cores, self.admission.max_utilization)
+
+    async def _report_orphan(self, info: eg.EgressInfo) -> None:
+        # its recording process may have outlived the last run and reported the end itself
+        try:
+            known = eg.EgressInfo.FromString(await self.io.client.call(
+                "GetEgress", rpc.GetEgressRequest(egress_id=info.egress_id), timeout_s=5))
+            if known.status not in ACTIVE_STATUSES:
+                return
+        except PsrpcError as e:
+            if e.code != "not_found":
+                log.warning("IOInfo.GetEgress %s: %s; reporting it failed anyway", info.egress_id, e)
+        self.io.report(info, known=True)
 
     async def drain(self) -> None:
         """Graceful shutdown: stop claiming, finish every active egress, report it, disconnect."""

@@ -9,6 +9,7 @@ change is stored with ``updated_at``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
-from ..worker.protocol import AudioRoute, Command, JobSpec, WorkerEvent
+from ..worker.protocol import AudioRoute, Command, IOReport, JobSpec, WorkerEvent
+from .egress_info import apply_worker_event
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
@@ -442,6 +444,9 @@ class EgressService:
             self._infos.pop(egress_id, None)
             self._external.discard(egress_id)
 
+        if egress_id in self._external and self.settings.redis.configured:
+            spec.io_report = IOReport(redis=self.settings.redis, legacy=self._legacy.get(egress_id, ""),
+                                      info=base64.b64encode(info.SerializeToString()).decode())
         worker = WorkerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit)
         try:
             await worker.start()
@@ -484,43 +489,10 @@ class EgressService:
                                   ended_at=info.started_at + duration_ns if info.started_at else 0)
 
     def _apply(self, info: eg.EgressInfo, event: WorkerEvent) -> None:
-        """Fold a worker event into ``info``."""
-        if event.event == "active":
-            info.status, info.started_at = S.EGRESS_ACTIVE, event.started_at
-            info.room_id = info.room_id or event.room_id
-            return
-        if event.event == "ending":
-            info.status = S.EGRESS_ENDING
-            return
-        del info.file_results[:], info.segment_results[:], info.image_results[:]
-        for f in event.files:
-            info.file_results.add(filename=f.filename, location=f.path, size=f.size, duration=f.duration,
-                                  started_at=f.started_at, ended_at=f.ended_at)
-        for g in event.segments:
-            info.segment_results.add(**g.model_dump())
-        for i in event.images:
-            info.image_results.add(**i.model_dump())
-        if event.streams:
-            del info.stream_results[:]
-            for st in event.streams:
-                info.stream_results.add(**st.model_dump(exclude={"status"}), status=eg.StreamInfo.Status.Value(st.status))
-
-        legacy = self._legacy.get(info.egress_id)
-        if legacy == "file" and info.file_results:
-            info.file.CopyFrom(info.file_results[0])
-        elif legacy == "segments" and info.segment_results:
-            info.segments.CopyFrom(info.segment_results[0])
-        elif legacy == "stream" and info.stream_results:
-            del info.stream.info[:]
-            info.stream.info.extend(info.stream_results)
-        info.backup_storage_used = info.backup_storage_used or event.backup_storage_used
+        """Fold a worker event into ``info``; a finished egress gets its manifests."""
+        apply_worker_event(info, event, self._legacy.get(info.egress_id, ""))
         if event.event == "complete":
-            info.status = S.EGRESS_LIMIT_REACHED if event.limit_reached else S.EGRESS_COMPLETE
-            info.ended_at, info.details = event.ended_at, event.reason
             self._write_manifests(info)
-        elif event.event == "failed":
-            info.status, info.error = S.EGRESS_FAILED, event.error
-            info.ended_at = event.ended_at or time.time_ns()
 
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished."""

@@ -206,19 +206,21 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         if duration > 60:
             raise invalid(f"{f}.segment_duration", f"must be 1 to 60 s, got {duration}")
         prefix_path = r.path((out.filename_prefix or _DEFAULT_NAME).removesuffix(".m3u8"), f"{f}.filename_prefix")
-        playlist = out.playlist_name or prefix_path.name
+        # a playlist named with the segments' own directory ("dir/index.m3u8", as autoegress examples do)
+        # is that name inside it: playlists sit beside their segments
+        segment_dir = f"{r.relative(prefix_path.parent)}/".removeprefix("./")
+        playlist = expand_placeholders(out.playlist_name, values).removeprefix(segment_dir) or prefix_path.name
         playlist = playlist if playlist.endswith(".m3u8") else playlist + ".m3u8"
-        confine(prefix_path.parent, expand_placeholders(playlist, values), f"{f}.playlist_name")
-        live = out.live_playlist_name
+        confine(prefix_path.parent, playlist, f"{f}.playlist_name")
+        live = expand_placeholders(out.live_playlist_name, values).removeprefix(segment_dir)
         if live:
             live = live if live.endswith(".m3u8") else live + ".m3u8"
-            confine(prefix_path.parent, expand_placeholders(live, values), f"{f}.live_playlist_name")
+            confine(prefix_path.parent, live, f"{f}.live_playlist_name")
         result.segments.append(SegmentsTarget(
-            directory=str(prefix_path.parent), prefix=prefix_path.name,
-            playlist=expand_placeholders(playlist, values), live_playlist=expand_placeholders(live, values),
+            directory=str(prefix_path.parent), prefix=prefix_path.name, playlist=playlist, live_playlist=live,
             segment_duration=float(duration),
             suffix="timestamp" if out.filename_suffix == eg.SegmentedFileSuffix.TIMESTAMP else "index",
-            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
+            reported_prefix=segment_dir))
         if not explicit_gop:
             encoding.key_frame_interval = float(duration)
 
@@ -245,7 +247,7 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         result.images.append(ImagesTarget(
             directory=str(prefix_path.parent), prefix=prefix_path.name, interval_s=float(out.capture_interval or 10),
             width=out.width, height=out.height, suffix=suffix,
-            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
+            reported_prefix=segment_dir))
 
     if not (result.files or result.segments or result.images or result.streams):
         raise invalid("file_outputs", "the request has no output; "

@@ -8,27 +8,44 @@ recording cleanly (the file is finished), as a ``stop`` command would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import signal
 import sys
+import time
 
 from ..media.pipeline import CompositePipeline
-from .protocol import Command, JobSpec, WorkerEvent
+from .protocol import Command, IOReport, JobSpec, WorkerEvent
 
 log = logging.getLogger("pyegress.worker")
 
 
-def _emit(event: WorkerEvent) -> None:
-    sys.stdout.write(event.model_dump_json(exclude_defaults=True) + "\n")
-    sys.stdout.flush()
+class EventLog:
+    """Sends events to the service on stdout and keeps them, in case the service dies and the
+    worker must report its egress's end itself (:func:`_report_orphaned`)."""
+
+    def __init__(self) -> None:
+        self.events: list[WorkerEvent] = []
+        self.service_gone = False
+
+    def __call__(self, event: WorkerEvent) -> None:
+        self.events.append(event)
+        if self.service_gone:
+            return
+        try:
+            sys.stdout.write(event.model_dump_json(exclude_defaults=True) + "\n")
+            sys.stdout.flush()
+        except OSError:  # broken pipe: the service died; the recording goes on to a finished file
+            self.service_gone = True
 
 
-async def _read_commands(pipeline: CompositePipeline) -> None:
+async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:  # the service went away: finish the file rather than lose it
+            events.service_gone = True
             pipeline.stop("service disconnected")
             return
         try:
@@ -51,19 +68,51 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
-    pipeline = CompositePipeline(spec, _emit)
+    events = EventLog()
+    pipeline = CompositePipeline(spec, events)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, "signal")
-    reader = asyncio.create_task(_read_commands(pipeline))
+    reader = asyncio.create_task(_read_commands(pipeline, events))
     await pipeline.run()
     reader.cancel()
+    if events.service_gone and spec.io_report is not None:
+        await _report_orphaned(spec.io_report, events.events)
     # Exit here: returning would make asyncio.run wait for its executor, whose stdin reader thread
     # stays blocked in readline() until the service closes the pipe. os._exit also skips the
     # livekit SDK's exit-time cleanup, which can abort on rooms just disconnected.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+async def _report_orphaned(report: IOReport, events: list[WorkerEvent]) -> None:
+    """Tell livekit-server (IOInfo.UpdateEgress) how the egress ended when its service is gone:
+    EGRESS_FAILED, since it was cut short, with the finished files in its results."""
+    import redis
+    from livekit.protocol import egress as eg
+
+    from ..bus.psrpc import PsrpcError, RedisBus, RpcClient
+    from ..service.egress_info import apply_worker_event
+
+    info = eg.EgressInfo.FromString(base64.b64decode(report.info))
+    for event in events:
+        apply_worker_event(info, event, report.legacy)
+    info.status = eg.EgressStatus.EGRESS_FAILED
+    info.error = "the pyegress worker service stopped during the recording; its outputs were finished up to then"
+    info.ended_at = info.ended_at or time.time_ns()
+    info.updated_at = time.time_ns()
+    bus = RedisBus(report.redis)
+    try:
+        await bus.start()
+        client = RpcClient(bus, "IOInfo")
+        await client.start()
+        await client.call("UpdateEgress", info, timeout_s=10)
+        log.info("reported %s as failed to livekit-server", info.egress_id)
+    except (PsrpcError, OSError, redis.RedisError) as e:
+        log.error("could not report %s to livekit-server: %s", info.egress_id, e)
+    finally:
+        await bus.close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ..config import RedisConfig
 from ..media.encoding import EncodingSettings
 from ..storage.s3 import S3Target
 
@@ -65,6 +66,16 @@ class AudioRoute(BaseModel):
     channel: Literal["both", "left", "right"] = "both"
 
 
+class IOReport(BaseModel):
+    """For an egress livekit-server handed out over psrpc: how the worker reports its end by itself
+    if the service that launched it dies (IOInfo.UpdateEgress over ``redis``). ``info`` is the
+    base64 protobuf EgressInfo as created; ``legacy`` the legacy result oneof its request used."""
+
+    redis: RedisConfig
+    info: str
+    legacy: str = ""
+
+
 class JobSpec(BaseModel):
     """An egress job, fully resolved.
 
@@ -104,6 +115,7 @@ class JobSpec(BaseModel):
     max_duration_s: float = 0.0  # 0: no limit
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
+    io_report: IOReport | None = None
 
 
 class Command(BaseModel):
