@@ -55,8 +55,10 @@ def _worker(lk, redis_server, workdir: Path, config: str = "") -> PyegressWorker
 
 @pytest.fixture(scope="module")
 def workers(lk_redis, redis_server, tmp_path_factory):
-    """Two pyegress workers on the same Redis."""
-    started = [_worker(lk_redis, redis_server, tmp_path_factory.mktemp(f"worker{i}")).start() for i in range(2)]
+    """Two pyegress workers on the same Redis (their config in LiveKit egress config.yaml keys)."""
+    # a composite reserves 1 core here, so one fills a worker's budget (2 cores x 0.8)
+    started = [_worker(lk_redis, redis_server, tmp_path_factory.mktemp(f"worker{i}"),
+                       config="cpu_cost:\n  room_composite_cpu_cost: 1.0\n").start() for i in range(2)]
     yield started
     for w in started:
         w.stop()

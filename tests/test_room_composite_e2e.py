@@ -180,13 +180,18 @@ async def test_killed_worker_leaves_a_playable_file(lkapi, egress_api, publisher
     assert result.size == Path(result.location).stat().st_size and result.duration > 2e9
 
 
-async def test_max_duration_ends_with_limit_reached(lkapi, publishers, room_name, livekit, tmp_path):
+@pytest.mark.parametrize("limit_env", [
+    {"PYEGRESS_MAX_DURATION_S": "3"},
+    # LiveKit egress config.yaml's session limit, as a Go duration
+    {"EGRESS_CONFIG_BODY": "session_limits:\n  file_output_max_duration: 3s\n  stream_output_max_duration: 1s\n"},
+], ids=["setting", "livekit-config"])
+async def test_max_duration_ends_with_limit_reached(lkapi, publishers, room_name, livekit, tmp_path, limit_env):
     from pyegress.devtools.pyegress_server import PyegressServer
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)
     with PyegressServer(tmp_path / "limited", livekit.url, livekit.api_key, livekit.api_secret,
-                        extra_env={"PYEGRESS_MAX_DURATION_S": "3"}) as server:
+                        extra_env=limit_env) as server:
         async with api.LiveKitAPI(server.url, livekit.api_key, livekit.api_secret) as limited:
             info = await limited.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
                 room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="limited.mp4")]))

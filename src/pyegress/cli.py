@@ -16,9 +16,8 @@ def serve(host: str = typer.Option(None, help="bind address (default from PYEGRE
     import uvicorn
 
     from .api.app import create_app
-    from .config import Settings
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging(settings.logging.level)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_level="info", timeout_graceful_shutdown=30)
@@ -35,15 +34,27 @@ def worker() -> None:
     import asyncio
 
     from .bus.runner import run_worker
-    from .config import Settings
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging(settings.logging.level)
     if not settings.redis.configured:
         typer.echo("pyegress worker needs Redis: set redis.address in the config (or PYEGRESS_REDIS__ADDRESS)",
                    err=True)
         raise typer.Exit(2)
     asyncio.run(run_worker(settings))
+
+
+def _settings():
+    """Settings, or exit 2 with the reason (a missing config file, bad YAML, an invalid value)."""
+    from pydantic import ValidationError
+
+    from .config import Settings
+
+    try:
+        return Settings()
+    except (ValueError, ValidationError) as e:  # ConfigError is a ValueError
+        typer.echo(f"pyegress: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _configure_logging(level: str) -> None:
@@ -73,11 +84,10 @@ def webhooks_list(egress_id: str = typer.Option("", help="only this egress"),
     from rich.console import Console
     from rich.table import Table
 
-    from .config import Settings
     from .store.egress_store import EgressStore
     from .store.webhook_store import WebhookStore
 
-    rows = WebhookStore(EgressStore(Settings().database_url).engine).list(egress_id, pending)
+    rows = WebhookStore(EgressStore(_settings().database_url).engine).list(egress_id, pending)
     table = Table("id", "event", "egress", "url", "attempts", "delivered", "last error")
     for r in rows:
         table.add_row(r.id, r.event, r.egress_id, r.url, str(r.attempts), "yes" if r.delivered_at else "no",
@@ -88,11 +98,10 @@ def webhooks_list(egress_id: str = typer.Option("", help="only this egress"),
 @webhooks_app.command("replay")
 def webhooks_replay(delivery_id: str) -> None:
     """Send a delivery again (a running `pyegress serve` picks it up)."""
-    from .config import Settings
     from .store.egress_store import EgressStore
     from .store.webhook_store import WebhookStore
 
-    if not WebhookStore(EgressStore(Settings().database_url).engine).replay(delivery_id):
+    if not WebhookStore(EgressStore(_settings().database_url).engine).replay(delivery_id):
         typer.echo(f"no webhook delivery {delivery_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{delivery_id} queued again")

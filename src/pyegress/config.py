@@ -15,11 +15,12 @@ a livekit-server in dev mode on ``ws://127.0.0.1:7880`` with keys devkey/secret.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -46,22 +47,48 @@ class CPUCostConfig(BaseModel):
     """
 
     max_cpu_utilization: float = 0.8
-    room_composite_cpu_cost: float = 1.0
-    audio_room_composite_cpu_cost: float = 0.3
-    web_cpu_cost: float = 2.0
-    audio_web_cpu_cost: float = 0.5
-    participant_cpu_cost: float = 0.6
-    track_composite_cpu_cost: float = 0.6
+    room_composite_cpu_cost: float = 0.6
+    audio_room_composite_cpu_cost: float = 0.2
+    web_cpu_cost: float = 1.0
+    audio_web_cpu_cost: float = 0.3
+    participant_cpu_cost: float = 0.5
+    track_composite_cpu_cost: float = 0.5
     track_cpu_cost: float = 0.3
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration_s(value: Any) -> float:
+    """Seconds from a Go duration string (``"1h30m"``, ``"90s"``, ``"500ms"``; Go ``time.ParseDuration``)
+    or a number of seconds.
+
+    Raises:
+        ValueError: not a duration.
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    text, total = str(value).strip(), 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text):
+        total += float(number) * _DURATION_UNITS[unit]
+    if not text or re.sub(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", "", text):
+        raise ValueError(f"{value!r} is not a duration like 90s, 30m or 1h30m")
+    return total
+
+
 class SessionLimits(BaseModel):
-    """LiveKit's ``session_limits:`` (s; 0 = none): the longest an output of each kind may run."""
+    """LiveKit's ``session_limits:`` (s or Go durations like ``3h``; 0 = none): the longest an egress
+    with an output of each kind may run before it ends with EGRESS_LIMIT_REACHED."""
 
     file_output_max_duration: float = 0.0
     stream_output_max_duration: float = 0.0
     segment_output_max_duration: float = 0.0
     image_output_max_duration: float = 0.0
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration_s(value)
 
 
 class LoggingConfig(BaseModel):
@@ -70,16 +97,24 @@ class LoggingConfig(BaseModel):
     level: str = "info"
 
 
+class ConfigError(ValueError):
+    """The config file is missing or is not YAML mapping keys to values."""
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Settings from LiveKit-style YAML: ``PYEGRESS_CONFIG`` / ``EGRESS_CONFIG_FILE`` or ``EGRESS_CONFIG_BODY``."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
         path = os.environ.get("PYEGRESS_CONFIG") or os.environ.get("EGRESS_CONFIG_FILE")
-        body = Path(path).read_text() if path else os.environ.get("EGRESS_CONFIG_BODY", "")
-        data = yaml.safe_load(body) if body.strip() else {}
+        source = path or "EGRESS_CONFIG_BODY"
+        try:
+            body = Path(path).read_text() if path else os.environ.get("EGRESS_CONFIG_BODY", "")
+            data = yaml.safe_load(body) if body.strip() else {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"config {source}: {e}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"config {path or 'EGRESS_CONFIG_BODY'}: the YAML must be a mapping of keys")
+            raise ConfigError(f"config {source}: the YAML must be a mapping of keys")
         self.data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
 
     def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:  # required by the base class

@@ -349,8 +349,15 @@ class EgressService:
                         max_duration_s=self.settings.max_duration_s,
                         upload_attempts=self.settings.upload_attempts,
                         upload_retry_base_s=self.settings.upload_retry_base_s)
-        return JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
+        spec = JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
                        token=opts.token or self._recorder_token(egress_id, room_name), **(defaults | fields))
+        limits = self.settings.session_limits
+        caps = [spec.max_duration_s,
+                limits.file_output_max_duration if spec.files else 0, limits.image_output_max_duration if spec.images
+                else 0, limits.segment_output_max_duration if spec.segments else 0,
+                limits.stream_output_max_duration if spec.streams else 0]
+        spec.max_duration_s = min((c for c in caps if c > 0), default=0.0)
+        return spec
 
     async def _participants(self, room_name: str) -> tuple[str, list]:
         """The room's SID and participants (``livekit.ParticipantInfo``); checks the room exists."""

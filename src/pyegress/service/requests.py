@@ -247,7 +247,7 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         result.images.append(ImagesTarget(
             directory=str(prefix_path.parent), prefix=prefix_path.name, interval_s=float(out.capture_interval or 10),
             width=out.width, height=out.height, suffix=suffix,
-            reported_prefix=segment_dir))
+            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
 
     if not (result.files or result.segments or result.images or result.streams):
         raise invalid("file_outputs", "the request has no output; "
