@@ -113,6 +113,32 @@ def owner(workers, egress_id: str) -> PyegressWorker:
     raise AssertionError(f"no worker ran {egress_id}")
 
 
+async def _start_file(lk, room: str, name: str) -> api.EgressInfo:
+    info = await lk.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room, file_outputs=[api.EncodedFileOutput(filepath=name)]))
+    await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    return info
+
+
+async def test_serve_with_redis_takes_jobs_from_livekit_server(lk, lk_redis, redis_server, room_publishers,
+                                                               room_name, tmp_path):
+    """``pyegress serve`` with ``redis`` configured is a worker too (runs first: no other worker yet)."""
+    from pyegress.devtools.pyegress_server import PyegressServer
+
+    room_publishers(room_name, 1)
+    with PyegressServer(tmp_path / "serve", lk_redis.url, lk_redis.api_key, lk_redis.api_secret,
+                        extra_env={"EGRESS_CONFIG_BODY": f"redis:\n  address: {redis_server.address}\n"}) as serve:
+        info = await _start_file(lk, room_name, f"serve/{room_name}.mp4")
+        await asyncio.sleep(2)
+        await lk.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+        done = await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_COMPLETE)
+        assert ffprobe(serve.recordings_dir / f"serve/{room_name}.mp4").duration > 1.5
+        # its own API lists the egress too
+        async with api.LiveKitAPI(serve.url, lk_redis.api_key, lk_redis.api_secret) as own:
+            listed = (await own.egress.list_egress(api.ListEgressRequest(egress_id=info.egress_id))).items
+        assert listed[0].status == S.EGRESS_COMPLETE and listed[0].file_results[0].size == done.file_results[0].size
+
+
 async def test_livekit_api_start_list_stop_through_worker(lk, workers, room_publishers, room_name, hooks,
                                                           lk_redis):
     room_publishers(room_name, 2)
@@ -187,13 +213,6 @@ async def test_autoegress_records_composite_and_every_track(lk, workers, room_pu
         probe = ffprobe(find_file(workers, name))
         kind = "audio" if probe.stream("video") is None else "video"
         assert probe.duration > 2.0, (name, kind, probe.summary())
-
-
-async def _start_file(lk, room: str, name: str) -> api.EgressInfo:
-    info = await lk.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-        room_name=room, file_outputs=[api.EncodedFileOutput(filepath=name)]))
-    await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
-    return info
 
 
 async def test_jobs_spread_a_killed_worker_fails_only_its_egress_and_drain_finishes(
