@@ -241,8 +241,11 @@ async def test_recordings_api_rejects_bad_input(server, livekit, lkapi, room_nam
         garbage = await http.post("/api/video/recordings", content=b"{not json", headers={"Content-Type":
                                                                                          "application/json"})
         assert garbage.status_code == 400 and garbage.json()["error"]
-        bad_limit = await http.get("/api/video/recordings", params={"limit": "abc"})
-        assert bad_limit.status_code == 400 and bad_limit.json()["field"] == "limit"
+        for limit in ("abc", "0", "²", "-1"):
+            bad_limit = await http.get("/api/video/recordings", params={"limit": limit})
+            assert bad_limit.status_code == 400 and bad_limit.json()["field"] == "limit"
+        for query in ({"expires": "²", "signature": "x"}, {"expires": "1", "signature": "é"}, {}):
+            assert (await http.get("/downloads/a.mp4", params=query)).status_code == 403
         for rid in (str(uuid.uuid4()), "not-a-uuid"):
             assert (await http.get(f"/api/video/recordings/{rid}")).status_code == 404
         unsigned = await http.get("/api/video/recordings", headers={"Authorization": "Bearer x.y.z"})

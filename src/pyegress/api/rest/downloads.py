@@ -48,7 +48,9 @@ def downloads_router(secret: str, recordings_dir: Path) -> APIRouter:
                 responses={403: {"description": "bad or expired signature"}, 404: {"description": "no such file"}})
     async def download(key: str, expires: str = Query(""), signature: str = Query("")) -> Response:
         """Download a recording through a URL made by :func:`signed_url` (no Authorization header)."""
-        if not expires.isdigit() or not hmac.compare_digest(signature, _signature(secret, key, int(expires))):
+        # ASCII checks first: int() takes other scripts' digits, compare_digest refuses non-ASCII str
+        if not (expires.isascii() and expires.isdigit() and signature.isascii()) or not hmac.compare_digest(
+                signature, _signature(secret, key, int(expires))):
             return error(403, "the download URL's signature is not valid")
         if int(expires) < time.time():
             return error(403, "the download URL has expired")

@@ -136,10 +136,10 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
         return row if row is not None else error(404, "Recording not found")
 
     async def wait_ended(egress_id: str) -> None:
-        event = ended.setdefault(egress_id, asyncio.Event())
         info = service.store.get(egress_id)
         if info is None or info.status not in ACTIVE_STATUSES:
             return
+        event = ended.setdefault(egress_id, asyncio.Event())  # no await since the check: the end can't slip by
         try:
             await asyncio.wait_for(event.wait(), STOP_WAIT_S)
         except TimeoutError:
@@ -213,7 +213,7 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
             return user
         count = 50
         if limit is not None:
-            if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST_LIMIT:
+            if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIST_LIMIT:
                 return error(400, f"limit: must be an integer from 1 to {MAX_LIST_LIMIT}", "limit")
             count = int(limit)
         rows = store.list(user, roomName or "", count)
