@@ -38,6 +38,11 @@ _FIELDS = {"room_name": "roomId"}
 _ERRORS = {401: {"description": "missing or invalid access token"}, 403: {"description": "no roomRecord grant"}}
 
 
+def _example(body: dict) -> dict:
+    """An OpenAPI 200 response with the seed's example body."""
+    return {200: {"content": {"application/json": {"example": body}}}}
+
+
 @dataclass
 class _Started:
     room_id: str
@@ -72,7 +77,8 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
         problem = safe_room_name(room_id)
         return error(400, f"roomId: {problem}", "roomId") if problem else None
 
-    @router.post("/start", responses=_ERRORS)
+    @router.post("/start", responses={**_ERRORS, **_example(
+        {"egressId": "EG_abc123", "status": "starting", "startedAt": "2024-04-21T10:00:00.000Z"})})
     async def start(roomId: str, request: Request) -> JSONResponse:  # noqa: N803 (the seed's name)
         """Start recording the room, or return its running recording: ``{egressId, status, startedAt}``."""
         if (denied := check(request, roomId)) is not None:
@@ -95,7 +101,8 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
         return JSONResponse({"egressId": info.egress_id, "status": STATUS_WORDS.get(info.status, "starting"),
                              "startedAt": started_at(info)})
 
-    @router.post("/stop", responses={**_ERRORS, 404: {"description": "the room is not being recorded"}})
+    @router.post("/stop", responses={**_ERRORS, 404: {"description": "the room is not being recorded"},
+                                     **_example({"egressId": "EG_abc123", "status": "stopping"})})
     async def stop(roomId: str, request: Request) -> JSONResponse:  # noqa: N803
         """Stop the room's recording: ``{egressId, status: "stopping"}``; the file is complete when the
         ``egress_ended`` webhook fires."""
@@ -110,7 +117,8 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
             return from_egress_error(e, _FIELDS)
         return JSONResponse({"egressId": info.egress_id, "status": "stopping"})
 
-    @router.get("", responses=_ERRORS)
+    @router.get("", responses={**_ERRORS, **_example(
+        {"active": True, "egressId": "EG_abc123", "startedAt": "2024-04-21T10:00:00.000Z"})})
     async def status(roomId: str, request: Request) -> JSONResponse:  # noqa: N803
         """``{active: true, egressId, startedAt}`` while the room is recorded, else ``{active: false}``."""
         if (denied := check(request, roomId)) is not None:
