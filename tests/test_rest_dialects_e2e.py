@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -272,5 +274,24 @@ async def test_recordings_api_on_postgres(livekit, lkapi, publishers, room_name,
             assert [r["id"] for r in listed] == [rec_id] and listed[0]["startedAt"].endswith("Z")
             assert (await http.delete(f"/api/video/recordings/{rec_id}")).json() == {"success": True}
             assert (await http.get("/api/video/recordings")).json() == {"recordings": []}
+    finally:
+        server.stop()
+
+
+async def test_a_crash_leaves_no_recording_running_forever(livekit, lkapi, publishers, room_name, tmp_path):
+    server = start_server(tmp_path / "crash", livekit)
+    try:
+        await room_with_publishers(lkapi, publishers, room_name, 1)
+        async with httpx.AsyncClient(base_url=server.url, headers=bearer(livekit, "frank"), timeout=30) as http:
+            rec_id = (await http.post("/api/video/recordings", json={"roomName": room_name})).json()["recordingId"]
+            await poll(lambda: http.get(f"/api/video/recordings/{rec_id}"),
+                       lambda r: r.json()["recording"]["status"] == "active")
+        os.kill(server.pid, signal.SIGKILL)  # no chance to record the end
+        server.stop()
+        server = start_server(tmp_path / "crash", livekit)  # the same database
+        async with httpx.AsyncClient(base_url=server.url, headers=bearer(livekit, "frank"), timeout=30) as http:
+            rec = (await http.get(f"/api/video/recordings/{rec_id}")).json()["recording"]
+            assert rec["status"] == "failed" and rec["stoppedAt"]
+            assert (await http.patch(f"/api/video/recordings/{rec_id}")).status_code == 409
     finally:
         server.stop()
