@@ -52,10 +52,11 @@ class S3Target(BaseModel):
         return f"{parts.scheme}://{self.bucket}.{parts.netloc}{parts.path}/{key}"
 
     def presign(self, key: str, expires_s: int) -> str | None:
-        """A SigV4 presigned GET URL of ``key``, valid for ``expires_s`` seconds; None without an access key
-        (nothing to sign with; the object is then only reachable as the bucket's policy allows)."""
-        if not self.access_key:
-            return None
+        """A SigV4 presigned GET URL of ``key``, valid for ``expires_s`` seconds.
+
+        Raises:
+            Exception: obstore's error when the credentials cannot sign.
+        """
         return obstore.sign(self.store(), "GET", key, timedelta(seconds=expires_s))
 
     def delete(self, key: str) -> None:

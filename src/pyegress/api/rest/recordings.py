@@ -157,7 +157,13 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
             return None
         if _is_local(row):
             return signed_url(str(request.base_url), api_secret, row.storage_key, DOWNLOAD_URL_TTL_S)
-        return storage.presign(row.storage_key, DOWNLOAD_URL_TTL_S) if storage else None
+        if storage is None:
+            return None
+        try:
+            return storage.presign(row.storage_key, DOWNLOAD_URL_TTL_S)
+        except Exception as e:  # credentials that cannot sign: the recording is still shown, without a URL
+            log.warning("cannot presign %s of recording %s: %s", row.storage_key, row.id, e)
+            return None
 
     @router.post("", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": StartRecording.model_json_schema()}}}},
