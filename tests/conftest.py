@@ -1,4 +1,4 @@
-"""Shared fixtures: a real livekit-server, a real ``pyegress serve``, generated publishers."""
+"""Shared fixtures: a real livekit-server, a real ``pyegress serve``, generated publishers, a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from livekit import api
 
 from pyegress.devtools.livekit_server import LiveKitServer
+from pyegress.devtools.postgres_server import PostgresServer
 from pyegress.devtools.pyegress_server import PyegressServer
 
 EMPTY_TIMEOUT_S = 3.0
@@ -32,6 +33,13 @@ def egress_server(livekit, tmp_path_factory):
                         extra_env={"PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S),
                                    "PYEGRESS_PROGRESS_INTERVAL_S": "1",
                                    "PYEGRESS_UPLOAD_RETRY_BASE_S": "0.2"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server; ``postgres.create_database(name)`` gives a fresh database's URL."""
+    with PostgresServer() as server:
         yield server
 
 

@@ -1,4 +1,4 @@
-"""The ``pyegress`` command line: ``serve``, ``worker``, ``demo``, ``webhooks``, ``livekit-server``."""
+"""The ``pyegress`` command line: ``serve``, ``worker``, ``demo``, ``webhooks``, ``db``, ``livekit-server``."""
 
 from __future__ import annotations
 
@@ -105,6 +105,54 @@ def webhooks_replay(delivery_id: str) -> None:
         typer.echo(f"no webhook delivery {delivery_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{delivery_id} queued again")
+
+
+db_app = typer.Typer(help="The database schema: Alembic migrations shipped with pyegress.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Migrate the database of PYEGRESS_DATABASE_URL (`pyegress serve` does this itself at start)."""
+    from .store import database
+
+    engine = database.make_engine(_settings().database_url)
+    database.upgrade(engine, revision)
+    typer.echo(f"database at revision {database.current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one this pyegress ships."""
+    from .store import database
+
+    current = database.current_revision(database.make_engine(_settings().database_url))
+    typer.echo(f"current {current or 'none (not migrated)'}, head {database.head_revision()}")
+
+
+@db_app.command("revision")
+def db_revision(message: str = typer.Option(..., "-m", "--message", help="what the migration does"),
+                autogenerate: bool = typer.Option(False, help="diff the models against a scratch database")) -> None:
+    """Write a new migration into src/pyegress/store/migrations/versions (for developers; review it)."""
+    import tempfile
+
+    from alembic import command
+
+    from .store import database
+
+    cfg = database.alembic_config()
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    rev_id = f"{int(database.head_revision()) + 1:04d}"
+    if not autogenerate:
+        command.revision(cfg, message, rev_id=rev_id)
+        return
+    # Autogenerate compares the models with a database at head: a scratch SQLite file is that database.
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = database.make_engine(f"sqlite:///{tmp}/scratch.db")
+        database.upgrade(engine)
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.revision(cfg, message, rev_id=rev_id, autogenerate=True)
 
 
 @app.command("livekit-server")

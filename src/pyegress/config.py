@@ -124,6 +124,10 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
+def _split(urls: str) -> list[str]:
+    return [u.strip() for u in urls.split(",") if u.strip()]
+
+
 class Settings(BaseSettings):
     """pyegress settings.
 
@@ -135,7 +139,9 @@ class Settings(BaseSettings):
     active egress refreshes its results (sizes, durations) and ``updated_at``.
     ``max_duration_s``: an egress ends with EGRESS_LIMIT_REACHED (outputs
     finished) after this long; 0 means no limit. ``webhook_urls``: comma-separated
-    URLs that receive LiveKit webhooks for every egress. ``upload_attempts`` and
+    URLs that receive LiveKit webhooks for every egress. ``rtcstack_webhook_urls``:
+    comma-separated URLs that receive RTCstack's own ``egress_ended`` JSON when a
+    recording started through ``/v1/rooms/{roomId}/recording`` ends (seed 002). ``upload_attempts`` and
     ``upload_retry_base_s``: tries per upload and the first wait between them
     (doubling); a file whose upload fails for good stays in ``recordings_dir``.
     ``storage`` / ``backup``: LiveKit's default upload destination for requests
@@ -162,6 +168,7 @@ class Settings(BaseSettings):
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0
     webhook_urls: str = ""
+    rtcstack_webhook_urls: str = ""
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
     storage: dict[str, Any] | None = None
@@ -180,7 +187,12 @@ class Settings(BaseSettings):
     @property
     def webhook_url_list(self) -> list[str]:
         """``webhook_urls`` split on commas: where every egress event is sent."""
-        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+        return _split(self.webhook_urls)
+
+    @property
+    def rtcstack_webhook_url_list(self) -> list[str]:
+        """``rtcstack_webhook_urls`` split on commas."""
+        return _split(self.rtcstack_webhook_urls)
 
     @property
     def http_url(self) -> str:

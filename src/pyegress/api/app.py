@@ -12,15 +12,19 @@ from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
 from ..store.egress_store import EgressStore
+from ..storage.s3 import S3Target
 from ..store.webhook_store import WebhookStore
 from ..webhooks.sender import WebhookSender
+from .rest.downloads import downloads_router
+from .rest.recordings import recordings_router
+from .rest.rtcstack import rtcstack_router
 from .twirp import egress_router
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the service starts and stops with the app's lifespan."""
+    """Build the app; the database is migrated first, the service starts and stops with the app's lifespan."""
     settings = settings or Settings()
     store = EgressStore(settings.database_url)
     webhooks = WebhookSender(WebhookStore(store.engine), settings.webhook_url_list, settings.api_key,
@@ -44,6 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyegress", lifespan=lifespan)
     app.state.service = service
     app.include_router(egress_router(service, settings.api_key, settings.api_secret))
+    app.include_router(rtcstack_router(service, settings.api_key, settings.api_secret, webhooks,
+                                       settings.rtcstack_webhook_url_list))
+    default_storage = S3Target(**settings.storage["s3"]) if (settings.storage or {}).get("s3") else None
+    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, default_storage))
+    app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

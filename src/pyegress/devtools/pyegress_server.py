@@ -22,11 +22,12 @@ class PyegressServer(ServerProcess):
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.recordings_dir = self.workdir / "recordings"
+        # extra_env overrides the defaults (a Postgres PYEGRESS_DATABASE_URL, say)
         self.env = dict(os.environ, PYEGRESS_WS_URL=ws_url, PYEGRESS_API_KEY=api_key,
                         PYEGRESS_API_SECRET=api_secret, PYEGRESS_PORT=str(self.port),
                         PYEGRESS_RECORDINGS_DIR=str(self.recordings_dir),
                         PYEGRESS_DATABASE_URL=f"sqlite:///{self.workdir / 'pyegress.db'}",
-                        PYEGRESS_LOG_DIR=str(self.workdir / "logs"), **(extra_env or {}))
+                        PYEGRESS_LOG_DIR=str(self.workdir / "logs")) | (extra_env or {})
 
     name = "pyegress serve"
     stop_timeout_s = 30.0

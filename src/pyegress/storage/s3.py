@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -49,6 +50,18 @@ class S3Target(BaseModel):
         if self.force_path_style:
             return f"{parts.scheme}://{parts.netloc}{parts.path}/{self.bucket}/{key}"
         return f"{parts.scheme}://{self.bucket}.{parts.netloc}{parts.path}/{key}"
+
+    def presign(self, key: str, expires_s: int) -> str | None:
+        """A SigV4 presigned GET URL of ``key``, valid for ``expires_s`` seconds.
+
+        Raises:
+            Exception: obstore's error when the credentials cannot sign.
+        """
+        return obstore.sign(self.store(), "GET", key, timedelta(seconds=expires_s))
+
+    def delete(self, key: str) -> None:
+        """Delete the object ``key``; a missing object is not an error (S3's DeleteObject semantics)."""
+        obstore.delete(self.store(), key)
 
 
 def content_type(path: Path) -> str:

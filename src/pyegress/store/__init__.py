@@ -1,6 +1,13 @@
-"""Persistence: SQLAlchemy, SQLite by default, any SQLAlchemy URL (e.g. Postgres) by configuration."""
+"""Persistence: SQLAlchemy, SQLite by default, Postgres (or any SQLAlchemy URL) by configuration.
 
-# Both modules' tables share one metadata; importing them here registers every table.
-from . import egress_store, webhook_store
+The schema is Alembic's (``migrations/``); see ``database.py``. A new table:
+its model here (on :class:`Base`), imported below so autogenerate sees it, and
+a revision made with ``pyegress db revision -m "..." --autogenerate``
+(docs/architecture.md, "Database migrations").
+"""
 
-__all__ = ["egress_store", "webhook_store"]
+# Every model module is imported here, so Base.metadata knows every table.
+from . import egress_store, recordings_store, webhook_store
+from .egress_store import Base
+
+__all__ = ["Base", "egress_store", "recordings_store", "webhook_store"]

@@ -6,17 +6,17 @@ is the serialized ``livekit.EgressInfo``, so nothing is lost between versions.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from livekit.protocol.egress import EgressInfo, EgressStatus
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, create_engine, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from .database import open_database
 
 ACTIVE_STATUSES = (EgressStatus.EGRESS_STARTING, EgressStatus.EGRESS_ACTIVE, EgressStatus.EGRESS_ENDING)
 
 
 class Base(DeclarativeBase):
-    pass
+    """Every pyegress table; the schema itself is made by the migrations (store/migrations)."""
 
 
 class EgressRow(Base):
@@ -32,14 +32,13 @@ class EgressRow(Base):
 class EgressStore:
     """Saves and queries ``EgressInfo`` messages.
 
-    ``url`` is a SQLAlchemy URL; a SQLite file's directory is created.
+    ``url`` is a SQLAlchemy URL; the database is migrated to the newest
+    schema first (:func:`~pyegress.store.database.open_database`), and
+    ``engine`` is shared by the other stores.
     """
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
-        Base.metadata.create_all(self.engine)  # every table of the package (see store/__init__.py)
+        self.engine = open_database(url)
 
     def save(self, info: EgressInfo) -> None:
         with Session(self.engine) as s, s.begin():

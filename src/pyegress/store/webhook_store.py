@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .egress_store import Base
 
+LIVEKIT_WEBHOOK_TYPE = "application/webhook+json"  # livekit-server's Content-Type for webhook events
+
 
 class WebhookDelivery(Base):
     """A webhook to deliver. Times are Unix seconds; ``delivered_at`` is None until a 2xx answer."""
@@ -26,6 +28,7 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, index=True)
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    content_type: Mapped[str] = mapped_column(String(64), default=LIVEKIT_WEBHOOK_TYPE)
 
 
 class WebhookStore:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -25,7 +26,7 @@ from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol.webhook import WebhookEvent
 
-from ..store.webhook_store import WebhookDelivery, WebhookStore
+from ..store.webhook_store import LIVEKIT_WEBHOOK_TYPE, WebhookDelivery, WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,20 @@ class WebhookSender:
         event_id = "EV_" + uuid.uuid4().hex[:12]
         message = WebhookEvent(event=event, id=event_id, created_at=int(time.time()))
         message.egress_info.CopyFrom(info)
-        body = json_format.MessageToJson(message, indent=None)
+        self._add(event_id, event, info.egress_id, json_format.MessageToJson(message, indent=None), urls,
+                  LIVEKIT_WEBHOOK_TYPE)
+
+    def enqueue_json(self, event: str, egress_id: str, payload: dict, urls: list[str]) -> None:
+        """Queue a REST dialect's own webhook: ``payload`` as ``application/json`` to ``urls`` only, with the
+        same outbox, retries, ordering per egress and signature header as LiveKit's events."""
+        if urls:
+            self._add("EV_" + uuid.uuid4().hex[:12], event, egress_id, json.dumps(payload), urls, "application/json")
+
+    def _add(self, event_id: str, event: str, egress_id: str, body: str, urls: list[str], content_type: str) -> None:
         now = time.time()
         self.store.add([WebhookDelivery(id=f"{event_id}-{i}", event_id=event_id, event=event,
-                                        egress_id=info.egress_id, url=url, body=body, created_at=now,
-                                        attempts=0, next_attempt_at=now, last_error="")
+                                        egress_id=egress_id, url=url, body=body, created_at=now,
+                                        attempts=0, next_attempt_at=now, last_error="", content_type=content_type)
                         for i, url in enumerate(urls)])
         self._wake.set()
 
@@ -103,7 +113,7 @@ class WebhookSender:
 
     async def _deliver(self, client: httpx.AsyncClient, row: WebhookDelivery) -> bool:
         """One attempt; returns whether it was delivered."""
-        headers = {"Content-Type": "application/webhook+json",
+        headers = {"Content-Type": row.content_type,
                    "Authorization": sign(row.body, self.api_key, self.api_secret)}
         try:
             resp = await client.post(row.url, content=row.body, headers=headers)

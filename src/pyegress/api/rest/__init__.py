@@ -1,0 +1,56 @@
+"""REST dialects of other recording systems, served beside the Twirp API on the same app.
+
+Each dialect translates its JSON into ``livekit-protocol`` requests for the
+in-process :class:`~pyegress.service.egress_service.EgressService` and follows
+its egresses with ``EgressService.add_listener``. What they share is here:
+JSON errors and time formats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi.responses import JSONResponse
+
+from ...errors import EgressError
+
+
+def error(status: int, message: str, field: str | None = None, **extra) -> JSONResponse:
+    """``{"error": message}`` (the seeds' error body), plus ``field`` naming the offending input."""
+    body = {"error": message, **({"field": field} if field else {}), **extra}
+    return JSONResponse(body, status_code=status)
+
+
+def from_egress_error(e: EgressError, fields: dict[str, str]) -> JSONResponse:
+    """An EgressError as a dialect's JSON error; ``fields`` renames the service's field names
+    (``room_name``) to the dialect's (``roomName``), in ``field`` and at the front of the message."""
+    service_field = e.meta.get("argument") or ("room_name" if "room_name" in e.meta else None)
+    field = fields.get(service_field, service_field) if service_field else None
+    message = e.msg
+    if service_field and message.startswith(f"{service_field}:"):
+        message = f"{field}:{message[len(service_field) + 1:]}"
+    return error(e.http_status, message, field)
+
+
+def iso_ms(value: datetime | int | None) -> str | None:
+    """``2024-04-21T10:00:00.000Z`` (JavaScript's ``Date.toJSON``) from a datetime (naive = UTC, as
+    SQLite returns them) or Unix nanoseconds; None stays None, and so does 0 ns (not set)."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, int):
+        value = datetime.fromtimestamp(value / 1e9, timezone.utc)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def safe_room_name(name: str) -> str | None:
+    """Why ``name`` cannot name a room whose recordings are stored under it, or None if it can: it
+    becomes a directory of the storage key, so no separators, dot names or control characters."""
+    if not name.strip():
+        return "is required"
+    if len(name) > 256:
+        return "must be at most 256 characters"
+    if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        return "must not contain '/', '\\', control characters, or be '.' or '..'"
+    return None
