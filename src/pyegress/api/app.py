@@ -11,11 +11,14 @@ from fastapi.responses import JSONResponse
 from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
+from ..service.realtimekit import RealtimeKitRecordings
 from ..store.egress_store import EgressStore
 from ..storage.s3 import S3Target
+from ..store.realtimekit_store import RealtimeKitStore
 from ..store.webhook_store import WebhookStore
 from ..webhooks.sender import WebhookSender
 from .rest.downloads import downloads_router
+from .rest.realtimekit import realtimekit_router
 from .rest.recordings import recordings_router
 from .rest.rtcstack import rtcstack_router
 from .twirp import egress_router
@@ -53,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     default_storage = S3Target(**settings.storage["s3"]) if (settings.storage or {}).get("s3") else None
     app.include_router(recordings_router(service, settings.api_key, settings.api_secret, default_storage))
     app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
+    app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine)),
+                                          settings.api_key, settings.api_secret, service.recordings_dir))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

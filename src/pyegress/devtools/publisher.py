@@ -180,6 +180,30 @@ class VideoPattern:
         ys, xs = self._box
         return xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start
 
+    def read_counter(self, y: np.ndarray) -> int | None:
+        """The frame number shown by a decoded luma plane ``(height, width) uint8`` of this pattern's size
+        (e.g. from a recording, after lossy coding), or None if a digit cannot be read.
+
+        Each glyph pixel is sampled at the centre of its ``scale`` x ``scale`` block and the digit is the
+        font glyph nearest in Hamming distance, at most 3 of 35 pixels off.
+        """
+        if not self._digits or y.shape != (self.height, self.width):
+            return None
+        s, top, left = self._scale, self._margin + self._pad, self._margin + self._pad
+        centres = np.arange(s // 2, 7 * s, s), np.arange(s // 2, 5 * s, s)
+        glyphs = self._cells[:, centres[0]][:, :, centres[1]] > (_TEXT_LUMA + _BOX_LUMA) // 2  # (10, 7, 5)
+        value = 0
+        for i in range(self._digits):
+            x0 = left + i * self._cell_w
+            cell = y[top: top + self._cell_h, x0: x0 + self._cell_w]
+            bits = cell[centres[0]][:, centres[1]] > (_TEXT_LUMA + _BOX_LUMA) // 2
+            distances = (glyphs != bits).sum(axis=(1, 2))
+            digit = int(distances.argmin())
+            if distances[digit] > 3:
+                return None
+            value = value * 10 + digit
+        return value
+
     def bar_x(self, n: int) -> int:
         """The left edge in pixels of the bar in frame ``n``."""
         return (n % self._bar_period) * (self.width - self._bar_w) // self._bar_period

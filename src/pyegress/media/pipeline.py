@@ -8,7 +8,9 @@ tick loop samples the compositor at exactly ``framerate`` (the latest frame of
 each track is shown; a late source repeats, a fast one drops) and pulls the
 mixer in 20 ms blocks. Output PTS are tick numbers (video) and sample counts
 (audio), so both streams share one timeline and the outputs last exactly from
-ACTIVE to stop, whatever the sources do.
+ACTIVE to stop, whatever the sources do. A pause stops that clock and drops
+the sources' media until resumed, so the outputs continue without a gap in
+their timeline and A/V stay aligned (the mixer keeps what it had buffered).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from livekit import rtc
 
@@ -48,7 +51,8 @@ class CompositePipeline:
     """Records the tracks ``spec`` selects into its outputs.
 
     ``emit`` receives :class:`WorkerEvent` s; call :meth:`stop` (any time) to end
-    the recording, :meth:`set_layout` to switch layout.
+    the recording, :meth:`set_layout` to switch layout, :meth:`pause` and
+    :meth:`resume` to leave out a stretch of the room.
     """
 
     def __init__(self, spec: JobSpec, emit) -> None:
@@ -136,10 +140,12 @@ class CompositePipeline:
             self.mixer.remove_track(ref.sid)
 
     def _on_video(self, ref: TrackRef, frame: rtc.VideoFrame) -> None:
-        self.compositor.update(ref.sid, frame.data, frame.width, frame.height)
+        if not self.clock.paused:  # paused media is never recorded (and costs no scaling)
+            self.compositor.update(ref.sid, frame.data, frame.width, frame.height)
 
     def _on_audio(self, ref: TrackRef, samples) -> None:
-        self.mixer.push(ref.sid, samples)
+        if not self.clock.paused:
+            self.mixer.push(ref.sid, samples)
 
     def _on_speakers(self, identities: list[str]) -> None:
         if self.compositor is not None and identities:
@@ -150,6 +156,15 @@ class CompositePipeline:
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
+
+    def pause(self) -> None:
+        """Record nothing until :meth:`resume`: the media clock stops, so no frame or sample reaches the
+        encoder, and the sources' media is dropped. The outputs stay open."""
+        self.clock.pause()
+
+    def resume(self) -> None:
+        """Continue recording into the same outputs; PTS go on from where the pause stopped them."""
+        self.clock.resume()
 
     def set_layout(self, name: str) -> None:
         """Switch the composite layout (raises ValueError for an unknown name)."""
@@ -279,12 +294,13 @@ class CompositePipeline:
             if self.source.closed.is_set():
                 self.stop("room closed")
                 continue
-            # Ending by itself once what it records has gone, as LiveKit's egress does.
+            # Ending by itself once what it records has gone, as LiveKit's egress does; real time,
+            # since the media clock stands still while paused.
             if self._present():
                 seen, empty_since = True, None
             elif seen:
-                empty_since = empty_since if empty_since is not None else now
-                if now - empty_since >= self.spec.empty_timeout_s * 1e9:
+                empty_since = empty_since if empty_since is not None else time.monotonic_ns()
+                if time.monotonic_ns() - empty_since >= self.spec.empty_timeout_s * 1e9:
                     self.stop("all participants left" if self.spec.source == "room_composite" else "source left")
                     continue
             if thread.error is not None:

@@ -76,6 +76,7 @@ class EgressService:
         self._legacy: dict[str, str] = {}  # egress ID -> legacy output oneof its request used
         self._listeners: list[Callable[[eg.EgressInfo], None]] = []
         self._external: set[str] = set()  # egresses whose webhooks livekit-server sends
+        self._paused: set[str] = set()  # egress IDs whose worker records nothing until resumed
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -186,6 +187,39 @@ class EgressService:
         if info.status != S.EGRESS_ENDING:
             info.status = S.EGRESS_ENDING
             self._save(info)
+        return info
+
+    async def pause(self, egress_id: str) -> eg.EgressInfo:
+        """Pause an active egress: nothing is recorded until :meth:`resume`, which continues the same
+        outputs without a gap in their timeline. The status stays EGRESS_ACTIVE (LiveKit's EgressStatus
+        has no paused state); :meth:`is_paused` tells. Pausing a paused egress changes nothing.
+
+        Raises:
+            EgressError: ``not_found`` for an unknown id, ``failed_precondition`` unless EGRESS_ACTIVE.
+        """
+        return await self._set_paused(egress_id, True)
+
+    async def resume(self, egress_id: str) -> eg.EgressInfo:
+        """Resume a paused egress (see :meth:`pause`); resuming one that is not paused changes nothing.
+
+        Raises:
+            EgressError: ``not_found`` for an unknown id, ``failed_precondition`` unless EGRESS_ACTIVE.
+        """
+        return await self._set_paused(egress_id, False)
+
+    def is_paused(self, egress_id: str) -> bool:
+        """Whether ``egress_id`` is active and paused."""
+        return egress_id in self._paused
+
+    async def _set_paused(self, egress_id: str, paused: bool) -> eg.EgressInfo:
+        info = self._get(egress_id)
+        worker = self._workers.get(egress_id)
+        if info.status != S.EGRESS_ACTIVE or worker is None:
+            raise EgressError("failed_precondition", f"egress {egress_id} is {S.Name(info.status)}, not active",
+                              egress_id=egress_id)
+        if paused != (egress_id in self._paused):
+            await worker.send(Command(cmd="pause" if paused else "resume"))
+            (self._paused.add if paused else self._paused.discard)(egress_id)
         return info
 
     async def update_layout(self, req: eg.UpdateLayoutRequest) -> eg.EgressInfo:
@@ -359,6 +393,15 @@ class EgressService:
         spec.max_duration_s = min((c for c in caps if c > 0), default=0.0)
         return spec
 
+    async def participants(self, room_name: str) -> tuple[str, list]:
+        """The room's SID and participants (``livekit.ParticipantInfo``), for dialects that pick tracks.
+
+        Raises:
+            EgressError: ``not_found`` if the room does not exist, ``unavailable`` if livekit-server
+                cannot be reached.
+        """
+        return await self._participants(room_name)
+
     async def _participants(self, room_name: str) -> tuple[str, list]:
         """The room's SID and participants (``livekit.ParticipantInfo``); checks the room exists."""
         room_id = await self._room_sid(room_name)
@@ -450,6 +493,7 @@ class EgressService:
             self._workers.pop(egress_id, None)
             self._infos.pop(egress_id, None)
             self._external.discard(egress_id)
+            self._paused.discard(egress_id)
 
         if egress_id in self._external and self.settings.redis.configured:
             spec.io_report = IOReport(redis=self.settings.redis, legacy=self._legacy.get(egress_id, ""),

@@ -7,7 +7,7 @@ a revision made with ``pyegress db revision -m "..." --autogenerate``
 """
 
 # Every model module is imported here, so Base.metadata knows every table.
-from . import egress_store, recordings_store, webhook_store
+from . import egress_store, realtimekit_store, recordings_store, webhook_store
 from .egress_store import Base
 
-__all__ = ["Base", "egress_store", "recordings_store", "webhook_store"]
+__all__ = ["Base", "egress_store", "realtimekit_store", "recordings_store", "webhook_store"]

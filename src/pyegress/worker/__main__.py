@@ -55,6 +55,10 @@ async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
             continue
         if cmd.cmd == "stop":
             pipeline.stop()
+        elif cmd.cmd == "pause":
+            pipeline.pause()
+        elif cmd.cmd == "resume":
+            pipeline.resume()
         elif cmd.cmd == "update_stream":
             pipeline.update_streams(cmd.add_urls, cmd.remove_urls)
         elif cmd.cmd == "layout":

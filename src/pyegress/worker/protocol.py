@@ -120,9 +120,10 @@ class JobSpec(BaseModel):
 
 class Command(BaseModel):
     """Service → worker: ``stop`` ends the egress, ``layout`` switches the composite layout,
-    ``update_stream`` adds and removes stream URLs."""
+    ``update_stream`` adds and removes stream URLs, ``pause`` stops recording into the open outputs
+    and ``resume`` continues them without a gap in their timeline."""
 
-    cmd: Literal["stop", "layout", "update_stream"]
+    cmd: Literal["stop", "layout", "update_stream", "pause", "resume"]
     layout: str = ""
     add_urls: list[str] = []
     remove_urls: list[str] = []
