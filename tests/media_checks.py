@@ -145,3 +145,32 @@ def av_offsets_s(path) -> list[float]:
         marks = np.array([t - ((p * 2.0) % 1.0) for t, p in near])
         offsets.append(float(np.median((onset - marks + 0.5) % 1.0 - 0.5)))
     return offsets
+
+
+def counter_frames(path, width: int = 640, height: int = 360) -> list[tuple[float, int]]:
+    """``(t, n)`` for each decoded video frame whose generated-publisher frame counter reads ``n``; frames
+    are scaled to the publisher's ``width`` x ``height`` first (a single-tile composite of it fills them)."""
+    from pyegress.devtools.publisher import VideoPattern
+
+    pattern = VideoPattern(width, height, 30, 0)
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            if frame.time is None:
+                continue
+            if (frame.width, frame.height) != (width, height):
+                frame = frame.reformat(width, height)
+            n = pattern.read_counter(frame.to_ndarray(format="yuv420p")[:height])
+            if n is not None:
+                out.append((float(frame.time), n))
+    return out
+
+
+def packet_times(path, stream: str) -> list[float]:
+    """Presentation times (s) of every packet of the first ``stream`` (``v`` or ``a``), sorted, from ffprobe."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"{stream}:0", "-show_entries",
+                          "packet=pts_time", "-of", "csv=p=0", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return sorted(float(x) for x in out.split() if x.strip() not in ("", "N/A"))

@@ -138,7 +138,7 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
             return model.model_validate(body)
         except ValidationError as e:
             first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "body"
+            field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".") or "body"
             raise EgressError("invalid_argument", f"{field}: {first['msg']}", argument=field) from None
 
     def user_of(request: Request) -> str:
