@@ -42,6 +42,9 @@ from .egress_service import EgressService
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
+_FINAL = {S.EGRESS_COMPLETE, S.EGRESS_LIMIT_REACHED}
+_PEERS_LEFT = {"all participants left", "source left", "room closed"}
+_MAX_SIDE = 3840
 
 # ---- request bodies (cloudflare SDK 5.x, realtime_kit.recordings) ---------------
 
@@ -184,11 +187,64 @@ def _join(directory: str, name: str) -> str:
     return f"{directory}/{name}" if directory else name
 
 
-# ---- the dialect -------------------------------------------------------------------
+def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.RoomCompositeEgressRequest, str]]:
+    """The room composite egress requests of a composite recording, each with its role (``main``,
+    ``audio``); files are ``[<dir>/][<file_name_prefix>_]<recording_id>.<ext>``.
 
-_FINAL = {S.EGRESS_COMPLETE, S.EGRESS_LIMIT_REACHED}
-_PEERS_LEFT = {"all participants left", "source left", "room closed"}
-_MAX_SIDE = 3840
+    ``video_config``: ``H264`` (default) → MP4 H.264 Main + AAC; ``VP8`` → WebM VP8 + Opus (as
+    RealtimeKit, which switches the audio to a WebM codec for VP8/VP9); ``VP9`` is refused (no VP9
+    encoder here). ``width``/``height`` default to 1280x720. ``audio_config``: stereo only; ``codec``
+    is that of the separate audio-only file of ``export_file`` (MP3 → ``.mp3``, AAC → ``.m4a``).
+    ``rtmp_out_config.rtmp_url`` also streams the composite (grid layout). ``storage_config``
+    uploads the files (:func:`storage_upload`); without it they go to pyegress's default storage.
+
+    Raises:
+        EgressError: ``invalid_argument`` naming the field pyegress cannot honour.
+    """
+    video = req.video_config or VideoConfig()
+    audio = req.audio_config or AudioConfig()
+    for name in ("url", "interactive_config"):
+        if getattr(req, name) is not None:
+            raise invalid(name, "is not supported by pyegress (it composites rooms without a browser)")
+    if video.codec == "VP9":
+        raise invalid("video_config.codec", "VP9 is not supported; use H264 or VP8")
+    if video.watermark is not None:
+        raise invalid("video_config.watermark", "watermarks are not supported")
+    if audio.channel == "mono":
+        raise invalid("audio_config.channel", "only stereo is supported")
+    if video.codec == "VP8" and (req.rtmp_out_config or audio.codec):
+        raise invalid("video_config.codec", "VP8 records WebM with Opus audio: RTMP and audio_config.codec "
+                      "need H264")
+    for name in ("width", "height"):
+        value = getattr(video, name)
+        if value is not None and (value % 2 or not 16 <= value <= _MAX_SIDE):
+            raise invalid(f"video_config.{name}", f"must be an even number of pixels from 16 to {_MAX_SIDE}")
+    upload = storage_upload(req.storage_config) if req.storage_config else {}
+
+    base = _join(_object_dir(req.storage_config, req.meeting_id),
+                 f"{req.file_name_prefix}_{recording_id}" if req.file_name_prefix else recording_id)
+    vp8 = video.codec == "VP8"
+    main = eg.RoomCompositeEgressRequest(
+        room_name=req.meeting_id, layout="grid",
+        advanced=eg.EncodingOptions(width=video.width or 1280, height=video.height or 720,
+                                    video_codec=models.VideoCodec.VP8 if vp8 else models.VideoCodec.H264_MAIN,
+                                    audio_codec=models.AudioCodec.OPUS if vp8 else models.AudioCodec.AAC),
+        file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), **upload)])
+    if req.rtmp_out_config and req.rtmp_out_config.rtmp_url:
+        main.stream_outputs.add(protocol=eg.StreamProtocol.RTMP, urls=[req.rtmp_out_config.rtmp_url])
+    requests = [(main, "main")]
+    if audio.export_file:
+        mp3 = audio.codec == "MP3"
+        requests.append((eg.RoomCompositeEgressRequest(
+            room_name=req.meeting_id, audio_only=True,
+            advanced=eg.EncodingOptions(audio_codec=models.AudioCodec.AC_MP3 if mp3 else models.AudioCodec.AAC),
+            file_outputs=[eg.EncodedFileOutput(
+                filepath=base + (".mp3" if mp3 else ".m4a"),
+                file_type=eg.EncodedFileType.MP3 if mp3 else eg.EncodedFileType.MP4, **upload)]), "audio"))
+    return requests
+
+
+# ---- the dialect -------------------------------------------------------------------
 
 
 class RealtimeKitRecordings:
@@ -209,65 +265,19 @@ class RealtimeKitRecordings:
     # ---- starting ----------------------------------------------------------------
     async def start_composite(self, user: str, account_id: str, app_id: str,
                               req: CompositeStart) -> RealtimeKitRecording:
-        """Start a composite recording of ``req.meeting_id`` (grid layout).
-
-        ``video_config``: ``H264`` (default) → MP4 H.264 Main + AAC; ``VP8`` → WebM VP8 + Opus (as
-        RealtimeKit, which switches the audio to a WebM codec for VP8/VP9); ``VP9`` is refused (no VP9
-        encoder). ``width``/``height`` default to 1280x720. ``audio_config``: stereo only; ``codec``
-        is that of the separate audio file of ``export_file`` (MP3 → ``.mp3``, AAC → ``.m4a``).
-        ``rtmp_out_config.rtmp_url`` also streams the composite. ``storage_config`` uploads the files
-        there (:func:`storage_upload`); without it they go to pyegress's default storage.
+        """Start a composite recording of ``req.meeting_id`` (see :func:`composite_requests`).
 
         Raises:
             EgressError: ``invalid_argument`` naming the field, ``failed_precondition`` if the meeting
                 already has a live composite recording and ``allow_multiple_recordings`` is not set,
                 ``not_found`` for a meeting that is not a room.
         """
-        video = req.video_config or VideoConfig()
-        audio = req.audio_config or AudioConfig()
-        for name in ("url", "interactive_config"):
-            if getattr(req, name) is not None:
-                raise invalid(name, "is not supported by pyegress (it composites rooms without a browser)")
-        if video.codec == "VP9":
-            raise invalid("video_config.codec", "VP9 is not supported; use H264 or VP8")
-        if video.watermark is not None:
-            raise invalid("video_config.watermark", "watermarks are not supported")
-        if audio.channel == "mono":
-            raise invalid("audio_config.channel", "only stereo is supported")
-        if video.codec == "VP8" and (req.rtmp_out_config or audio.codec):
-            raise invalid("video_config.codec", "VP8 records WebM with Opus audio: RTMP and audio_config.codec "
-                          "need H264")
-        for name in ("width", "height"):
-            value = getattr(video, name)
-            if value is not None and (value % 2 or not 16 <= value <= _MAX_SIDE):
-                raise invalid(f"video_config.{name}", f"must be an even number of pixels from 16 to {_MAX_SIDE}")
+        rid = str(uuid.uuid4())
+        requests = composite_requests(req, rid)
         if not req.allow_multiple_recordings and self.store.live_in_meeting(req.meeting_id, "composite"):
             raise EgressError("failed_precondition", f"meeting_id: meeting {req.meeting_id!r} already has an "
                               "active recording; set allow_multiple_recordings to start another",
                               argument="meeting_id")
-        upload = storage_upload(req.storage_config) if req.storage_config else {}
-
-        rid = str(uuid.uuid4())
-        base = _join(_object_dir(req.storage_config, req.meeting_id),
-                     f"{req.file_name_prefix}_{rid}" if req.file_name_prefix else rid)
-        vp8 = video.codec == "VP8"
-        main = eg.RoomCompositeEgressRequest(
-            room_name=req.meeting_id, layout="grid",
-            advanced=eg.EncodingOptions(width=video.width or 1280, height=video.height or 720,
-                                        video_codec=models.VideoCodec.VP8 if vp8 else models.VideoCodec.H264_MAIN,
-                                        audio_codec=models.AudioCodec.OPUS if vp8 else models.AudioCodec.AAC),
-            file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), **upload)])
-        if req.rtmp_out_config and req.rtmp_out_config.rtmp_url:
-            main.stream_outputs.add(protocol=eg.StreamProtocol.RTMP, urls=[req.rtmp_out_config.rtmp_url])
-        requests = [(main, "main")]
-        if audio.export_file:
-            mp3 = audio.codec == "MP3"
-            requests.append((eg.RoomCompositeEgressRequest(
-                room_name=req.meeting_id, audio_only=True,
-                advanced=eg.EncodingOptions(audio_codec=models.AudioCodec.AC_MP3 if mp3 else models.AudioCodec.AAC),
-                file_outputs=[eg.EncodedFileOutput(
-                    filepath=base + (".mp3" if mp3 else ".m4a"),
-                    file_type=eg.EncodedFileType.MP3 if mp3 else eg.EncodedFileType.MP4, **upload)]), "audio"))
         infos = await self._start_all([(self.service.start_room_composite, r, role) for r, role in requests])
         return self._create(rid, user, account_id, app_id, req.meeting_id, "composite", infos,
                             storage=req.storage_config, max_seconds=req.max_seconds,

@@ -1,0 +1,59 @@
+"""RealtimeKit request bodies → the LiveKit egress requests pyegress runs, checked by pyegress's own resolver."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyegress.errors import EgressError
+from pyegress.service.realtimekit import CompositeStart, StorageConfig, composite_requests, storage_upload
+from pyegress.service.requests import resolve_encoding, resolve_outputs
+
+
+def resolved(body: dict, tmp_path):
+    """``[(role, encoding, file target)]`` as the egress service would resolve each request of ``body``."""
+    out = []
+    for request, role in composite_requests(CompositeStart.model_validate(body), "rid"):
+        encoding = resolve_encoding(request)
+        outputs = resolve_outputs(request, root=tmp_path, values={"room_name": request.room_name},
+                                  audio=True, video=not request.audio_only, encoding=encoding)
+        out.append((role, encoding, outputs.files[0]))
+    return out
+
+
+def test_codecs_map_to_containers(tmp_path):
+    ((role, enc, f),) = resolved({"meeting_id": "m", "file_name_prefix": "p"}, tmp_path)
+    assert (role, f.filename, f.format, enc.video_codec, enc.audio_codec, enc.width) == \
+        ("main", "m/p_rid.mp4", "mp4", "h264_main", "aac", 1280)
+    ((_, enc, f),) = resolved({"meeting_id": "m", "video_config": {"codec": "VP8", "width": 640, "height": 480}},
+                              tmp_path)
+    assert (f.filename, f.format, enc.video_codec, enc.audio_codec, enc.height) == \
+        ("m/rid.webm", "webm", "vp8", "opus", 480)
+    (_, (role, enc, f)) = resolved({"meeting_id": "m", "audio_config": {"codec": "MP3", "export_file": True}},
+                                   tmp_path)
+    assert (role, f.filename, f.format, enc.audio_codec) == ("audio", "m/rid.mp3", "mp3", "mp3")
+    (_, (_, enc, f)) = resolved({"meeting_id": "m", "audio_config": {"export_file": True}}, tmp_path)
+    assert (f.filename, f.format, enc.audio_codec) == ("m/rid.m4a", "mp4", "aac")
+
+
+def test_storage_config_maps_to_s3_with_credentials(tmp_path):
+    config = {"type": "digitalocean", "access_key": "AK", "secret": "SK", "bucket": "b", "region": "nyc3",
+              "path": "/rec/"}
+    s3 = storage_upload(StorageConfig.model_validate(config))["s3"]
+    assert (s3.endpoint, s3.bucket, s3.region, s3.access_key, s3.secret) == \
+        ("https://nyc3.digitaloceanspaces.com", "b", "nyc3", "AK", "SK")
+    assert StorageConfig.model_validate(config).public() == {"type": "digitalocean", "bucket": "b",
+                                                             "region": "nyc3", "path": "/rec/"}
+    ((_, _, f),) = resolved({"meeting_id": "m", "storage_config": config | {"type": "aws"}}, tmp_path)
+    assert f.filename == "rec/rid.mp4" and f.s3.bucket == "b" and f.s3.endpoint == "" and f.s3.secret == "SK"
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"type": "gcs", "bucket": "b"}, "storage_config.type"),
+    ({"type": "sftp", "host": "h"}, "storage_config.type"),
+    ({"type": "aws", "bucket": "b", "access_key": "a", "secret": "s"}, "storage_config.region"),
+    ({"type": "digitalocean", "region": "nyc3", "access_key": "a", "secret": "s"}, "storage_config.bucket"),
+])
+def test_storage_config_refusals_name_the_field(config, field):
+    with pytest.raises(EgressError) as e:
+        storage_upload(StorageConfig.model_validate(config))
+    assert e.value.code == "invalid_argument" and e.value.meta["argument"] == field
