@@ -126,7 +126,12 @@ def beep_onsets(path, beep_hz: float = 1000.0, window_s: float = 0.005, skip_s: 
 
 
 def av_offsets_s(path) -> list[float]:
-    """Audio-minus-video offset (s) of each beep in a generated publisher's recording.
+    """Audio-minus-video offset (s) of each beep in a generated publisher's recording (see :func:`av_offsets_at`)."""
+    return [offset for _, offset in av_offsets_at(path)]
+
+
+def av_offsets_at(path) -> list[tuple[float, float]]:
+    """``(t, offset)``: the audio-minus-video offset (s) of each beep at ``t`` s in a generated publisher's recording.
 
     The publisher beeps at the start of every second of its clock, when its bar is at the left
     edge or half-way (a 2 s sweep). Each beep onset is compared with the time the picture shows
@@ -143,7 +148,7 @@ def av_offsets_s(path) -> list[float]:
         # each frame says when its bar was last at a one-second mark: t - (phase * 2 s mod 1 s);
         # the onset's distance to that mark, wrapped into [-0.5, 0.5) s
         marks = np.array([t - ((p * 2.0) % 1.0) for t, p in near])
-        offsets.append(float(np.median((onset - marks + 0.5) % 1.0 - 0.5)))
+        offsets.append((onset, float(np.median((onset - marks + 0.5) % 1.0 - 0.5))))
     return offsets
 
 

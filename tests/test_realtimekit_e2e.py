@@ -22,7 +22,7 @@ import pytest
 from cloudflare import AsyncCloudflare
 from livekit import api
 
-from media_checks import av_offsets_s, counter_frames, packet_times
+from media_checks import av_offsets_at, counter_frames, packet_times
 from pyegress.devtools.probe import ffprobe
 
 ACCOUNT, APP = "023e105f4ecef8ad9ca31a8372d0c353", "app-1"
@@ -160,15 +160,18 @@ async def test_composite_pause_resume_stop(cf, lkapi, publishers, room_name, egr
     assert active.data.id == rid and active.data.session_id.startswith("RM_")
     t_start = rec.started_time.timestamp()
 
+    # PUT pause/resume return once the worker has acted: the switch happened between the call and its reply
     await asyncio.sleep(4)
-    t_pause = time.time()
+    t0 = time.time()
     paused = await cf.pause_resume_stop_recording(rid, account_id=ACCOUNT, app_id=APP, action="pause")
+    t_pause, pause_window = (t0 + time.time()) / 2, (time.time() - t0) / 2
     assert paused.data.status == "PAUSED"
     listed = await cf.get_recordings(APP, account_id=ACCOUNT, meeting_id=room_name, status=["PAUSED", "RECORDING"])
     assert [r.id for r in listed.data] == [rid]
     await asyncio.sleep(3)
-    t_resume = time.time()
+    t0 = time.time()
     resumed = await cf.pause_resume_stop_recording(rid, account_id=ACCOUNT, app_id=APP, action="resume")
+    t_resume, resume_window = (t0 + time.time()) / 2, (time.time() - t0) / 2
     assert resumed.data.status == "RECORDING"
     await asyncio.sleep(4)
     t_stop = time.time()
@@ -193,9 +196,10 @@ async def test_composite_pause_resume_stop(cf, lkapi, publishers, room_name, egr
 
     path = egress_server.recordings_dir / room_name / final.output_file_name
     recorded = (t_pause - t_start) + (t_stop - t_resume)
+    slack = 0.5 + pause_window + resume_window
     probe = ffprobe(path)
-    assert abs(probe.duration - recorded) <= 0.5, (probe.duration, recorded)
-    assert abs(final.recording_duration - recorded) <= 1.0
+    assert abs(probe.duration - recorded) <= slack, (probe.duration, recorded, slack)
+    assert abs(final.recording_duration - recorded) <= slack + 0.5
     # no hole in either timeline where the pause was
     video_pts, audio_pts = packet_times(path, "v"), packet_times(path, "a")
     assert max(np.diff(video_pts)) <= 0.25, max(np.diff(video_pts))
@@ -207,14 +211,20 @@ async def test_composite_pause_resume_stop(cf, lkapi, publishers, room_name, egr
     assert len(frames) >= 0.8 * len(video_pts)
     jumps = [(b[1] - a[1], b[0]) for a, b in zip(frames, frames[1:])]
     big, at = max(jumps)
-    assert abs(big / 30 - (t_resume - t_pause)) <= 0.5, (big, t_resume - t_pause)
-    assert abs(at - (t_pause - t_start)) <= 0.5, (at, t_pause - t_start)
+    assert abs(big / 30 - (t_resume - t_pause)) <= slack, (big, t_resume - t_pause, slack)
+    assert abs(at - (t_pause - t_start)) <= 0.5 + pause_window, (at, t_pause - t_start)
     assert sorted(j for j, _ in jumps)[-2] <= 10  # elsewhere the counter runs on
+    # the file and the skipped stretch together cover the whole time from start to stop
+    assert abs(probe.duration + big / 30 - (t_stop - t_start)) <= 0.5, (probe.duration, big, t_stop - t_start)
     # sound and picture stay together after the resume as before it
-    offsets = av_offsets_s(path)
-    assert len(offsets) >= 5, offsets
-    assert -0.045 <= float(np.median(offsets)) <= 0.090, offsets
-    assert all(-0.1 <= o <= 0.15 for o in offsets[-2:]), offsets
+    # sound and picture keep the relation they had before the pause (beeps heard during the pause, still
+    # queued in a busy worker, would make sound late by that much); single beeps are noisy on busy cores
+    offsets = av_offsets_at(path)
+    before = [o for t, o in offsets if t < at - 0.5]
+    after = [o for t, o in offsets if t > at + 0.5]
+    assert before and len(after) >= 3, offsets
+    assert abs(float(np.median(after)) - float(np.median(before))) <= 0.1, (at, offsets)
+    assert -0.045 <= float(np.median(after)) <= 0.2, (at, offsets)
 
 
 async def test_storage_config_secrets_never_returned(cf, lkapi, publishers, room_name, egress_server):
@@ -233,6 +243,7 @@ async def test_storage_config_secrets_never_returned(cf, lkapi, publishers, room
     texts = [started.http_response.text]
     rid = json.loads(texts[0])["data"]["id"]
     await wait_recording(cf, rid, lambda d: d.status == "RECORDING")
+    await asyncio.sleep(2)
     for call in (cf.with_raw_response.get_one_recording(rid, account_id=ACCOUNT, app_id=APP),
                  cf.with_raw_response.get_active_recordings(room_name, account_id=ACCOUNT, app_id=APP),
                  cf.with_raw_response.get_recordings(APP, account_id=ACCOUNT),

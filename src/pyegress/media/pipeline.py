@@ -8,8 +8,8 @@ tick loop samples the compositor at exactly ``framerate`` (the latest frame of
 each track is shown; a late source repeats, a fast one drops) and pulls the
 mixer in 20 ms blocks. Output PTS are tick numbers (video) and sample counts
 (audio), so both streams share one timeline and the outputs last exactly from
-ACTIVE to stop, whatever the sources do. A pause stops that clock and drops
-the sources' media until resumed, so the outputs continue without a gap in
+ACTIVE to stop, whatever the sources do. A pause stops that clock and the
+source's reading until resumed, so the outputs continue without a gap in
 their timeline and A/V stay aligned (the mixer keeps what it had buffered).
 """
 
@@ -140,12 +140,10 @@ class CompositePipeline:
             self.mixer.remove_track(ref.sid)
 
     def _on_video(self, ref: TrackRef, frame: rtc.VideoFrame) -> None:
-        if not self.clock.paused:  # paused media is never recorded (and costs no scaling)
-            self.compositor.update(ref.sid, frame.data, frame.width, frame.height)
+        self.compositor.update(ref.sid, frame.data, frame.width, frame.height)
 
     def _on_audio(self, ref: TrackRef, samples) -> None:
-        if not self.clock.paused:
-            self.mixer.push(ref.sid, samples)
+        self.mixer.push(ref.sid, samples)
 
     def _on_speakers(self, identities: list[str]) -> None:
         if self.compositor is not None and identities:
@@ -161,9 +159,12 @@ class CompositePipeline:
         """Record nothing until :meth:`resume`: the media clock stops, so no frame or sample reaches the
         encoder, and the sources' media is dropped. The outputs stay open."""
         self.clock.pause()
+        self.source.pause()
 
     def resume(self) -> None:
-        """Continue recording into the same outputs; PTS go on from where the pause stopped them."""
+        """Continue recording into the same outputs; PTS go on from where the pause stopped them. The
+        mixer still holds the audio due just before the pause (its latency), so sound stays with picture."""
+        self.source.resume()
         self.clock.resume()
 
     def set_layout(self, name: str) -> None:

@@ -42,7 +42,8 @@ class RoomSource:
     - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
       UpdateLayout sets it to ``{"layout": ...}``).
 
-    ``closed`` is set when the room disconnects (room deleted, kicked, network).
+    ``closed`` is set when the room disconnects (room deleted, kicked, network). :meth:`pause`
+    stops reading media until :meth:`resume`.
     """
 
     def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
@@ -61,7 +62,9 @@ class RoomSource:
         self.on_own_metadata = on_own_metadata
         self.room = rtc.Room()
         self.closed = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tracks: dict[str, tuple[TrackRef, rtc.Track]] = {}  # subscribed tracks by SID
+        self._tasks: dict[str, asyncio.Task] = {}  # their readers, while not paused
+        self._paused = False
         self.room_sid = ""
 
     async def connect(self) -> None:
@@ -100,24 +103,47 @@ class RoomSource:
 
     def _on_subscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
                        participant: rtc.RemoteParticipant) -> None:
-        if pub.sid in self._tasks or not self.want(pub, participant):
+        if pub.sid in self._tracks or not self.want(pub, participant):
             return
         kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
         ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid)
+        self._tracks[pub.sid] = (ref, track)
         self.on_track(ref)
-        reader = self._read_video if kind == "video" else self._read_audio
-        self._tasks[pub.sid] = asyncio.create_task(reader(ref, track), name=f"track-{pub.sid}")
-        self._tasks[pub.sid].ref = ref  # type: ignore[attr-defined]
+        if not self._paused:
+            self._read(pub.sid)
+
+    def _read(self, sid: str) -> None:
+        ref, track = self._tracks[sid]
+        reader = self._read_video if ref.kind == "video" else self._read_audio
+        self._tasks[sid] = asyncio.create_task(reader(ref, track), name=f"track-{sid}")
 
     def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
-        for sid in [s for s, t in self._tasks.items() if t.ref.participant_sid == participant.sid]:  # type: ignore[attr-defined]
+        for sid in [s for s, (ref, _) in self._tracks.items() if ref.participant_sid == participant.sid]:
             self._end(sid)
 
     def _end(self, sid: str) -> None:
         task = self._tasks.pop(sid, None)
         if task is not None:
             task.cancel()
-            self.on_track_ended(task.ref)  # type: ignore[attr-defined]
+        entry = self._tracks.pop(sid, None)
+        if entry is not None:
+            self.on_track_ended(entry[0])
+
+    def pause(self) -> None:
+        """Stop reading media: every track's SDK stream is closed, so what arrives meanwhile, or was
+        still queued for a busy event loop, is discarded instead of being delivered after :meth:`resume`.
+        Tracks stay subscribed."""
+        self._paused = True
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    def resume(self) -> None:
+        """Read every subscribed track again, from live media on."""
+        self._paused = False
+        for sid in self._tracks:
+            if sid not in self._tasks:
+                self._read(sid)
 
     async def _read_video(self, ref: TrackRef, track: rtc.Track) -> None:
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420, capacity=2)
@@ -138,6 +164,6 @@ class RoomSource:
             await stream.aclose()
 
     async def close(self) -> None:
-        for sid in list(self._tasks):
+        for sid in list(self._tracks):
             self._end(sid)
         await self.room.disconnect()

@@ -38,6 +38,7 @@ from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
+PAUSE_ACK_S = 5.0  # how long pause/resume wait for the worker to confirm
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class EgressService:
         self._listeners: list[Callable[[eg.EgressInfo], None]] = []
         self._external: set[str] = set()  # egresses whose webhooks livekit-server sends
         self._paused: set[str] = set()  # egress IDs whose worker records nothing until resumed
+        self._pause_acks: dict[str, asyncio.Future] = {}  # egress ID -> the worker's paused/resumed event
         self._fail_orphans()
 
     def _fail_orphans(self) -> None:
@@ -191,8 +193,9 @@ class EgressService:
 
     async def pause(self, egress_id: str) -> eg.EgressInfo:
         """Pause an active egress: nothing is recorded until :meth:`resume`, which continues the same
-        outputs without a gap in their timeline. The status stays EGRESS_ACTIVE (LiveKit's EgressStatus
-        has no paused state); :meth:`is_paused` tells. Pausing a paused egress changes nothing.
+        outputs without a gap in their timeline. Returns once the worker has paused (at most
+        :data:`PAUSE_ACK_S`). The status stays EGRESS_ACTIVE (LiveKit's EgressStatus has no paused
+        state); :meth:`is_paused` tells. Pausing a paused egress changes nothing.
 
         Raises:
             EgressError: ``not_found`` for an unknown id, ``failed_precondition`` unless EGRESS_ACTIVE.
@@ -218,8 +221,16 @@ class EgressService:
             raise EgressError("failed_precondition", f"egress {egress_id} is {S.Name(info.status)}, not active",
                               egress_id=egress_id)
         if paused != (egress_id in self._paused):
-            await worker.send(Command(cmd="pause" if paused else "resume"))
             (self._paused.add if paused else self._paused.discard)(egress_id)
+            ack = self._pause_acks[egress_id] = asyncio.get_running_loop().create_future()
+            await worker.send(Command(cmd="pause" if paused else "resume"))
+            try:  # the caller learns when recording really stopped (or went on), not when it was asked
+                await asyncio.wait_for(ack, PAUSE_ACK_S)
+            except asyncio.TimeoutError:
+                log.warning("egress %s: no %s acknowledgement within %s s", egress_id,
+                            "pause" if paused else "resume", PAUSE_ACK_S)
+            finally:
+                self._pause_acks.pop(egress_id, None)
         return info
 
     async def update_layout(self, req: eg.UpdateLayoutRequest) -> eg.EgressInfo:
@@ -480,6 +491,11 @@ class EgressService:
         self._save(info)
 
         async def on_event(event: WorkerEvent) -> None:
+            if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
+                ack = self._pause_acks.get(egress_id)
+                if ack is not None and not ack.done():
+                    ack.set_result(event.event)
+                return
             self._apply(info, event)
             self._save(info)
 
@@ -494,6 +510,9 @@ class EgressService:
             self._infos.pop(egress_id, None)
             self._external.discard(egress_id)
             self._paused.discard(egress_id)
+            ack = self._pause_acks.get(egress_id)
+            if ack is not None and not ack.done():  # nobody will confirm a pause any more
+                ack.set_result("exited")
 
         if egress_id in self._external and self.settings.redis.configured:
             spec.io_report = IOReport(redis=self.settings.redis, legacy=self._legacy.get(egress_id, ""),

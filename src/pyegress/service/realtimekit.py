@@ -258,7 +258,7 @@ class RealtimeKitRecordings:
     def __init__(self, service: EgressService, store: RealtimeKitStore) -> None:
         self.service = service
         self.store = store
-        self._timers: dict[str, asyncio.TimerHandle] = {}  # recording ID -> its max_seconds stop
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # live recording ID -> its max_seconds stop
         self._reconcile()
         service.add_listener(self._on_egress)
 
@@ -366,9 +366,6 @@ class RealtimeKitRecordings:
             start_reason={"reason": "API_CALL", "caller": {"type": "USER", "name": user, "user_Id": user}},
             max_seconds=float(max_seconds or 0))
         self.store.add(row, [(i.egress_id, role) for i, role in infos])
-        if max_seconds:
-            self._timers[rid] = asyncio.get_running_loop().call_later(
-                max_seconds, lambda: asyncio.ensure_future(self._stop_all(rid)))
         return self._refresh(rid)  # the egresses may have moved on while the row did not exist
 
     # ---- reading -----------------------------------------------------------------
@@ -428,9 +425,6 @@ class RealtimeKitRecordings:
         return self._refresh(recording_id)
 
     async def _stop_all(self, recording_id: str) -> None:
-        timer = self._timers.pop(recording_id, None)
-        if timer is not None:
-            timer.cancel()
         for egress_id, _ in self.store.egresses(recording_id):
             await self._stop_egress(egress_id)
 
@@ -473,6 +467,10 @@ class RealtimeKitRecordings:
                 timer.cancel()
         elif S.EGRESS_ACTIVE in statuses:
             row.status = "PAUSED" if row.paused else "RECORDING"
+            if row.max_seconds and recording_id not in self._timers:
+                # counted from when recording starts (starting a worker can take seconds), pauses included
+                self._timers[recording_id] = asyncio.get_running_loop().call_later(
+                    row.max_seconds, lambda: asyncio.ensure_future(self._stop_all(recording_id)))
         elif S.EGRESS_ENDING in statuses:
             row.status = "UPLOADING"
         starts = [i.started_at for i, _ in infos if i.started_at]

@@ -55,10 +55,9 @@ async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
             continue
         if cmd.cmd == "stop":
             pipeline.stop()
-        elif cmd.cmd == "pause":
-            pipeline.pause()
-        elif cmd.cmd == "resume":
-            pipeline.resume()
+        elif cmd.cmd in ("pause", "resume"):
+            pipeline.pause() if cmd.cmd == "pause" else pipeline.resume()
+            events(WorkerEvent(event="paused" if cmd.cmd == "pause" else "resumed"))
         elif cmd.cmd == "update_stream":
             pipeline.update_streams(cmd.add_urls, cmd.remove_urls)
         elif cmd.cmd == "layout":

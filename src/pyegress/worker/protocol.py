@@ -182,10 +182,11 @@ class WorkerEvent(BaseModel):
     ``progress``: results so far while active; ``ending``: finishing outputs;
     ``complete``: done, with results and the ``reason`` it ended
     (``limit_reached`` when ``max_duration_s`` ended it); ``failed``:
-    ``error`` says why (with whatever results exist).
+    ``error`` says why (with whatever results exist); ``paused`` / ``resumed``: a
+    ``pause`` / ``resume`` command has taken effect.
     """
 
-    event: Literal["active", "progress", "ending", "complete", "failed"]
+    event: Literal["active", "progress", "ending", "complete", "failed", "paused", "resumed"]
     started_at: int = 0
     ended_at: int = 0
     room_id: str = ""
