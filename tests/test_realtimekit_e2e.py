@@ -281,6 +281,9 @@ async def test_errors_name_the_field(cf, egress_server, livekit):
             await cf.start_recordings(APP, account_id=ACCOUNT, meeting_id="any", **body)
         assert e.value.body == {"success": False, "error": {"code": 422, "message": e.value.body["error"]["message"],
                                                               "field": field}}, e.value.body
+    with pytest.raises(cloudflare.UnprocessableEntityError) as e:  # it would name a directory
+        await cf.start_track_recording(APP, account_id=ACCOUNT, meeting_id="../elsewhere")
+    assert e.value.body["error"]["field"] == "meeting_id"
     with pytest.raises(cloudflare.NotFoundError):
         await cf.get_one_recording("00000000-0000-0000-0000-000000000000", account_id=ACCOUNT, app_id=APP)
     with pytest.raises(cloudflare.NotFoundError):

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recordings_router(service, settings.api_key, settings.api_secret, default_storage))
     app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
     app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine)),
-                                          settings.api_key, settings.api_secret, service.recordings_dir))
+                                          settings.api_key, settings.api_secret, default_storage))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -229,7 +229,8 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
         advanced=eg.EncodingOptions(width=video.width or 1280, height=video.height or 720,
                                     video_codec=models.VideoCodec.VP8 if vp8 else models.VideoCodec.H264_MAIN,
                                     audio_codec=models.AudioCodec.OPUS if vp8 else models.AudioCodec.AAC),
-        file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), **upload)])
+        file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), disable_manifest=True,
+                                           **upload)])
     if req.rtmp_out_config and req.rtmp_out_config.rtmp_url:
         main.stream_outputs.add(protocol=eg.StreamProtocol.RTMP, urls=[req.rtmp_out_config.rtmp_url])
     requests = [(main, "main")]
@@ -239,7 +240,7 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
             room_name=req.meeting_id, audio_only=True,
             advanced=eg.EncodingOptions(audio_codec=models.AudioCodec.AC_MP3 if mp3 else models.AudioCodec.AAC),
             file_outputs=[eg.EncodedFileOutput(
-                filepath=base + (".mp3" if mp3 else ".m4a"),
+                filepath=base + (".mp3" if mp3 else ".m4a"), disable_manifest=True,
                 file_type=eg.EncodedFileType.MP3 if mp3 else eg.EncodedFileType.MP4, **upload)]), "audio"))
     return requests
 
@@ -329,7 +330,8 @@ class RealtimeKitRecordings:
                     request = eg.TrackCompositeEgressRequest(
                         room_name=req.meeting_id, audio_track_id=mic.sid if mic else "",
                         video_track_id=cam.sid if cam else "",
-                        file_outputs=[eg.EncodedFileOutput(filepath=base + (".mp4" if cam else ".webm"), **upload)])
+                        file_outputs=[eg.EncodedFileOutput(filepath=base + (".mp4" if cam else ".webm"),
+                                                           disable_manifest=True, **upload)])
                     if cam is not None and cam.width and cam.height:
                         request.advanced.CopyFrom(eg.EncodingOptions(width=cam.width & ~1, height=cam.height & ~1))
                     starts.append((self.service.start_track_composite, request, "main"))
@@ -359,7 +361,7 @@ class RealtimeKitRecordings:
         main = next(i for i, role in infos if role == "main")
         request = getattr(main, main.WhichOneof("request"))
         row = RealtimeKitRecording(
-            id=rid, user=user, account_id=account_id, app_id=app_id, meeting_id=meeting_id, kind=kind,
+            id=rid, user_id=user, account_id=account_id, app_id=app_id, meeting_id=meeting_id, kind=kind,
             status="INVOKED", paused=False, output_file_name=request.file_outputs[0].filepath.rsplit("/", 1)[-1],
             session_id=session_id or main.room_id, invoked_at=time.time_ns(), files=[],
             storage=storage.public() if storage else None, bucket_download=bucket_download,
@@ -376,7 +378,7 @@ class RealtimeKitRecordings:
             EgressError: ``not_found`` for an unknown ID or another user's or app's recording.
         """
         row = self.store.get(recording_id)
-        if row is None or (row.user, row.account_id, row.app_id) != (user, account_id, app_id):
+        if row is None or (row.user_id, row.account_id, row.app_id) != (user, account_id, app_id):
             raise EgressError("not_found", f"recording {recording_id} not found", argument="recording_id")
         return row
 

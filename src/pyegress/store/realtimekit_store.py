@@ -20,12 +20,12 @@ LIVE_STATUSES = ("INVOKED", "RECORDING", "PAUSED", "UPLOADING")
 
 
 class RealtimeKitRecording(Base):
-    """One recording as RealtimeKit reports it, owned by ``user`` under (``account_id``, ``app_id``)."""
+    """One recording as RealtimeKit reports it, owned by ``user_id`` under (``account_id``, ``app_id``)."""
 
     __tablename__ = "realtimekit_recording"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4, as RealtimeKit's
-    user: Mapped[str] = mapped_column(String(256), index=True)  # identity of the caller's token
+    user_id: Mapped[str] = mapped_column(String(256), index=True)  # identity of the caller's token
     account_id: Mapped[str] = mapped_column(String(64))
     app_id: Mapped[str] = mapped_column(String(64))
     meeting_id: Mapped[str] = mapped_column(String(256), index=True)  # a LiveKit room name
@@ -101,7 +101,7 @@ class RealtimeKitStore:
               invoked_to: int | None = None, descending: bool = True, offset: int = 0,
               limit: int | None = None) -> tuple[list[RealtimeKitRecording], int]:
         """One page of a user's recordings matching every given filter, by ``invoked_at``; and the total."""
-        q = select(RealtimeKitRecording).where(RealtimeKitRecording.user == user,
+        q = select(RealtimeKitRecording).where(RealtimeKitRecording.user_id == user,
                                                RealtimeKitRecording.account_id == account_id,
                                                RealtimeKitRecording.app_id == app_id)
         if meeting_id:

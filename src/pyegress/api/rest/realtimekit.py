@@ -18,28 +18,32 @@ user (:func:`~pyegress.api.auth.bearer_user`). Errors are RealtimeKit's
 ``{"success": false, "error": {"code": <HTTP status>, "message", "field"?}}``:
 400 malformed JSON or a state conflict, 401 auth, 404 unknown (or another
 user's) recording, 422 an invalid field. 409 is avoided: the SDK retries it.
-Finished files in local storage are served by a signed link (``download_url``,
-valid :data:`DOWNLOAD_TTL_S`), as RealtimeKit's bucket links are.
+A finished file's ``download_url`` (valid :data:`DOWNLOAD_TTL_S`, as
+RealtimeKit's bucket links) is a signed pyegress ``/downloads/`` URL for a file
+on local disk, or a presigned URL of pyegress's default storage.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
+import logging
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from ...errors import EgressError
 from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
+from ...storage.s3 import S3Target
 from ...store.realtimekit_store import RealtimeKitRecording
 from ..auth import bearer_user
+from . import iso_ms, safe_room_name
+from .downloads import signed_url
+
+log = logging.getLogger(__name__)
 
 KIT = "/accounts/{account_id}/realtime/kit/{app_id}"
 PREFIXES = ("/client/v4", "")
@@ -61,12 +65,6 @@ def _from_egress_error(e: EgressError) -> JSONResponse:
     return error_reply(_STATUS.get(e.code, e.http_status), e.msg, _FIELD_NAMES.get(field, field))
 
 
-def _iso(ns: int | None) -> str | None:
-    if not ns:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _parse_time(value: str, field: str) -> int:
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -76,57 +74,39 @@ def _parse_time(value: str, field: str) -> int:
     return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1e9)
 
 
-class _Signer:
-    """HMAC-SHA256 links to a recording's local files, keyed with the API secret."""
-
-    def __init__(self, secret: str) -> None:
-        self.key = secret.encode()
-
-    def sign(self, recording_id: str, index: int, expires: int) -> str:
-        return hmac.new(self.key, f"{recording_id}/{index}/{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def valid(self, recording_id: str, index: int, expires: int, signature: str) -> bool:
-        return expires >= time.time() and hmac.compare_digest(self.sign(recording_id, index, expires), signature)
-
-
 def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str,
-                       recordings_dir: Path) -> APIRouter:
-    """The recordings resource on both path prefixes; ``recordings_dir`` bounds what downloads serve."""
-    router = APIRouter()
-    signer = _Signer(api_secret)
-    root = Path(recordings_dir).resolve()
+                       default_storage: S3Target | None) -> APIRouter:
+    """The recordings resource on both path prefixes; ``default_storage`` is where REALTIMEKIT_BUCKET files
+    are uploaded (it presigns their download URLs), None when they stay on local disk."""
+    router = APIRouter(tags=["Cloudflare RealtimeKit recordings"])
 
-    def local_file(location: str) -> Path | None:
-        path = Path(location)
-        if not path.is_absolute():
+    def download_url(request: Request, f: dict, own_storage: bool) -> str | None:
+        """A URL for one finished file (``{"filename", "location"}``), or None if pyegress cannot give one."""
+        if "://" not in f["location"]:  # on local disk: no upload, or the backup of a failed one
+            return signed_url(str(request.base_url), api_secret, f["filename"], DOWNLOAD_TTL_S)
+        if own_storage or default_storage is None:  # the caller's own bucket: no link from pyegress
             return None
-        path = path.resolve()
-        return path if path.is_relative_to(root) and path.is_file() else None
+        try:
+            return default_storage.presign(f["filename"], DOWNLOAD_TTL_S)
+        except Exception as e:  # credentials that cannot sign: the recording is still shown, without a URL
+            log.warning("cannot presign %s: %s", f["filename"], e)
+            return None
 
-    def render(row: RealtimeKitRecording, request: Request, account_id: str, app_id: str) -> dict:
+    def render(row: RealtimeKitRecording, request: Request) -> dict:
         """RealtimeKit's recording object (SDK ``RecordingGetOneRecordingResponse.Data``); never secrets."""
-        data = {"id": row.id, "invoked_time": _iso(row.invoked_at), "output_file_name": row.output_file_name,
+        data = {"id": row.id, "invoked_time": iso_ms(row.invoked_at), "output_file_name": row.output_file_name,
                 "status": row.status, "session_id": row.session_id or None,
-                "started_time": _iso(row.started_at), "stopped_time": _iso(row.stopped_at),
+                "started_time": iso_ms(row.started_at), "stopped_time": iso_ms(row.stopped_at),
                 "recording_duration": round(row.duration_s) if row.duration_s is not None else None,
                 "file_size": row.file_size, "download_url": None, "audio_download_url": None,
                 "download_url_expiry": None, "start_reason": row.start_reason, "stop_reason": row.stop_reason,
                 "storage_config": row.storage}
         if row.status == "UPLOADED" and row.bucket_download:
-            expires = int(time.time()) + DOWNLOAD_TTL_S
-            base = str(request.base_url).rstrip("/")
-            prefix = "/client/v4" if request.url.path.startswith("/client/v4/") else ""
-            for index, f in enumerate(row.files):
+            for f in row.files:
                 key = "audio_download_url" if f["role"] == "audio" else "download_url"
-                if data[key] is not None:
-                    continue
-                if local_file(f["location"]):
-                    path = (f"{prefix}{KIT}/recordings/{row.id}/files/{index}"
-                            .format(account_id=account_id, app_id=app_id))
-                    data[key] = f"{base}{path}?expires={expires}&signature={signer.sign(row.id, index, expires)}"
-                    data["download_url_expiry"] = _iso(expires * 10**9)
-                elif row.storage is None and f["location"].startswith(("http://", "https://")):
-                    data[key] = f["location"]  # uploaded to pyegress's default storage
+                if data[key] is None and (url := download_url(request, f, row.storage is not None)):
+                    data[key] = url
+                    data["download_url_expiry"] = iso_ms(time.time_ns() + DOWNLOAD_TTL_S * 10**9)
         return data
 
     async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -135,11 +115,15 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
         except (ValueError, UnicodeDecodeError) as e:
             raise EgressError("malformed", f"the body is not JSON: {e}") from None
         try:
-            return model.model_validate(body)
+            parsed = model.model_validate(body)
         except ValidationError as e:
             first = e.errors()[0]
             field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".") or "body"
             raise EgressError("invalid_argument", f"{field}: {first['msg']}", argument=field) from None
+        # the meeting's name becomes a directory of the files' keys
+        if (why := safe_room_name(getattr(parsed, "meeting_id", "x"))) is not None:
+            raise EgressError("invalid_argument", f"meeting_id: {why}", argument="meeting_id")
+        return parsed
 
     def user_of(request: Request) -> str:
         return bearer_user(request.headers.get("authorization"), api_key, api_secret)
@@ -150,12 +134,12 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
     async def start_composite(request: Request, account_id: str, app_id: str):
         user = user_of(request)
         row = await recordings.start_composite(user, account_id, app_id, await parse(request, CompositeStart))
-        return ok(render(row, request, account_id, app_id))
+        return ok(render(row, request))
 
     async def start_track(request: Request, account_id: str, app_id: str):
         user = user_of(request)
         row = await recordings.start_track(user, account_id, app_id, await parse(request, TrackStart))
-        return ok({"recording": render(row, request, account_id, app_id)})
+        return ok({"recording": render(row, request)})
 
     async def list_recordings(request: Request, account_id: str, app_id: str):
         user = user_of(request)
@@ -188,35 +172,21 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
             invoked_to=_parse_time(q["end_time"], "end_time") if "end_time" in q else None)
         # offsets are 1-based and inclusive: items start_offset..end_offset of total_count
         paging = {"start_offset": offset + 1 if rows else 0, "end_offset": offset + len(rows), "total_count": total}
-        return ok([render(r, request, account_id, app_id) for r in rows], paging=paging)
+        return ok([render(r, request) for r in rows], paging=paging)
 
     async def get_one(request: Request, account_id: str, app_id: str, recording_id: str):
         row = recordings.get(user_of(request), account_id, app_id, recording_id)
-        return ok(render(row, request, account_id, app_id))
+        return ok(render(row, request))
 
     async def get_active(request: Request, account_id: str, app_id: str, meeting_id: str):
         row = recordings.active(user_of(request), account_id, app_id, meeting_id)
-        return ok(render(row, request, account_id, app_id))
+        return ok(render(row, request))
 
     async def act(request: Request, account_id: str, app_id: str, recording_id: str):
         user = user_of(request)
         action = await parse(request, Action)
         row = await recordings.act(user, account_id, app_id, recording_id, action.action)
-        return ok(render(row, request, account_id, app_id))
-
-    async def download(request: Request, account_id: str, app_id: str, recording_id: str, index: str):
-        try:
-            index_n, expires = int(index), int(request.query_params.get("expires", ""))
-            signature = request.query_params["signature"]
-        except (KeyError, ValueError):
-            return error_reply(401, "download links need expires and signature")
-        if not signer.valid(recording_id, index_n, expires, signature):
-            return error_reply(401, "the download link is invalid or has expired")
-        row = recordings.store.get(recording_id)
-        path = local_file(row.files[index_n]["location"]) if row and 0 <= index_n < len(row.files) else None
-        if path is None:
-            return error_reply(404, "the file is not available here")
-        return FileResponse(path, filename=path.name)
+        return ok(render(row, request))
 
     def guarded(handler):
         @functools.wraps(handler)  # FastAPI reads the path parameters from the wrapped signature
@@ -230,8 +200,7 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
     routes = [("POST", "/recordings", start_composite), ("POST", "/recordings/track", start_track),
               ("GET", "/recordings", list_recordings),
               ("GET", "/recordings/active-recording/{meeting_id}", get_active),
-              ("GET", "/recordings/{recording_id}", get_one), ("PUT", "/recordings/{recording_id}", act),
-              ("GET", "/recordings/{recording_id}/files/{index}", download)]
+              ("GET", "/recordings/{recording_id}", get_one), ("PUT", "/recordings/{recording_id}", act)]
     for prefix in PREFIXES:
         for method, path, handler in routes:
             router.add_api_route(prefix + KIT + path, guarded(handler), methods=[method],
