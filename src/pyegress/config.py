@@ -47,7 +47,7 @@ class CPUCostConfig(BaseModel):
     """
 
     max_cpu_utilization: float = 0.8
-    room_composite_cpu_cost: float = 0.6
+    room_composite_cpu_cost: float = 0.5
     audio_room_composite_cpu_cost: float = 0.2
     web_cpu_cost: float = 1.0
     audio_web_cpu_cost: float = 0.3
