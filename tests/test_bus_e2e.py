@@ -260,3 +260,49 @@ async def test_worker_over_budget_never_claims(lk, lk_redis, redis_server, worke
         assert (await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_COMPLETE)).file_results
     finally:
         greedy.stop()
+
+
+async def test_update_stream_and_list_active_over_psrpc(lk, workers, room_publishers, room_name, redis_server,
+                                                        tmp_path):
+    """UpdateStream goes to the egress's worker (EgressHandler topic); ListActiveEgress (multi) answers from
+    every worker."""
+    from pyegress.bus.pb import psrpc_internal_pb2 as pb
+    from pyegress.bus.pb import rpc_egress_pb2 as rpc
+    from pyegress.bus.psrpc import RedisBus, channel, new_id, unwrap
+    from pyegress.config import RedisConfig
+    from pyegress.devtools.rtmp_server import RtmpServer
+
+    room_publishers(room_name, 1)
+    with RtmpServer(tmp_path / "rtmp") as rtmp:
+        info = await lk.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+            room_name=room_name, stream_outputs=[api.StreamOutput(urls=[rtmp.url("first")])]))
+        await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+        updated = await lk.egress.update_stream(api.UpdateStreamRequest(
+            egress_id=info.egress_id, add_output_urls=[rtmp.url("second")]))
+        assert [r.url.rsplit("/", 1)[-1] for r in updated.stream_results] == ["****", "****"]
+
+        bus = RedisBus(RedisConfig(address=redis_server.address))
+        await bus.start()
+        client_id, answers = new_id("CLI_"), []
+
+        async def on_response(payload: bytes) -> None:
+            answers.append(rpc.ListActiveEgressResponse.FromString(unwrap(payload, pb.Response).raw_response))
+
+        await bus.subscribe(channel("EgressInternal", client_id, "RES"), on_response)
+        now = time.time_ns()
+        await bus.publish("EgressInternal|ListActiveEgress|REQ", pb.Request(
+            request_id=new_id("REQ_"), client_id=client_id, sent_at=now, expiry=now + 2_000_000_000, multi=True,
+            raw_request=rpc.ListActiveEgressRequest().SerializeToString()))
+        await asyncio.sleep(1)
+        await bus.close()
+        assert len(answers) == len(workers)  # one answer per worker, no claim round
+        assert sorted(e for a in answers for e in a.egress_ids) == [info.egress_id]
+
+        await asyncio.sleep(3)
+        await lk.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+        done = await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_COMPLETE)
+        assert len(done.stream_results) == 2
+        await asyncio.sleep(1)  # nginx finishes its recordings
+        for key in ("first", "second"):
+            (received,) = rtmp.recordings(key)
+            assert ffprobe(received).stream("video")["codec_name"] == "h264"

@@ -380,6 +380,8 @@ class EgressService:
         spec = self._job(egress_id, req.room_name, opts, source=kind, layout=layout, audio=audio, video=video,
                          encoding=encoding, files=outputs.files, segments=outputs.segments, images=outputs.images,
                          streams=outputs.streams, **source)
+        for url in outputs.streams:  # listed from the start, as LiveKit does; the worker's reports refine them
+            info.stream_results.add(url=redact_url(url), status=eg.StreamInfo.Status.ACTIVE)
         if outputs.legacy:
             self._legacy[egress_id] = outputs.legacy
         if not opts.webhooks:
