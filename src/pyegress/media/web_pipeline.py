@@ -1,0 +1,69 @@
+"""The pipeline of a web egress: a page in Chromium → the same clock, encoder and outputs as a room.
+
+Only the source differs from :class:`~pyegress.media.pipeline.CompositePipeline`:
+the tick loop samples the page's newest picture (:class:`~.web_source.PageVideo`)
+instead of the compositor, and the mixer has one track, the page's sound.
+The media clock starts when the page has loaded, or with
+``await_start_signal`` when it logs ``START_RECORDING``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..worker.protocol import JobSpec
+from .pipeline import CompositePipeline
+from .web_source import START_RECORDING, WebSource
+
+log = logging.getLogger(__name__)
+
+_PAGE = "page"  # the mixer's only track
+
+
+class WebPipeline(CompositePipeline):
+    """Records ``spec.web_url`` as Chromium renders it into ``spec``'s outputs; see :class:`CompositePipeline`."""
+
+    def __init__(self, spec: JobSpec, emit) -> None:
+        super().__init__(spec, emit)
+        self.compositor = self.source.video
+        if self.mixer is not None:
+            self.mixer.add_track(_PAGE)
+
+    def _open_source(self) -> WebSource:
+        spec, enc = self.spec, self.spec.encoding
+        return WebSource(spec.web_url, enc.width, enc.height, enc.framerate, video=spec.video, audio=spec.audio,
+                         sample_rate=enc.audio_frequency, await_start_signal=spec.await_start_signal,
+                         on_audio=lambda samples: self.mixer.push(_PAGE, samples))
+
+    async def _connect(self) -> str:
+        """Load the page and wait for its start signal; a stop meanwhile ends the egress before it began."""
+        try:
+            await self.source.connect()
+            started = asyncio.ensure_future(self.source.wait_start())
+            stopped = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not started.done():
+                started.cancel()
+                error = f"stopped ({self._stop_reason}) before the page logged {START_RECORDING}"
+            else:
+                started.result()
+                return ""
+        except Exception as e:  # Chromium, PulseAudio or the page failed: the egress fails
+            log.exception("web source failed")
+            error = f"could not record {self.spec.web_url}: {e}"
+        await self.source.close()
+        return error
+
+    def _present(self) -> bool:
+        return True  # a page never "leaves"; it ends by StopEgress, END_RECORDING or a limit
+
+    async def _tick_loop(self, thread) -> int:
+        end_ns = await super()._tick_loop(thread)
+        if self.source.failure:
+            raise RuntimeError(self.source.failure)
+        if self.source.video is not None:
+            v = self.source.video
+            log.info("screencast: %d frames received, %d decoded", v.received, v.decoded)
+        return end_ns
