@@ -16,6 +16,7 @@ from livekit import api
 
 from conftest import wait_status
 from media_checks import bar_phases, dominant_hz, frame_at, frame_chroma
+from pyegress.devtools.livekit_server import free_port
 from pyegress.devtools.probe import ffprobe
 from test_egress_types_e2e import ENDED, S, parse_playlist, run_egress
 
@@ -130,7 +131,8 @@ async def test_web_egress_rejects_bad_urls_and_reports_unreachable_pages(egress_
     assert e.value.code == "invalid_argument" and "web.url" in e.value.message
 
     # a well-formed URL nobody serves: the egress fails with the browser's reason
-    info = await egress_api.egress.start_web_egress(api.WebEgressRequest(url="http://127.0.0.1:9/", file_outputs=outputs))
+    info = await egress_api.egress.start_web_egress(api.WebEgressRequest(url=f"http://127.0.0.1:{free_port()}/",
+                                                                        file_outputs=outputs))
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_FAILED and "ERR_CONNECTION_REFUSED" in final.error, final.error
 

@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -46,6 +47,7 @@ PAGE_LOAD_TIMEOUT_S = 30.0  # LiveKit's egress gives Chrome 30 s to start and lo
 PULSE_SINK = "egress"
 AUDIO_CHANNELS = 2
 AUDIO_READ_MS = 20
+FIRST_PICTURE_WAIT_S = 1.0
 SCREENCAST_JPEG_QUALITY = 85  # 0-100; at 85 a 720p page is ~10 kB a frame and JPEG artefacts stay invisible
 
 #: Flags for Chromium in this environment: headless without a GPU or sandbox (root in a container), no
@@ -207,7 +209,9 @@ class WebSource:
         self.closed = asyncio.Event()
         self.closed_reason = ""
         self.failure = ""
-        self.started = asyncio.Event()  # START_RECORDING seen (set at once without await_start_signal)
+        self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
+        self._started_s = 0.0  # wall time (s since the epoch) of that moment
+        self._painted = asyncio.Event()  # a picture painted at or after it has arrived
         self._dir = Path(tempfile.mkdtemp(prefix="pyegress-web-"))
         self._pulse: PulseServer | None = None
         self._chromium: asyncio.subprocess.Process | None = None
@@ -277,7 +281,7 @@ class WebSource:
         if self.audio:
             await self._start_parec()
         if not self.await_start_signal:
-            self.started.set()
+            self._start(time.time())
         self._tasks.append(asyncio.create_task(self._watch(), name="chromium-watch"))
 
     async def _start_chromium(self, env: dict[str, str]) -> None:
@@ -319,10 +323,12 @@ class WebSource:
         return await self._cdp.send(method, params, self._session)
 
     async def wait_start(self) -> None:
-        """Wait until the page logs ``START_RECORDING`` (immediately without ``await_start_signal``).
+        """Wait until the page logs ``START_RECORDING`` (at once without ``await_start_signal``), then for
+        the first picture painted since (at most :data:`FIRST_PICTURE_WAIT_S`): a screencast frame arrives
+        some tens of ms after the page drew it, and the recording must not open on the page before the signal.
 
         Raises:
-            RuntimeError: Chromium exited first.
+            RuntimeError: Chromium exited or the page logged ``END_RECORDING`` first.
         """
         started = asyncio.ensure_future(self.started.wait())
         closed = asyncio.ensure_future(self.closed.wait())
@@ -330,13 +336,22 @@ class WebSource:
         started.cancel(), closed.cancel()
         if not self.started.is_set():
             raise RuntimeError(self.failure or f"the page ended ({self.closed_reason}) before {START_RECORDING}")
+        if self.video is not None:
+            try:
+                await asyncio.wait_for(self._painted.wait(), FIRST_PICTURE_WAIT_S)
+            except asyncio.TimeoutError:
+                log.warning("no picture within %.1f s of the start; recording anyway", FIRST_PICTURE_WAIT_S)
+
+    def _start(self, at_s: float) -> None:
+        self._started_s = at_s
+        self.started.set()
 
     # ---- while recording --------------------------------------------------
     def _on_console(self, params: dict, session_id: str) -> None:
         values = [a.get("value") for a in params.get("args", [])]
         if START_RECORDING in values and not self.started.is_set():
             log.info("page logged %s", START_RECORDING)
-            self.started.set()
+            self._start(params.get("timestamp", time.time() * 1000) / 1000)  # CDP: ms since the epoch
         if END_RECORDING in values:
             log.info("page logged %s", END_RECORDING)
             self._end(END_RECORDING)
@@ -344,6 +359,9 @@ class WebSource:
     def _on_screencast_frame(self, params: dict, session_id: str) -> None:
         self._cdp.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, self._session)
         self.video.push(params["data"])
+        # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
+        if self.started.is_set() and params.get("metadata", {}).get("timestamp", 0) >= self._started_s:
+            self._painted.set()
 
     async def _read_audio(self) -> None:
         block = self.sample_rate * AUDIO_READ_MS // 1000 * AUDIO_CHANNELS * 2
