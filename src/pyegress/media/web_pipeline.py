@@ -56,6 +56,10 @@ class WebPipeline(CompositePipeline):
         await self.source.close()
         return error
 
+    def set_layout(self, name: str) -> None:
+        # The page composites itself (a custom template got its layout in the URL); nothing to redraw here.
+        log.info("layout %r: a web page lays itself out; ignored", name)
+
     def _present(self) -> bool:
         return True  # a page never "leaves"; it ends by StopEgress, END_RECORDING or a limit
 
