@@ -167,11 +167,17 @@ async def test_room_composite_custom_base_url_renders_the_template(livekit, lkap
     ``url`` (the LiveKit server), ``token`` (a hidden recorder's token for the room) and ``layout``;
     like LiveKit's templates, the page starts the recording with START_RECORDING."""
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+
+    async def relayout(active):  # the page lays itself out: UpdateLayout is stored, the recording goes on
+        info = await egress_api.egress.update_layout(api.UpdateLayoutRequest(egress_id=active.egress_id,
+                                                                              layout="grid"))
+        assert info.room_composite.layout == "grid"
+
     start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
         room_name=room_name, layout="speaker", custom_base_url=f"{pages.url}/page.html?start_after=0.5",
         advanced=api.EncodingOptions(width=640, height=360), audio_only=False,
         file_outputs=[api.EncodedFileOutput(filepath="web/{room_name}-template.mp4")]))
-    final, seconds = await run_egress(egress_api, start, 3)
+    final, seconds = await run_egress(egress_api, start, 3, during=relayout)
     assert final.WhichOneof("request") == "room_composite" and final.room_composite.custom_base_url
     assert final.source_type == api.EgressSourceType.EGRESS_SOURCE_TYPE_WEB and final.room_id
 
