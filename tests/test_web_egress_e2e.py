@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+import psutil
 import pytest
 from livekit import api
 
@@ -188,3 +190,41 @@ async def test_room_composite_custom_base_url_renders_the_template(livekit, lkap
     assert claims.video.room == room_name and claims.video.room_join and claims.video.hidden
     assert claims.video.recorder and not claims.video.can_publish
     assert abs(ffprobe(final.file_results[0].location).duration - seconds) <= 0.5
+
+
+def _web_worker(egress_server) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The running web egress worker of ``pyegress serve`` and its Chromium/PulseAudio descendants."""
+    for worker in psutil.Process(egress_server.pid).children():
+        if "pyegress.worker" in " ".join(worker.cmdline()):
+            helpers = [p for p in worker.children(recursive=True) if p.name() in ("chromium", "pulseaudio", "parec")]
+            if helpers:
+                return worker, helpers
+    raise AssertionError("no web egress worker with Chromium found")
+
+
+async def test_chromium_dying_fails_the_egress_and_keeps_the_file(egress_api, egress_server, pages):
+    start = egress_api.egress.start_web_egress(api.WebEgressRequest(
+        url=f"{pages.url}/page.html?tone={TONE_HZ}", advanced=api.EncodingOptions(width=640, height=360),
+        file_outputs=[api.EncodedFileOutput(filepath="web/crash.mp4")]))
+    info = await start
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(2)
+    _, helpers = _web_worker(egress_server)
+    next(p for p in helpers if p.name() == "chromium" and p.parent().name() != "chromium").kill()
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_FAILED and "chromium exited" in final.error, final.error
+    probe = ffprobe(final.file_results[0].location)  # what was recorded until then is a playable file
+    assert probe.stream("video")["codec_name"] == "h264" and 1.5 <= probe.duration <= 4
+
+
+async def test_a_killed_worker_leaves_no_browser_behind(egress_api, egress_server, pages):
+    info = await egress_api.egress.start_web_egress(api.WebEgressRequest(
+        url=f"{pages.url}/page.html?tone={TONE_HZ}", file_outputs=[api.EncodedFileOutput(filepath="web/killed.mp4")]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    worker, helpers = _web_worker(egress_server)
+    assert {p.name() for p in helpers} >= {"chromium", "pulseaudio", "parec"}
+    worker.kill()
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_FAILED
+    _, alive = psutil.wait_procs(helpers, timeout=10)
+    assert not alive, [p.name() for p in alive]
