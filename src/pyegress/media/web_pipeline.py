@@ -68,6 +68,5 @@ class WebPipeline(CompositePipeline):
         if self.source.failure:
             raise RuntimeError(self.source.failure)
         if self.source.video is not None:
-            v = self.source.video
-            log.info("screencast: %d frames received, %d decoded", v.received, v.decoded)
+            log.info("screencast: %s", self.source.video.stats())
         return end_ns

@@ -102,10 +102,20 @@ class PageVideo:
         self._frame = av.VideoFrame.from_ndarray(black, format="yuv420p")
         self.received = 0  # screencast frames pushed
         self.decoded = 0  # of which decoded (the rest were replaced by a newer one first)
+        self.latency_sum_s = self.latency_max_s = 0.0  # painted → received
 
-    def push(self, jpeg_b64: str) -> None:
+    def push(self, jpeg_b64: str, latency_s: float = 0.0) -> None:
+        """Keep ``jpeg_b64`` as the newest picture; ``latency_s``: how long ago the page painted it."""
         self._pending = jpeg_b64
         self.received += 1
+        self.latency_sum_s += latency_s
+        self.latency_max_s = max(self.latency_max_s, latency_s)
+
+    def stats(self) -> str:
+        """Counts and latency of the screencast so far, for the log."""
+        mean_ms = 1000 * self.latency_sum_s / self.received if self.received else 0.0
+        return (f"{self.received} frames received, {self.decoded} decoded, latency from paint "
+                f"mean {mean_ms:.0f} ms, max {1000 * self.latency_max_s:.0f} ms")
 
     def compose(self) -> tuple[av.VideoFrame, bool]:
         if self._pending is None:
@@ -358,9 +368,10 @@ class WebSource:
 
     def _on_screencast_frame(self, params: dict, session_id: str) -> None:
         self._cdp.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, self._session)
-        self.video.push(params["data"])
         # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
-        if self.started.is_set() and params.get("metadata", {}).get("timestamp", 0) >= self._started_s:
+        painted_s = params.get("metadata", {}).get("timestamp", 0.0)
+        self.video.push(params["data"], max(0.0, time.time() - painted_s) if painted_s else 0.0)
+        if self.started.is_set() and painted_s >= self._started_s:
             self._painted.set()
 
     async def _read_audio(self) -> None:
