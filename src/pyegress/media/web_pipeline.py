@@ -4,7 +4,10 @@ Only the source differs from :class:`~pyegress.media.pipeline.CompositePipeline`
 the tick loop samples the page's newest picture (:class:`~.web_source.PageVideo`)
 instead of the compositor, and the mixer has one track, the page's sound.
 The media clock starts when the page has loaded, or with
-``await_start_signal`` when it logs ``START_RECORDING``.
+``await_start_signal`` when it logs ``START_RECORDING`` — at that moment, even
+though the recording begins a little later, once a picture painted since has
+arrived (:meth:`~.web_source.WebSource.wait_start`): the clock is backdated, so
+a page's START_RECORDING → END_RECORDING span is the recording's duration.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 
 from ..worker.protocol import JobSpec
+from .clock import MediaClock
 from .pipeline import CompositePipeline
 from .web_source import START_RECORDING, WebSource
 
@@ -21,11 +25,25 @@ log = logging.getLogger(__name__)
 _PAGE = "page"  # the mixer's only track
 
 
+class _BackdatedClock(MediaClock):
+    """A media clock whose :meth:`start` puts its zero at ``since_s`` (wall s since the epoch) if that is
+    earlier: the first frames are then emitted at once, showing the first picture."""
+
+    since_s = 0.0
+
+    def start(self) -> None:
+        super().start()
+        lag_ns = max(0, self.wall_start_ns - int(self.since_s * 1e9)) if self.since_s else 0
+        self.t0_ns -= lag_ns
+        self.wall_start_ns -= lag_ns
+
+
 class WebPipeline(CompositePipeline):
     """Records ``spec.web_url`` as Chromium renders it into ``spec``'s outputs; see :class:`CompositePipeline`."""
 
     def __init__(self, spec: JobSpec, emit) -> None:
         super().__init__(spec, emit)
+        self.clock = _BackdatedClock()
         self.compositor = self.source.video
         if self.mixer is not None:
             self.mixer.add_track(_PAGE)
@@ -49,6 +67,7 @@ class WebPipeline(CompositePipeline):
                 error = f"stopped ({self._stop_reason}) before the page logged {START_RECORDING}"
             else:
                 started.result()
+                self.clock.since_s = self.source.started_s
                 return ""
         except Exception as e:  # Chromium, PulseAudio or the page failed: the egress fails
             log.exception("web source failed")

@@ -29,6 +29,7 @@ import base64
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -199,6 +200,8 @@ class WebSource:
       the newest picture;
     - ``on_audio(samples)`` gets the page's sound as ``(n, 2) int16`` blocks of
       20 ms at ``sample_rate`` Hz (only with ``audio``);
+    - :attr:`started_s` (after :meth:`wait_start`): when the recording's
+      timeline begins, s since the epoch — the start signal's own time;
     - :attr:`closed` is set when recording should end by itself, with
       :attr:`closed_reason`; :attr:`failure` says why if Chromium died.
 
@@ -220,7 +223,7 @@ class WebSource:
         self.closed_reason = ""
         self.failure = ""
         self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
-        self._started_s = 0.0  # wall time (s since the epoch) of that moment
+        self.started_s = 0.0  # wall time (s since the epoch) of that moment: where the recording's timeline begins
         self._painted = asyncio.Event()  # a picture painted at or after it has arrived
         self._dir = Path(tempfile.mkdtemp(prefix="pyegress-web-"))
         self._pulse: PulseServer | None = None
@@ -265,7 +268,9 @@ class WebSource:
         loaded = asyncio.Event()
         cdp.on("Page.loadEventFired", lambda p, s: loaded.set())
         targets = (await cdp.send("Target.getTargets"))["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
+        page = next((t for t in targets if t["type"] == "page"), None)
+        if page is None:
+            raise RuntimeError("chromium opened no page")
         self._session = (await cdp.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}))["sessionId"]
         await self._page("Runtime.enable")
         await self._page("Page.enable")
@@ -353,7 +358,7 @@ class WebSource:
                 log.warning("no picture within %.1f s of the start; recording anyway", FIRST_PICTURE_WAIT_S)
 
     def _start(self, at_s: float) -> None:
-        self._started_s = at_s
+        self.started_s = at_s
         self.started.set()
 
     # ---- while recording --------------------------------------------------
@@ -371,7 +376,7 @@ class WebSource:
         # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
         painted_s = params.get("metadata", {}).get("timestamp", 0.0)
         self.video.push(params["data"], max(0.0, time.time() - painted_s) if painted_s else 0.0)
-        if self.started.is_set() and painted_s >= self._started_s:
+        if self.started.is_set() and painted_s >= self.started_s:
             self._painted.set()
 
     async def _read_audio(self) -> None:
@@ -387,9 +392,8 @@ class WebSource:
 
     async def _watch(self) -> None:
         """End the recording with a failure if Chromium dies while it runs."""
-        done, _ = await asyncio.wait({asyncio.ensure_future(self._chromium.wait()),
-                                      asyncio.ensure_future(self._cdp.closed.wait())},
-                                     return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({asyncio.ensure_future(self._chromium.wait()),
+                            asyncio.ensure_future(self._cdp.closed.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if not self._closing:
             self._fail(f"chromium exited (code {self._chromium.returncode})")
 
@@ -416,12 +420,12 @@ class WebSource:
                 pass
             await self._cdp.close()
         await _terminate(self._parec)
-        if self._chromium is not None and self._chromium.returncode is None:
+        if self._chromium is not None:
+            await _terminate(self._chromium)  # after Browser.close it is usually gone already
             try:
-                await asyncio.wait_for(self._chromium.wait(), 3)
-            except asyncio.TimeoutError:
-                os.killpg(self._chromium.pid, 9)  # its own session: the renderers and helpers too
-                await self._chromium.wait()
+                os.killpg(self._chromium.pid, signal.SIGKILL)  # its own session: any helper left behind
+            except ProcessLookupError:
+                pass
         if self._pulse is not None:
             await self._pulse.close()
         shutil.rmtree(self._dir, ignore_errors=True)
