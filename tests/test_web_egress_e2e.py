@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import tempfile
 import http.server
 import threading
 import time
@@ -229,3 +230,13 @@ async def test_a_killed_worker_leaves_no_browser_behind(egress_api, egress_serve
     assert final.status == S.EGRESS_FAILED
     _, alive = psutil.wait_procs(helpers, timeout=10)
     assert not alive, [p.name() for p in alive]
+    # its temporary profile goes when the next web egress starts
+    stale = list(Path(tempfile.gettempdir()).glob(f"pyegress-web-{worker.pid}-*"))
+    assert stale
+    info = await egress_api.egress.start_web_egress(api.WebEgressRequest(
+        url=f"{pages.url}/page.html", audio_only=True, file_outputs=[api.EncodedFileOutput(filepath="web/next.ogg")]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    assert not any(p.exists() for p in stale)
+    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE and ffprobe(final.file_results[0].location).stream("audio")

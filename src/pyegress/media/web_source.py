@@ -37,6 +37,7 @@ from typing import Callable
 
 import av
 import numpy as np
+import psutil
 
 from .cdp import CdpConnection, CdpError
 
@@ -182,6 +183,17 @@ class PulseServer:
         await _terminate(self._proc)
 
 
+_DIR_PREFIX = "pyegress-web-"  # + worker PID: profile, sound server socket and logs of one web egress
+
+
+def _remove_stale_dirs() -> None:
+    """Remove the temporary directories of web egress workers that died without cleaning up (SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+        pid = path.name[len(_DIR_PREFIX):].split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 async def _terminate(proc: asyncio.subprocess.Process | None, grace_s: float = 3.0) -> None:
     if proc is None or proc.returncode is not None:
         return
@@ -225,7 +237,8 @@ class WebSource:
         self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
         self.started_s = 0.0  # wall time (s since the epoch) of that moment: where the recording's timeline begins
         self._painted = asyncio.Event()  # a picture painted at or after it has arrived
-        self._dir = Path(tempfile.mkdtemp(prefix="pyegress-web-"))
+        _remove_stale_dirs()
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
         self._pulse: PulseServer | None = None
         self._chromium: asyncio.subprocess.Process | None = None
         self._parec: asyncio.subprocess.Process | None = None
