@@ -218,7 +218,8 @@ class WebSource:
       :attr:`closed_reason`; :attr:`failure` says why if Chromium died.
 
     Same surface as :class:`~pyegress.media.source.RoomSource` where the
-    pipeline needs one (``connect``, ``close``, ``closed``, ``room_sid``).
+    pipeline needs one (``connect``, ``close``, ``closed``, ``room_sid``,
+    ``pause``, ``resume``).
     """
 
     def __init__(self, url: str, width: int, height: int, framerate: int, *, video: bool, audio: bool,
@@ -246,6 +247,7 @@ class WebSource:
         self._session = ""
         self._tasks: list[asyncio.Task] = []
         self._closing = False
+        self._paused = False
 
     # ---- start ------------------------------------------------------------
     async def connect(self) -> None:
@@ -384,8 +386,17 @@ class WebSource:
             log.info("page logged %s", END_RECORDING)
             self._end(END_RECORDING)
 
+    def pause(self) -> None:
+        """Drop the page's pictures and sound until :meth:`resume` (the pipeline's clock stands still meanwhile)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
     def _on_screencast_frame(self, params: dict, session_id: str) -> None:
         self._cdp.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, self._session)
+        if self._paused:
+            return
         # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
         painted_s = params.get("metadata", {}).get("timestamp", 0.0)
         self.video.push(params["data"], max(0.0, time.time() - painted_s) if painted_s else 0.0)
@@ -398,7 +409,8 @@ class WebSource:
         try:
             while True:
                 data = await stream.readexactly(block)
-                self.on_audio(np.frombuffer(data, dtype=np.int16).reshape(-1, AUDIO_CHANNELS))
+                if not self._paused:
+                    self.on_audio(np.frombuffer(data, dtype=np.int16).reshape(-1, AUDIO_CHANNELS))
         except asyncio.IncompleteReadError:
             if not self._closing:
                 self._fail("parec stopped recording the page's sound")
