@@ -1,9 +1,11 @@
 """Benchmark: what a web egress costs compared with encoding the same stream alone.
 
-Not a test. It serves ``tests/web/page.html`` (a full-frame canvas redrawn every
-animation frame: a sweeping bar, plus a WebAudio sine) on loopback, records it
-with StartWebEgress through pyegress's Egress API at 1280x720 30 fps (the
-default preset, H.264 + AAC, to an MP4), and measures
+Not a test. It serves two pages of ``tests/web`` on loopback — ``page.html``
+(worst case: a full-frame canvas redrawn every animation frame, a sweeping bar,
+plus a WebAudio sine) and ``video.html`` (a 640x360 30 fps VP8/Opus video of the
+generated publisher, scaled to the page, as a template shows a participant) —
+records each with StartWebEgress through pyegress's Egress API at 1280x720 30 fps
+(the default preset, H.264 + AAC, to an MP4), and measures
 
 - CPU time (user + system, s) of the egress worker's whole process tree —
   the Python worker, Chromium's browser, renderer, GPU (software) and utility
@@ -39,6 +41,7 @@ import http.server
 import os
 import platform
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -57,11 +60,13 @@ from livekit import api
 from composite import (MIB, RSS_SAMPLE_S, X264_OPTIONS, BaselineResult, OtherLoad, WorkerMonitor, _wait_for,
                        code_version, command_line, machine, run_baseline, update_results)
 from pyegress.devtools.livekit_server import free_port
+from pyegress.devtools.media_file import write_publisher_webm
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "tests" / "web"
-TONE_HZ = 660
+SCENARIOS = (("canvas redrawn every frame", "page.html?tone=660"), ("playing video", "video.html"))
+"""(name, path and query of the page) of each measured web egress."""
 API_KEY, API_SECRET = "devkey", "secret"
 SECTION_START = "<!-- bench/web.py: start -->"
 SECTION_END = "<!-- bench/web.py: end -->"
@@ -69,10 +74,11 @@ SECTION_END = "<!-- bench/web.py: end -->"
 
 @dataclass
 class WebResult:
-    """One web egress recording of ``media_s`` (s, ffprobe). ``cpu_by_name``: CPU-s of the worker tree by
+    """One web egress recording (of page ``name``) of ``media_s`` (s, ffprobe). ``cpu_by_name``: CPU-s of the worker tree by
     process name over ``sampled_s`` s of recording; memory in bytes; pictures per second as described in
     the module doc."""
 
+    name: str
     media_s: float
     sampled_s: float
     cpu_by_name: dict[str, float]
@@ -145,7 +151,8 @@ def screencast_counts(log_path: Path) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-async def record_web(egress: PyegressServer, url: str, seconds: float, monitor: WorkerMonitor) -> WebResult:
+async def record_web(egress: PyegressServer, name: str, url: str, seconds: float,
+                     monitor: WorkerMonitor) -> WebResult:
     """Record ``seconds`` of ``url`` at the default preset (720p30) and measure it.
 
     Raises:
@@ -154,7 +161,7 @@ async def record_web(egress: PyegressServer, url: str, seconds: float, monitor: 
     async with api.LiveKitAPI(egress.url, API_KEY, API_SECRET) as eg:
         t0 = time.monotonic()
         info = await eg.egress.start_web_egress(api.WebEgressRequest(
-            url=url, file_outputs=[api.EncodedFileOutput(filepath="bench-web.mp4")]))
+            url=url, file_outputs=[api.EncodedFileOutput(filepath="bench-web-{time}.mp4")]))
         await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
         start_latency = time.monotonic() - t0
         monitor.mark_active()
@@ -173,42 +180,58 @@ async def record_web(egress: PyegressServer, url: str, seconds: float, monitor: 
     path = Path(info.file_results[0].location)
     probe = ffprobe(path)
     received, decoded = screencast_counts(egress.workdir / "logs" / f"{info.egress_id}.log")
-    return WebResult(probe.duration, tree.t_last - tree.t_first, tree.cpu_by_name(), monitor.peak_rss, tree.peak_pss, start_latency,
+    return WebResult(name, probe.duration, tree.t_last - tree.t_first, tree.cpu_by_name(), monitor.peak_rss, tree.peak_pss, start_latency,
                      received / probe.duration, decoded / probe.duration, distinct_pictures_per_s(path),
                      probe.summary(), other.cpus)
 
 
-def serve_pages() -> http.server.ThreadingHTTPServer:
-    """``tests/web`` over HTTP on a free loopback port, in a daemon thread."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PAGE_DIR))
+def serve_pages(directory: Path) -> http.server.ThreadingHTTPServer:
+    """``tests/web`` and the video its ``video.html`` plays, copied to ``directory``, over HTTP on a free
+    loopback port, in a daemon thread."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for page in PAGE_DIR.iterdir():
+        shutil.copy(page, directory)
+    write_publisher_webm(directory / "sync.webm", seconds=12)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def run(workdir: Path, seconds: float) -> tuple[WebResult, BaselineResult]:
-    """The baseline encode, then the web egress, each ``seconds`` of media. No livekit-server is needed:
-    a web egress joins no room."""
-    pages = serve_pages()
+def run(workdir: Path, seconds: float) -> tuple[list[WebResult], BaselineResult]:
+    """The baseline encode, then a web egress of each of :data:`SCENARIOS`, each ``seconds`` of media.
+    No livekit-server is needed: a web egress joins no room."""
+    pages = serve_pages(workdir / "pages")
+    results = []
     try:
         with PyegressServer(workdir / "pyegress", "ws://127.0.0.1:1", API_KEY, API_SECRET) as egress:
             print(f"baseline encode of {seconds:g} s ...", flush=True)
             baseline = run_baseline(workdir / "baseline.mp4", seconds)
-            print(f"web egress: recording {seconds:g} s ...", flush=True)
-            url = f"http://127.0.0.1:{pages.server_address[1]}/page.html?tone={TONE_HZ}"
-            web = asyncio.run(record_web(egress, url, seconds, WorkerMonitor(egress.pid, set())))
+            seen: set[int] = set()
+            for name, page in SCENARIOS:
+                print(f"web egress of the {name} page: recording {seconds:g} s ...", flush=True)
+                monitor = WorkerMonitor(egress.pid, seen)
+                url = f"http://127.0.0.1:{pages.server_address[1]}/{page}"
+                results.append(asyncio.run(record_web(egress, name, url, seconds, monitor)))
+                seen.add(monitor.worker.pid)
     finally:
         pages.shutdown()
-    return web, baseline
+    return results, baseline
 
 
-def section(command: str, web: WebResult, baseline: BaselineResult, load: tuple[float, float]) -> str:
+def section(command: str, results: list[WebResult], baseline: BaselineResult, load: tuple[float, float]) -> str:
     """The RESULTS.md section of this run, between its markers."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    ratio = web.cpu_per_media_s / baseline.cpu_per_media_s
-    by_name = ", ".join(f"{name} {cpu / web.sampled_s:.3f}" for name, cpu in
-                        sorted(web.cpu_by_name.items(), key=lambda kv: -kv[1]))
+    rows = "\n".join(
+        f"| {w.name} | {w.media_s:.2f} | {w.cpu_per_media_s:.3f} | {baseline.cpu_per_media_s:.3f} "
+        f"| {w.cpu_per_media_s / baseline.cpu_per_media_s:.2f} | {w.peak_rss / MIB:.0f} | {w.peak_tree_pss / MIB:.0f} "
+        f"| {w.screencast_fps:.1f} | {w.decoded_fps:.1f} | {w.distinct_fps:.1f} | {w.start_latency_s * 1000:.0f} "
+        f"| {w.other_cpus:.2f} |" for w in results)
+    by_name = "\n".join(
+        f"  - {w.name}: " + ", ".join(f"{n} {cpu / w.sampled_s:.3f}" for n, cpu in
+                                      sorted(w.cpu_by_name.items(), key=lambda kv: -kv[1]))
+        + f"; file {w.summary}" for w in results)
     return f"""{SECTION_START}
 ## Web egress (headless Chromium) vs bare x264 encode
 
@@ -216,26 +239,29 @@ Command: `{command}`
 
 Date: {now}. Code: {code_version()}. Machine: {machine()}; Python {platform.python_version()},
 PyAV {av.__version__}. 1-min load average {load[0]:.2f} before the run, {load[1]:.2f} after.
-Page: `tests/web/page.html` (full-frame canvas redrawn every animation frame, WebAudio sine), recorded
-at 1280x720 30 fps H.264 + AAC (default preset) to an MP4.
+Pages from `tests/web`, recorded at 1280x720 30 fps H.264 + AAC (default preset) to an MP4.
 
-| media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | worker peak RSS MiB | tree peak PSS MiB | screencast fps | decoded fps | distinct pictures/s | start latency ms |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-| {web.media_s:.2f} | {web.cpu_per_media_s:.3f} | {baseline.cpu_per_media_s:.3f} | {ratio:.2f} | {web.peak_rss / MIB:.0f} | {web.peak_tree_pss / MIB:.0f} | {web.screencast_fps:.1f} | {web.decoded_fps:.1f} | {web.distinct_fps:.1f} | {web.start_latency_s * 1000:.0f} |
+| page | media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | worker peak RSS MiB | tree peak PSS MiB | screencast fps | decoded fps | distinct pictures/s | start latency ms | other CPUs |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{rows}
 
 - CPU-s/media-s: user + system CPU of the worker's process tree (Python worker, every Chromium
-  process, PulseAudio, parec), sampled from the live processes from EGRESS_ACTIVE to StopEgress
-  ({web.sampled_s:.1f} s), per second. By process: {by_name}.
+  process, PulseAudio, parec), sampled from the live processes from EGRESS_ACTIVE to StopEgress,
+  per second. By process (CPU-s/media-s):
+{by_name}
 - baseline: a bare PyAV encode, unpaced, in its own process, of 1280x720 yuv420p 30 fps (libx264
   `{' '.join(f'{k}={v}' for k, v in X264_OPTIONS.items())}`) plus a stereo AAC sine, into an MP4:
-  {baseline.cpu_s:.1f} CPU-s in {baseline.wall_s:.1f} s wall, {baseline.summary}.
+  {baseline.cpu_s:.1f} CPU-s in {baseline.wall_s:.1f} s wall, {baseline.summary}; other processes
+  {baseline.other_cpus:.2f} CPUs meanwhile.
+- pages: "canvas redrawn every frame" is `page.html?tone=660` (worst case: every pixel changes 60
+  times a second); "playing video" is `video.html`, a 640x360 30 fps VP8/Opus video scaled to the page.
 - screencast fps: JPEG pictures Chromium sent per media second (`Page.startScreencast`, every
   compositor frame); decoded fps: of those, the ones a tick decoded (the newest at each 30 fps tick);
-  distinct pictures/s: frames in the file that differ from the previous one (30 = perfectly smooth).
-  `HeadlessExperimental.beginFrame`, the other way to pace pictures, is not in Debian's Chromium
-  (new headless mode answers "'HeadlessExperimental.beginFrame' wasn't found"), so it was not measured.
-- file: {web.summary}. Other processes used {web.other_cpus:.2f} / {baseline.other_cpus:.2f} CPUs during
-  the web egress / the baseline (0 on a quiet machine).
+  distinct pictures/s: frames in the file that differ from the previous one (at most what the page
+  shows: 60 for the canvas, 30 for the video). `HeadlessExperimental.beginFrame`, the other way to
+  pace pictures, is not in Debian's Chromium (new headless mode answers "'HeadlessExperimental.beginFrame'
+  wasn't found"), so it was not measured.
+- other CPUs: used on average by processes outside the benchmark meanwhile (0 on a quiet machine).
 {SECTION_END}
 """
 
@@ -253,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pyegress-bench-web-") as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        web, baseline = run(workdir, args.seconds)
-    text = section(command_line(), web, baseline, (load_before, os.getloadavg()[0]))
+        results, baseline = run(workdir, args.seconds)
+    text = section(command_line(), results, baseline, (load_before, os.getloadavg()[0]))
     print(text)
     update_results(args.out, text, SECTION_START, SECTION_END)
     print(f"written to {args.out}")

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.server
 import shutil
 import tempfile
-import http.server
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import av
 import numpy as np
 import psutil
 import pytest
@@ -23,9 +21,8 @@ from livekit import api
 from conftest import wait_status
 from media_checks import av_offsets_s, bar_phases, dominant_hz, frame_at, frame_chroma
 from pyegress.devtools.livekit_server import free_port
+from pyegress.devtools.media_file import write_publisher_webm
 from pyegress.devtools.probe import ffprobe
-from pyegress.devtools.publisher import AudioPattern, VideoPattern
-from pyegress.media.compose.video import i420_to_av
 from test_egress_types_e2e import ENDED, S, parse_playlist, run_egress
 
 PAGE_DIR = Path(__file__).parent / "web"
@@ -50,36 +47,13 @@ class _PageServer(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def write_sync_webm(path: Path, seconds: int, width: int = 640, height: int = 360, fps: int = 30) -> None:
-    """A VP8/Opus WebM of generated publisher 0's picture and sound (:mod:`pyegress.devtools.publisher`:
-    sweeping bar, a 1 kHz beep at every one-second mark), which ``media_checks.av_offsets_s`` reads back."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libvpx", rate=fps)
-        video.width, video.height, video.pix_fmt, video.bit_rate = width, height, "yuv420p", 1_000_000
-        audio = out.add_stream("libopus", rate=48000)
-        audio.layout = "mono"
-        pattern = VideoPattern(width, height, fps, 0)
-        for n in range(seconds * fps):
-            pattern.render(n)
-            frame = i420_to_av(bytes(pattern.buffer), width, height)
-            frame.pts, frame.time_base = n, Fraction(1, fps)
-            out.mux(video.encode(frame))
-        samples = np.tile(AudioPattern(0).samples, seconds)
-        for i in range(0, len(samples), 960):  # 20 ms Opus frames
-            frame = av.AudioFrame.from_ndarray(samples[i: i + 960].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = 48000, i, Fraction(1, 48000)
-            out.mux(audio.encode(frame))
-        out.mux(video.encode(None))
-        out.mux(audio.encode(None))
-
-
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """``tests/web`` and a generated ``sync.webm``, served on loopback."""
     directory = tmp_path_factory.mktemp("pages")
     for page in PAGE_DIR.iterdir():
         shutil.copy(page, directory)
-    write_sync_webm(directory / "sync.webm", seconds=12)
+    write_publisher_webm(directory / "sync.webm", seconds=12)
     server = _PageServer(directory)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
