@@ -244,6 +244,7 @@ async def test_a_killed_worker_leaves_no_browser_behind(egress_api, egress_serve
         url=f"{pages.url}/page.html", audio_only=True, file_outputs=[api.EncodedFileOutput(filepath="web/next.ogg")]))
     await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
     assert not any(p.exists() for p in stale)
+    await asyncio.sleep(1)
     await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_COMPLETE and ffprobe(final.file_results[0].location).stream("audio")

@@ -104,10 +104,10 @@ class PageVideo:
         self._frame = av.VideoFrame.from_ndarray(black, format="yuv420p")
         self.received = 0  # screencast frames pushed
         self.decoded = 0  # of which decoded (the rest were replaced by a newer one first)
-        self.latency_sum_s = self.latency_max_s = 0.0  # painted → received
+        self.latency_sum_s = self.latency_max_s = 0.0  # captured by Chromium → received here
 
     def push(self, jpeg_b64: str, latency_s: float = 0.0) -> None:
-        """Keep ``jpeg_b64`` as the newest picture; ``latency_s``: how long ago the page painted it."""
+        """Keep ``jpeg_b64`` as the newest picture; ``latency_s``: how long ago Chromium captured it."""
         self._pending = jpeg_b64
         self.received += 1
         self.latency_sum_s += latency_s
@@ -116,7 +116,7 @@ class PageVideo:
     def stats(self) -> str:
         """Counts and latency of the screencast so far, for the log."""
         mean_ms = 1000 * self.latency_sum_s / self.received if self.received else 0.0
-        return (f"{self.received} frames received, {self.decoded} decoded, latency from paint "
+        return (f"{self.received} frames received, {self.decoded} decoded, latency from capture "
                 f"mean {mean_ms:.0f} ms, max {1000 * self.latency_max_s:.0f} ms")
 
     def compose(self) -> tuple[av.VideoFrame, bool]:
@@ -398,9 +398,9 @@ class WebSource:
         if self._paused:
             return
         # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
-        painted_s = params.get("metadata", {}).get("timestamp", 0.0)
-        self.video.push(params["data"], max(0.0, time.time() - painted_s) if painted_s else 0.0)
-        if self.started.is_set() and painted_s >= self.started_s:
+        captured_s = params.get("metadata", {}).get("timestamp", 0.0)
+        self.video.push(params["data"], max(0.0, time.time() - captured_s) if captured_s else 0.0)
+        if self.started.is_set() and captured_s >= self.started_s:
             self._painted.set()
 
     async def _read_audio(self) -> None:
@@ -420,7 +420,8 @@ class WebSource:
         await asyncio.wait({asyncio.ensure_future(self._chromium.wait()),
                             asyncio.ensure_future(self._cdp.closed.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if not self._closing:
-            self._fail(f"chromium exited (code {self._chromium.returncode})")
+            code = self._chromium.returncode
+            self._fail("chromium exited" + (f" (code {code})" if code is not None else " (DevTools connection lost)"))
 
     def _fail(self, message: str) -> None:
         log.error("%s", message)
