@@ -173,7 +173,8 @@ async def test_unified_start_egress_web_source_to_hls_and_images(egress_api, egr
     assert any(np.abs(a.astype(int) - b).mean() > 1 for a, b in zip(pictures, pictures[1:]))  # the bar moved
 
 
-async def test_room_composite_custom_base_url_renders_the_template(livekit, lkapi, egress_api, pages, room_name):
+async def test_room_composite_custom_base_url_renders_the_template(livekit, lkapi, egress_api, egress_server, pages,
+                                                                  room_name):
     """A room composite with ``custom_base_url`` loads that page with LiveKit's template parameters:
     ``url`` (the LiveKit server), ``token`` (a hidden recorder's token for the room) and ``layout``;
     like LiveKit's templates, the page starts the recording with START_RECORDING."""
@@ -198,6 +199,15 @@ async def test_room_composite_custom_base_url_renders_the_template(livekit, lkap
     claims = api.TokenVerifier(livekit.api_key, livekit.api_secret).verify(query["token"])
     assert claims.video.room == room_name and claims.video.room_join and claims.video.hidden
     assert claims.video.recorder and not claims.video.can_publish
+    assert query["token"] not in (egress_server.workdir / "logs" / f"{final.egress_id}.log").read_text()
+
+    # a template nobody serves: the failure names the page, with its token masked
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, custom_base_url=f"http://127.0.0.1:{free_port()}/template",
+        file_outputs=[api.EncodedFileOutput(filepath="web/{room_name}-down.mp4")]))
+    failed, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert failed.status == S.EGRESS_FAILED and "ERR_CONNECTION_REFUSED" in failed.error
+    assert "token=****" in failed.error and "token=ey" not in failed.error
     assert abs(ffprobe(final.file_results[0].location).duration - seconds) <= 0.5
 
 

@@ -71,7 +71,7 @@ class WebPipeline(CompositePipeline):
                 return ""
         except Exception as e:  # Chromium, PulseAudio or the page failed: the egress fails
             log.exception("web source failed")
-            error = f"could not record {self.spec.web_url}: {e}"
+            error = f"could not record {self.source.shown_url}: {e}"
         await self.source.close()
         return error
 

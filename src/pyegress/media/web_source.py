@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 import numpy as np
@@ -77,6 +78,14 @@ def find_chromium() -> str:
         if path:
             return path
     raise FileNotFoundError("no Chromium found: install Debian's chromium (scripts/setup) or set PYEGRESS_CHROMIUM")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as logs and errors may show it: a ``token`` query parameter (a template's room token,
+    a credential) masked."""
+    parts = urlsplit(url)
+    query = [(k, "****" if k == "token" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*"))) if parts.query else url
 
 
 def _orphan_proof(argv: list[str]) -> list[str]:
@@ -226,6 +235,7 @@ class WebSource:
                  sample_rate: int, await_start_signal: bool,
                  on_audio: Callable[[np.ndarray], None] = lambda samples: None) -> None:
         self.url = url
+        self.shown_url = shown_url(url)
         self.width, self.height, self.framerate = width, height, framerate
         self.audio, self.sample_rate = audio, sample_rate
         self.await_start_signal = await_start_signal
@@ -265,7 +275,7 @@ class WebSource:
         try:
             await asyncio.wait_for(self._connect(), PAGE_LOAD_TIMEOUT_S)
         except asyncio.TimeoutError:
-            raise TimeoutError(f"{self.url} did not load within {PAGE_LOAD_TIMEOUT_S:.0f} s") from None
+            raise TimeoutError(f"{self.shown_url} did not load within {PAGE_LOAD_TIMEOUT_S:.0f} s") from None
 
     async def _connect(self) -> None:
         env = os.environ | {"HOME": str(self._dir)}
@@ -294,7 +304,7 @@ class WebSource:
                          {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
         nav = await self._page("Page.navigate", {"url": self.url})
         if nav.get("errorText"):
-            raise RuntimeError(f"cannot load {self.url}: {nav['errorText']}")
+            raise RuntimeError(f"cannot load {self.shown_url}: {nav['errorText']}")
         await loaded.wait()
         # LiveKit's templates show a failure (bad token, unknown room) in div.error
         error = await self._page("Runtime.evaluate", {
