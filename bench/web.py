@@ -261,9 +261,23 @@ Pages from `tests/web`, recorded at 1280x720 30 fps H.264 + AAC (default preset)
   shows: 60 for the canvas, 30 for the video). `HeadlessExperimental.beginFrame`, the other way to
   pace pictures, is not in Debian's Chromium (new headless mode answers "'HeadlessExperimental.beginFrame'
   wasn't found"), so it was not measured.
-- other CPUs: used on average by processes outside the benchmark meanwhile (0 on a quiet machine).
+- other CPUs: used on average by processes outside the benchmark meanwhile (0 on a quiet machine).{busy_note(results)}
 {SECTION_END}
 """
+
+
+BUSY_CPUS = 0.5
+"""Other processes using more CPUs than this on average made a measurement unrepresentative."""
+
+
+def busy_note(results: list[WebResult]) -> str:
+    """A warning line for the section when other processes competed with a web egress, else ""."""
+    busy = [w.name for w in results if w.other_cpus > BUSY_CPUS]
+    if not busy:
+        return ""
+    return (f"\n- **Busy machine** during: {', '.join(busy)}. Chromium got less CPU than the page asked for, so it "
+            "sent fewer pictures and spent less: those CPU figures are low and the picture rates too; rerun on a "
+            "quiet machine.")
 
 
 def main(argv: list[str] | None = None) -> int:
