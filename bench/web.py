@@ -174,9 +174,9 @@ async def record_web(egress: PyegressServer, name: str, url: str, seconds: float
             await asyncio.to_thread(tree.sample)
             await asyncio.sleep(RSS_SAMPLE_S)
         await asyncio.to_thread(tree.sample)
+        other.stop()  # before StopEgress: Chromium's CPU is ours only while its processes are alive to count
         await eg.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
         info = await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
-        other.stop()
     path = Path(info.file_results[0].location)
     probe = ffprobe(path)
     received, decoded = screencast_counts(egress.workdir / "logs" / f"{info.egress_id}.log")
