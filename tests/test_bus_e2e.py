@@ -21,6 +21,7 @@ from pyegress.devtools.pyegress_server import PyegressWorker
 from pyegress.devtools.redis_server import RedisServer
 
 from conftest import Publishers
+from test_web_egress_e2e import pages  # noqa: F401 (fixture: the test page server)
 from test_webhooks_e2e import Receiver
 
 S = api.EgressStatus
@@ -306,3 +307,20 @@ async def test_update_stream_and_list_active_over_psrpc(lk, workers, room_publis
         for key in ("first", "second"):
             (received,) = rtmp.recordings(key)
             assert ffprobe(received).stream("video")["codec_name"] == "h264"
+
+
+async def test_livekit_server_web_egress_runs_on_a_worker(lk, workers, pages):
+    """livekit-server's StartWebEgress reaches a pyegress worker, which records the page in Chromium."""
+    from test_web_egress_e2e import TONE_HZ
+
+    info = await lk.egress.start_web_egress(api.WebEgressRequest(
+        url=f"{pages.url}/page.html?tone={TONE_HZ}", advanced=api.EncodingOptions(width=640, height=360),
+        file_outputs=[api.EncodedFileOutput(filepath="bus/web.mp4")]))
+    await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(3)
+    await lk.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    done = await wait_info(lk, info.egress_id, lambda i: i.status == S.EGRESS_COMPLETE)
+    assert done.source_type == api.EgressSourceType.EGRESS_SOURCE_TYPE_WEB
+    probe = ffprobe(find_file(workers, "bus/web.mp4"))
+    assert (probe.stream("video")["width"], probe.stream("audio")["codec_name"]) == (640, "aac")
+    assert abs(probe.duration - done.file_results[0].duration / 1e9) < 0.5

@@ -324,12 +324,6 @@ async def test_unified_start_egress_template_and_media(lkapi, egress_api, publis
     assert abs(dominant_hz(path, 1.0, 1.0, channel=0) - tone_hz(0)) <= 10
     assert abs(dominant_hz(path, 1.0, 1.0, channel=1) - tone_hz(1)) <= 10
 
-    with pytest.raises(api.TwirpError) as e:
-        await egress_api.egress.start_egress(api.StartEgressRequest(
-            room_name=room_name, web=api.WebSource(url="http://127.0.0.1/"),
-            outputs=[api.Output(file=api.FileOutput(filepath="w.mp4"))]))
-    assert e.value.code == "unimplemented" and "web" in e.value.message
-
 
 async def test_audio_and_video_stay_in_sync(lkapi, egress_api, publishers, room_name):
     """The publisher beeps when its bar passes a one-second mark; in the recording, sound and

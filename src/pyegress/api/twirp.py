@@ -66,6 +66,7 @@ def egress_router(service: EgressService, api_key: str, api_secret: str) -> APIR
         "StartParticipantEgress": (eg.ParticipantEgressRequest, service.start_participant),
         "StartTrackCompositeEgress": (eg.TrackCompositeEgressRequest, service.start_track_composite),
         "StartTrackEgress": (eg.TrackEgressRequest, service.start_track),
+        "StartWebEgress": (eg.WebEgressRequest, service.start_web),
         "StartEgress": (eg.StartEgressRequest, service.start_egress),
         "ListEgress": (eg.ListEgressRequest, service.list_egress),
         "StopEgress": (eg.StopEgressRequest, service.stop_egress),

@@ -221,7 +221,7 @@ class EgressWorker:
         kind = req.WhichOneof("request")
         starts = {"room_composite": self.service.start_room_composite, "participant": self.service.start_participant,
                   "track_composite": self.service.start_track_composite, "track": self.service.start_track,
-                  "egress": self.service.start_egress}
+                  "web": self.service.start_web, "egress": self.service.start_egress}
         try:
             if kind not in starts:
                 raise EgressError("unimplemented", f"{kind or 'request'}: this egress type is not supported")

@@ -74,11 +74,24 @@ class CompositePipeline:
         self.websockets: list[WebsocketOutput] = []
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
-        self.source = RoomSource(
-            spec.ws_url, spec.token, want=self._want, sample_rate=enc.audio_frequency, channels=AUDIO_CHANNELS,
-            on_track=self._on_track, on_track_ended=self._on_track_ended,
+        self.source = self._open_source()
+
+    def _open_source(self):
+        """Where the media comes from (a subclass may record something other than a room)."""
+        enc = self.spec.encoding
+        return RoomSource(
+            self.spec.ws_url, self.spec.token, want=self._want, sample_rate=enc.audio_frequency,
+            channels=AUDIO_CHANNELS, on_track=self._on_track, on_track_ended=self._on_track_ended,
             on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers,
             on_own_metadata=self._on_own_metadata)
+
+    async def _connect(self) -> str:
+        """Connect the source; returns why it failed, or "" once media can be recorded."""
+        try:
+            await asyncio.wait_for(self.source.connect(), timeout=20)
+        except Exception as e:  # connection errors of every kind end as a failed egress
+            return f"could not join room {self.spec.room_name!r}: {e}"
+        return ""
 
     # ---- which tracks -----------------------------------------------------
     def _want(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
@@ -211,10 +224,9 @@ class CompositePipeline:
         Never raises for media or connection errors: they become a ``failed`` event.
         """
         spec = self.spec
-        try:
-            await asyncio.wait_for(self.source.connect(), timeout=20)
-        except Exception as e:  # connection errors of every kind end as a failed egress
-            self.emit(WorkerEvent(event="failed", error=f"could not join room {spec.room_name!r}: {e}"))
+        error = await self._connect()
+        if error:
+            self.emit(WorkerEvent(event="failed", error=error))
             return
         try:
             encoder = MediaEncoder(spec.encoding, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
@@ -293,7 +305,7 @@ class CompositePipeline:
             if self._stop.is_set():
                 break
             if self.source.closed.is_set():
-                self.stop("room closed")
+                self.stop(self.source.closed_reason)
                 continue
             # Ending by itself once what it records has gone, as LiveKit's egress does; real time,
             # since the media clock stands still while paused.

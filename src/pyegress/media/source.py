@@ -42,8 +42,8 @@ class RoomSource:
     - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
       UpdateLayout sets it to ``{"layout": ...}``).
 
-    ``closed`` is set when the room disconnects (room deleted, kicked, network). :meth:`pause`
-    stops reading media until :meth:`resume`.
+    ``closed`` is set when the room disconnects (room deleted, kicked, network); ``closed_reason`` says so.
+    :meth:`pause` stops reading media until :meth:`resume`.
     """
 
     def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
@@ -62,6 +62,7 @@ class RoomSource:
         self.on_own_metadata = on_own_metadata
         self.room = rtc.Room()
         self.closed = asyncio.Event()
+        self.closed_reason = "room closed"
         self._tracks: dict[str, tuple[TrackRef, rtc.Track]] = {}  # subscribed tracks by SID
         self._tasks: dict[str, asyncio.Task] = {}  # their readers, while not paused
         self._paused = False

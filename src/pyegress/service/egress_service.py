@@ -34,6 +34,7 @@ from .egress_info import apply_worker_event
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
+from .web_requests import template_url, validate_web
 from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,17 @@ class EgressService:
         """StartRoomCompositeEgress: record a room's participants composited into one output."""
         validate_room_composite(req)
         return await self._start_composite(req, "room_composite", audio=not req.video_only, video=not req.audio_only,
-                                           layout=req.layout or "grid", opts=opts)
+                                           layout=req.layout or "grid", opts=opts, **self._custom_template(req))
+
+    async def start_web(self, req: eg.WebEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
+        """StartWebEgress: record the page at ``url`` as headless Chromium renders it, with its sound.
+
+        Raises:
+            EgressError: ``invalid_argument`` for a missing or non-http(s) ``url`` or a bad output.
+        """
+        audio, video = validate_web(req.url, req.audio_only, req.video_only)
+        return await self._start_composite(req, "web", audio=audio, video=video, layout="grid", opts=opts,
+                                           web_url=req.url, await_start_signal=req.await_start_signal)
 
     async def start_participant(self, req: eg.ParticipantEgressRequest,
                                 opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
@@ -294,14 +305,14 @@ class EgressService:
 
         Raises:
             EgressError: ``invalid_argument`` for a missing source or bad
-                output, ``unimplemented`` for web sources and uploads.
+                output, ``unimplemented`` for uploads.
         """
-        if not req.room_name:
+        source = req.WhichOneof("source")
+        if not req.room_name and source != "web":
             raise invalid("room_name", "is required")
         if len(req.storage.ListFields()) or any(len(o.storage.ListFields()) for o in req.outputs):
             raise EgressError("unimplemented", "storage: uploads are not supported yet", argument="storage")
         shim = unified_to_composite(req)
-        source = req.WhichOneof("source")
         if source == "template":
             t = req.template
             shim.layout, shim.audio_only, shim.video_only = t.layout, t.audio_only, t.video_only
@@ -309,7 +320,7 @@ class EgressService:
             validate_room_composite(shim)
             return await self._start_composite(shim, "room_composite", audio=not t.video_only,
                                                video=not t.audio_only, layout=t.layout or "grid", request=req,
-                                               opts=opts)
+                                               opts=opts, **self._custom_template(shim))
         if source == "media":
             m = req.media
             video = m.WhichOneof("video") is not None
@@ -325,9 +336,11 @@ class EgressService:
                 screen_share=m.participant_video.prefer_screen_share, audio_routes=routes,
                 capture_all_audio=m.audio.capture_all)
         if source == "web":
-            raise EgressError("unimplemented", "web: web egress (recording a URL in a browser) is not supported yet",
-                              argument="web")
-        raise invalid("template", "set a source: template or media")
+            w = req.web
+            audio, video = validate_web(w.url, w.audio_only, w.video_only, field_prefix="web.")
+            return await self._start_composite(shim, "web", audio=audio, video=video, layout="grid", request=req,
+                                               opts=opts, web_url=w.url, await_start_signal=w.await_start_signal)
+        raise invalid("template", "set a source: template, web or media")
 
     async def update_stream(self, req: eg.UpdateStreamRequest) -> eg.EgressInfo:
         """UpdateStream: add and remove RTMP URLs of an active egress that streams.
@@ -355,31 +368,40 @@ class EgressService:
 
     # ---- internals --------------------------------------------------------
     async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str,
-                               opts: StartOptions, request=None, room_id: str = "", **source) -> eg.EgressInfo:
+                               opts: StartOptions, request=None, room_id: str = "", template_base_url: str = "",
+                               **source) -> eg.EgressInfo:
         """Resolve a composite-style request, create its EgressInfo and launch its worker.
 
         ``request`` is what EgressInfo echoes when ``req`` is a translation
-        (StartEgress); ``kind`` is the JobSpec source; ``room_id`` saves a
-        lookup when the caller already has it.
+        (StartEgress); ``kind`` is the request kind and the JobSpec source;
+        ``room_id`` saves a lookup when the caller already has it. A
+        ``template_base_url`` (a room composite's ``custom_base_url``) records
+        that page with the room's template parameters instead of compositing.
         """
         encoding = resolve_encoding(req)
-        room_id = room_id or opts.room_id or await self._room_sid(req.room_name)
+        room_name = getattr(req, "room_name", "")  # a web egress may have no room
+        if kind != "web":
+            room_id = room_id or opts.room_id or await self._room_sid(room_name)
         egress_id = opts.egress_id or new_egress_id()
         outputs = resolve_outputs(req, root=self.recordings_dir,
-                                  values={"room_name": req.room_name, "room_id": room_id,
+                                  values={"room_name": room_name, "room_id": room_id,
                                           "publisher_identity": source.get("identity", "")},
                                   audio=audio, video=video, encoding=encoding)
-        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
-                             source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind == "room_composite"
+        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=room_name,
+                             source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind in ("room_composite", "web")
                                           else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),
                              status=S.EGRESS_STARTING)
         if request is not None:
             info.egress.CopyFrom(redacted_request(request))
         else:
             getattr(info, kind).CopyFrom(redacted_request(req))
-        spec = self._job(egress_id, req.room_name, opts, source=kind, layout=layout, audio=audio, video=video,
-                         encoding=encoding, files=outputs.files, segments=outputs.segments, images=outputs.images,
-                         streams=outputs.streams, **source)
+        spec = self._job(egress_id, room_name, opts, source="web" if template_base_url else kind, layout=layout,
+                         audio=audio, video=video, encoding=encoding, files=outputs.files, segments=outputs.segments,
+                         images=outputs.images, streams=outputs.streams, **source)
+        if template_base_url:
+            # The recorder's token is made for this egress ID; LiveKit's templates await START_RECORDING.
+            spec.web_url = template_url(template_base_url, ws_url=spec.ws_url, token=spec.token, layout=layout)
+            spec.await_start_signal = True
         for url in outputs.streams:  # listed from the start, as LiveKit does; the worker's reports refine them
             info.stream_results.add(url=redact_url(url), status=eg.StreamInfo.Status.ACTIVE)
         if outputs.legacy:
@@ -389,6 +411,11 @@ class EgressService:
         await self._launch(info, spec)
         return info
 
+    @staticmethod
+    def _custom_template(req: eg.RoomCompositeEgressRequest) -> dict:
+        """The ``_start_composite`` options that record a room through its ``custom_base_url`` page, if any."""
+        return {"template_base_url": req.custom_base_url} if req.custom_base_url else {}
+
     def _job(self, egress_id: str, room_name: str, opts: StartOptions, **fields) -> JobSpec:
         """A JobSpec with the service-wide parts filled in (URL, recorder token, limits)."""
         defaults = dict(empty_timeout_s=self.settings.empty_timeout_s,
@@ -397,7 +424,8 @@ class EgressService:
                         upload_attempts=self.settings.upload_attempts,
                         upload_retry_base_s=self.settings.upload_retry_base_s)
         spec = JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
-                       token=opts.token or self._recorder_token(egress_id, room_name), **(defaults | fields))
+                       token=opts.token or (self._recorder_token(egress_id, room_name) if room_name else ""),
+                       **(defaults | fields))  # a web egress without a room has no token
         limits = self.settings.session_limits
         caps = [spec.max_duration_s,
                 limits.file_output_max_duration if spec.files else 0, limits.image_output_max_duration if spec.images

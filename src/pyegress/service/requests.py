@@ -21,6 +21,7 @@ from ..media.outputs.stream import redact_url
 from ..storage.s3 import S3Target
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
+from .web_requests import validate_page_url
 
 _VIDEO_CODECS = {models.VideoCodec.DEFAULT_VC: "h264_main", models.VideoCodec.H264_BASELINE: "h264_baseline",
                  models.VideoCodec.H264_MAIN: "h264_main", models.VideoCodec.H264_HIGH: "h264_high",
@@ -416,8 +417,7 @@ def validate_room_composite(req: eg.RoomCompositeEgressRequest) -> Layout:
     if req.audio_only and req.video_only:
         raise invalid("audio_only", "audio_only and video_only cannot both be set")
     if req.custom_base_url:
-        raise EgressError("unimplemented", "custom_base_url: web templates are not supported; "
-                          "pyegress composites without a browser", argument="custom_base_url")
+        validate_page_url(req.custom_base_url, "custom_base_url")
     try:
         return Layout.parse(req.layout)
     except ValueError as e:

@@ -16,6 +16,7 @@ import sys
 import time
 
 from ..media.pipeline import CompositePipeline
+from ..media.web_pipeline import WebPipeline
 from .protocol import Command, IOReport, JobSpec, WorkerEvent
 
 log = logging.getLogger("pyegress.worker")
@@ -72,7 +73,7 @@ async def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
     events = EventLog()
-    pipeline = CompositePipeline(spec, events)
+    pipeline = (WebPipeline if spec.source == "web" else CompositePipeline)(spec, events)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, "signal")

@@ -85,7 +85,9 @@ class JobSpec(BaseModel):
     ``video_track_id``), ``track`` (``track_id`` alone, to a file or, audio
     only, as raw PCM to ``websocket_url``), ``media`` (StartEgress's media
     source: video by ``video_track_id`` or ``identity``, audio by
-    ``audio_routes`` or every audio track with ``capture_all_audio``). ``empty_timeout_s``: seconds after the last
+    ``audio_routes`` or every audio track with ``capture_all_audio``), ``web`` (``web_url``
+    rendered in Chromium; with ``await_start_signal`` recording starts when the page logs
+    ``START_RECORDING``). ``empty_timeout_s``: seconds after the last
     participant left (having seen one) before the egress ends by itself.
     """
 
@@ -93,7 +95,7 @@ class JobSpec(BaseModel):
     ws_url: str
     token: str
     room_name: str
-    source: Literal["room_composite", "participant", "track_composite", "track", "media"] = "room_composite"
+    source: Literal["room_composite", "participant", "track_composite", "track", "media", "web"] = "room_composite"
     identity: str = ""
     screen_share: bool = False
     audio_track_id: str = ""
@@ -102,6 +104,8 @@ class JobSpec(BaseModel):
     websocket_url: str = ""
     audio_routes: list[AudioRoute] = []
     capture_all_audio: bool = False
+    web_url: str = ""
+    await_start_signal: bool = False
     layout: str = "grid"
     audio: bool = True
     video: bool = True
