@@ -57,3 +57,12 @@ def test_storage_config_refusals_name_the_field(config, field):
     with pytest.raises(EgressError) as e:
         storage_upload(StorageConfig.model_validate(config))
     assert e.value.code == "invalid_argument" and e.value.meta["argument"] == field
+
+
+def test_url_renders_a_custom_page(tmp_path):
+    ((request, role),) = composite_requests(CompositeStart.model_validate(
+        {"meeting_id": "m", "url": "https://app.example/recorder"}), "rid")
+    assert role == "main" and request.custom_base_url == "https://app.example/recorder"
+    with pytest.raises(EgressError) as e:
+        composite_requests(CompositeStart.model_validate({"meeting_id": "m", "url": "file:///etc/passwd"}), "rid")
+    assert e.value.meta["argument"] == "url"

@@ -39,6 +39,7 @@ from ..errors import EgressError, invalid
 from ..store.egress_store import ACTIVE_STATUSES
 from ..store.realtimekit_store import LIVE_STATUSES, RealtimeKitRecording, RealtimeKitStore
 from .egress_service import EgressService
+from .web_requests import validate_page_url
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
@@ -195,7 +196,9 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
     RealtimeKit, which switches the audio to a WebM codec for VP8/VP9); ``VP9`` is refused (no VP9
     encoder here). ``width``/``height`` default to 1280x720. ``audio_config``: stereo only; ``codec``
     is that of the separate audio-only file of ``export_file`` (MP3 → ``.mp3``, AAC → ``.m4a``).
-    ``rtmp_out_config.rtmp_url`` also streams the composite (grid layout). ``storage_config``
+    ``rtmp_out_config.rtmp_url`` also streams the composite (grid layout). ``url`` renders that page
+    in Chromium instead of the built-in grid (LiveKit's ``custom_base_url``: the page gets ``url``,
+    ``token``, ``layout`` query parameters and starts the recording with ``START_RECORDING``). ``storage_config``
     uploads the files (:func:`storage_upload`); without it they go to pyegress's default storage.
 
     Raises:
@@ -203,9 +206,8 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
     """
     video = req.video_config or VideoConfig()
     audio = req.audio_config or AudioConfig()
-    for name in ("url", "interactive_config"):
-        if getattr(req, name) is not None:
-            raise invalid(name, "is not supported by pyegress (it composites rooms without a browser)")
+    if req.interactive_config is not None:
+        raise invalid("interactive_config", "is not supported by pyegress")
     if video.codec == "VP9":
         raise invalid("video_config.codec", "VP9 is not supported; use H264 or VP8")
     if video.watermark is not None:
@@ -231,6 +233,9 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
                                     audio_codec=models.AudioCodec.OPUS if vp8 else models.AudioCodec.AAC),
         file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), disable_manifest=True,
                                            **upload)])
+    if req.url:  # RealtimeKit's custom recording page: rendered in Chromium, as LiveKit's custom_base_url
+        validate_page_url(req.url, "url")
+        main.custom_base_url = req.url
     if req.rtmp_out_config and req.rtmp_out_config.rtmp_url:
         main.stream_outputs.add(protocol=eg.StreamProtocol.RTMP, urls=[req.rtmp_out_config.rtmp_url])
     requests = [(main, "main")]
