@@ -1,34 +1,32 @@
-"""Uploads to S3-compatible storage (AWS S3, MinIO, SeaweedFS, DigitalOcean Spaces, AliOSS's S3 API) with obstore.
-
-Failed uploads are retried with exponential backoff; the local file is only
-deleted once the object is confirmed, so nothing is lost if the destination
-stays down (the caller keeps it and reports ``backup_storage_used``).
-"""
+"""S3-compatible storage (AWS S3, MinIO, SeaweedFS, DigitalOcean Spaces, AliOSS's S3 API) through obstore."""
 
 from __future__ import annotations
 
-import logging
-import time
-from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import obstore
 from obstore.store import S3Store
-from pydantic import BaseModel
+from pydantic import Field
 
-log = logging.getLogger(__name__)
+from .base import RETRY_CONFIG, ObjectStorage, client_options
 
 
-class S3Target(BaseModel):
-    """Where to put an object: the fields of LiveKit's ``S3Upload`` that pyegress honours."""
+class S3Target(ObjectStorage):
+    """Where to put objects: the fields of LiveKit's ``S3Upload`` that pyegress honours.
 
+    ``endpoint``: an ``http(s)://`` URL for non-AWS servers; ``force_path_style`` keeps the bucket in
+    the path (``endpoint/bucket/key``) instead of the host name; ``metadata`` becomes user metadata,
+    ``tagging`` (``k=v&k2=v2``) object tags, ``content_disposition`` the Content-Disposition header.
+    """
+
+    kind: Literal["s3"] = "s3"
     bucket: str
     region: str = ""
     endpoint: str = ""
     access_key: str = ""
-    secret: str = ""
-    session_token: str = ""
+    secret: str = Field("", repr=False)  # a secret: kept out of logs
+    session_token: str = Field("", repr=False)  # a secret: kept out of logs
     force_path_style: bool = False
     metadata: dict[str, str] = {}
     tagging: str = ""
@@ -40,10 +38,21 @@ class S3Target(BaseModel):
                    "session_token": self.session_token}
         return S3Store(self.bucket, **{k: v for k, v in options.items() if v},  # unset: obstore's defaults
                        virtual_hosted_style_request=not self.force_path_style,
-                       client_options={"allow_http": self.endpoint.startswith("http://")})
+                       client_options=client_options(self.endpoint), retry_config=RETRY_CONFIG)
 
-    def location(self, key: str) -> str:
-        """The object's URL, as LiveKit reports it in ``location``."""
+    def attributes(self, path: Path | str) -> dict[str, str]:
+        attributes = {**super().attributes(path), **self.metadata}  # keys other than headers are user metadata
+        if self.content_disposition:
+            attributes["Content-Disposition"] = self.content_disposition
+        return attributes
+
+    def tags(self) -> dict[str, str] | None:
+        return dict(parse_qsl(self.tagging)) if self.tagging else None
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
+
+    def _object_location(self, key: str) -> str:
         if not self.endpoint:
             return f"https://{self.bucket}.s3.{self.region or 'us-east-1'}.amazonaws.com/{key}"
         parts = urlsplit(self.endpoint.rstrip("/"))
@@ -51,46 +60,9 @@ class S3Target(BaseModel):
             return f"{parts.scheme}://{parts.netloc}{parts.path}/{self.bucket}/{key}"
         return f"{parts.scheme}://{self.bucket}.{parts.netloc}{parts.path}/{key}"
 
-    def presign(self, key: str, expires_s: int) -> str | None:
-        """A SigV4 presigned GET URL of ``key``, valid for ``expires_s`` seconds.
 
-        Raises:
-            Exception: obstore's error when the credentials cannot sign.
-        """
-        return obstore.sign(self.store(), "GET", key, timedelta(seconds=expires_s))
-
-    def delete(self, key: str) -> None:
-        """Delete the object ``key``; a missing object is not an error (S3's DeleteObject semantics)."""
-        obstore.delete(self.store(), key)
-
-
-def content_type(path: Path) -> str:
-    return {".mp4": "video/mp4", ".webm": "video/webm", ".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".ts": "video/mp2t",
-            ".m3u8": "application/x-mpegURL", ".jpeg": "image/jpeg", ".json": "application/json"}.get(
-        path.suffix.lower(), "application/octet-stream")
-
-
-def upload(target: S3Target, path: Path, key: str, *, attempts: int = 6, base_delay_s: float = 1.0) -> str:
-    """Upload ``path`` as ``key`` (multipart for large files); returns the object's location.
-
-    Tries ``attempts`` times, waiting ``base_delay_s``, 2x, 4x... between tries.
-
-    Raises:
-        Exception: the last upload error, when every attempt failed.
-    """
-    store = target.store()
-    attributes = {"Content-Type": content_type(path), **target.metadata}  # other keys are user metadata
-    if target.content_disposition:
-        attributes["Content-Disposition"] = target.content_disposition
-    tags = dict(parse_qsl(target.tagging)) if target.tagging else None
-    for attempt in range(1, attempts):
-        try:
-            obstore.put(store, key, path, attributes=attributes, tags=tags)
-            return target.location(key)
-        except Exception as e:  # network, auth, server errors: all retried the same way
-            delay = base_delay_s * 2 ** (attempt - 1)
-            log.warning("upload of %s to s3://%s/%s failed (attempt %d, retry in %.1f s): %s",
-                        path.name, target.bucket, key, attempt, delay, e)
-            time.sleep(delay)
-    obstore.put(store, key, path, attributes=attributes, tags=tags)
-    return target.location(key)
+def alioss_endpoint(region: str) -> str:
+    """AliOSS's public endpoint of ``region`` (e.g. ``oss-cn-hangzhou``, or ``cn-hangzhou``), which speaks
+    the S3 API with virtual-hosted buckets."""
+    region = region if region.startswith("oss-") else f"oss-{region}"
+    return f"https://{region}.aliyuncs.com"

@@ -1,0 +1,182 @@
+"""Uploads of one egress while it records: an ordered background queue, and MP4 streamed as it grows.
+
+Rules (LiveKit egress's, with pyegress's retries): every upload is retried
+(``attempts``, waits ``base_delay_s`` doubling); one that fails for good goes
+to the ``backup`` destination if there is one, else the file stays in the
+local recordings directory; either way ``backup_used`` becomes True. A local
+file is deleted only once its object is confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import obstore
+
+from .base import ObjectStorage, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    target: Storage
+    path: Path
+    key: str
+    delete: bool
+
+
+class UploadQueue:
+    """Uploads files one after another on a thread of its own, in the order submitted.
+
+    ``attempts`` / ``base_delay_s``: retries per upload; ``backup``: where a file goes when its own
+    destination fails for good (None: it stays local). After such a failure the destination counts
+    as down and later files get one try each (so a dead server cannot hold the queue for minutes per
+    file), until one succeeds again.
+    """
+
+    def __init__(self, attempts: int, base_delay_s: float, backup: Storage | None = None) -> None:
+        self.attempts, self.base_delay_s, self.backup = attempts, base_delay_s, backup
+        self.backup_used = False
+        self.locations: dict[tuple[int, str], str] = {}  # (id(target), key) -> where the file ended up
+        self._down: set[int] = set()
+        self._refresh_pending: set[tuple[int, str]] = set()
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="uploads", daemon=True)
+        self._thread.start()
+
+    def submit(self, target: Storage, path: Path, key: str, *, delete: bool = True) -> None:
+        """Queue ``path`` for upload as ``key``. ``delete=False`` marks a file that is rewritten (a
+        playlist): it stays local, and a copy already waiting in the queue is not queued twice."""
+        if not delete:
+            with self._lock:
+                if (id(target), key) in self._refresh_pending:
+                    return
+                self._refresh_pending.add((id(target), key))
+        self._jobs.put(_Job(target, Path(path), key, delete))
+
+    def location(self, target: Storage, key: str) -> str:
+        """Where ``key`` ended up: the object's location, a backup's, or the local path; before its upload
+        finished, the location it will have."""
+        return self.locations.get((id(target), key)) or target.location(key)
+
+    def drain(self) -> None:
+        """Wait for every queued upload to finish; the queue takes nothing afterwards."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if not job.delete:
+                with self._lock:
+                    self._refresh_pending.discard((id(job.target), job.key))
+            try:
+                self.locations[(id(job.target), job.key)] = self._upload(job)
+            except Exception:  # a bug here must not stop the uploads after it
+                log.exception("upload of %s failed", job.path)
+
+    def _upload(self, job: _Job) -> str:
+        if not job.path.exists():  # replaced and already uploaded by a later job (overwritten images)
+            return job.target.location(job.key)
+        down = id(job.target) in self._down
+        try:
+            location = job.target.upload(job.path, job.key, attempts=1 if down else self.attempts,
+                                         base_delay_s=self.base_delay_s)
+            self._down.discard(id(job.target))
+        except Exception as e:  # the destination stayed down: backup, else keep it here
+            self._down.add(id(job.target))
+            self.backup_used = True
+            location = self._fallback(job, e)
+            if location is None:
+                return str(job.path.resolve())
+        if job.delete:
+            job.path.unlink(missing_ok=True)
+        return location
+
+    def _fallback(self, job: _Job, error: Exception) -> str | None:
+        if self.backup is not None:
+            try:
+                location = self.backup.upload(job.path, job.key, attempts=self.attempts,
+                                              base_delay_s=self.base_delay_s)
+                log.error("upload of %s to %s failed for good (%s); stored in backup storage %s",
+                          job.key, job.target.describe(), error, self.backup.describe())
+                return location
+            except Exception as e:  # the backup is down too
+                error = e
+        log.error("upload of %s to %s failed for good, kept at %s: %s", job.key, job.target.describe(), job.path,
+                  error)
+        return None
+
+
+class StreamedUpload:
+    """Streams a local file that is being appended to (fragmented MP4) into a multipart object.
+
+    A thread reads what the muxer has flushed every ``poll_s`` s and writes it to the destination's
+    writer (``buffer_size``-byte parts). :meth:`finish`, called once the file is closed, sends the
+    rest and completes the object, so little is left to upload at the end. The local file stays the
+    truth: if streaming fails, or the file changed behind what was streamed (CRC-32 of the streamed
+    bytes against the final file), :meth:`finish` returns False and the caller uploads it whole.
+    """
+
+    def __init__(self, target: ObjectStorage, path: Path, key: str, *, poll_s: float = 1.0,
+                 buffer_size: int = 10 * 1024 * 1024) -> None:
+        self.target, self.path, self.key = target, Path(path), key
+        self.poll_s = poll_s
+        self._writer = target.open_writer(key, buffer_size=buffer_size)
+        self._sent = 0
+        self._crc = 0
+        self.error: Exception | None = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream {key}", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        with open(self.path, "rb") as f:
+            f.seek(self._sent)
+            while chunk := f.read(1024 * 1024):
+                self._writer.write(chunk)
+                self._sent += len(chunk)
+                self._crc = zlib.crc32(chunk, self._crc)
+
+    def _run(self) -> None:
+        while not self._closing.wait(self.poll_s):
+            try:
+                self._pump()
+            except Exception as e:  # the destination went away: stop streaming, the file is kept
+                log.warning("streaming %s to %s stopped (%s); it will be uploaded whole at the end",
+                            self.key, self.target.describe(), e)
+                self.error = e
+                return
+
+    def finish(self) -> bool:
+        """Send the rest and complete the object; returns whether the object now equals the local file."""
+        self._closing.set()
+        self._thread.join()
+        if self.error is not None:
+            return False
+        try:
+            self._pump()
+            self._writer.close()
+        except Exception as e:  # completing failed: the whole-file upload takes over
+            log.warning("completing the streamed upload of %s failed: %s", self.key, e)
+            return False
+        crc, size = 0, 0
+        with open(self.path, "rb") as f:
+            while chunk := f.read(4 * 1024 * 1024):
+                crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+        if (crc, size) != (self._crc, self._sent):
+            log.warning("%s changed after it was streamed; uploading it whole", self.key)
+            return False
+        try:
+            head = obstore.head(self.target.store(), self.target.key(self.key))
+        except Exception as e:  # cannot confirm: the file is not deleted, it is uploaded whole
+            log.warning("cannot confirm the streamed object %s: %s", self.key, e)
+            return False
+        return head["size"] == size
+
