@@ -112,12 +112,27 @@ async def test_upload_that_keeps_failing_keeps_the_file(lkapi, egress_api, publi
 
 async def test_storage_errors_name_the_field(lkapi, egress_api, room_name):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    for output, code, fragment in (
-            (api.EncodedFileOutput(s3=api.S3Upload(region="x")), "invalid_argument", "file_outputs[0].s3.bucket"),
-            (api.EncodedFileOutput(s3=api.S3Upload(bucket="b", endpoint="ftp://x")), "invalid_argument",
+    for request, fragment in (
+            (dict(file_outputs=[api.EncodedFileOutput(s3=api.S3Upload(region="x"))]), "file_outputs[0].s3.bucket"),
+            (dict(file_outputs=[api.EncodedFileOutput(s3=api.S3Upload(bucket="b", endpoint="ftp://x"))]),
              "file_outputs[0].s3.endpoint"),
-            (api.EncodedFileOutput(gcp=api.GCPUpload(bucket="b")), "unimplemented", "file_outputs[0].gcp")):
+            (dict(file_outputs=[api.EncodedFileOutput(gcp=api.GCPUpload(credentials="{}"))]),
+             "file_outputs[0].gcp.bucket"),
+            (dict(file_outputs=[api.EncodedFileOutput(gcp=api.GCPUpload(bucket="b", credentials="not json"))]),
+             "file_outputs[0].gcp.credentials"),
+            (dict(segment_outputs=[api.SegmentedFileOutput(azure=api.AzureBlobUpload(account_name="a"))]),
+             "segment_outputs[0].azure.container_name"),
+            (dict(image_outputs=[api.ImageOutput(aliOSS=api.AliOSSUpload(region="cn-hangzhou"))]),
+             "image_outputs[0].aliOSS.bucket")):
         with pytest.raises(api.TwirpError) as e:
             await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-                room_name=room_name, file_outputs=[output]))
-        assert e.value.code == code and fragment in e.value.message
+                room_name=room_name, **request))
+        assert e.value.code == "invalid_argument" and fragment in e.value.message, e.value.message
+    for request, fragment in ((dict(storage=api.StorageConfig(s3=api.S3Upload(region="x"))), "storage.s3.bucket"),
+                              (dict(outputs=[api.Output(file=api.FileOutput(), storage=api.StorageConfig(
+                                  gcp=api.GCPUpload()))]), "outputs[0].storage.gcp.bucket")):
+        with pytest.raises(api.TwirpError) as e:
+            await egress_api.egress.start_egress(api.StartEgressRequest(
+                room_name=room_name, template=api.TemplateSource(layout="grid"),
+                **({"outputs": [api.Output(file=api.FileOutput())]} | request)))
+        assert e.value.code == "invalid_argument" and fragment in e.value.message, e.value.message

@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     (doubling); a file whose upload fails for good stays in ``recordings_dir``.
     ``storage`` / ``backup``: LiveKit's default upload destination for requests
     that name none, and where files go when an upload fails for good (the
-    ``storage:`` block's shape: ``s3``/``azure``/``gcp``/``alioss`` + ``prefix``).
+    ``storage:`` block's shape: ``s3``/``azure``/``gcp``/``alioss`` + ``prefix``; pyegress adds ``sftp``
+    and ``endpoint`` for ``azure``/``gcp``; ``storage.from_config`` reads them). ``stream_uploads``: MP4
+    files go to object storage while they are recorded (multipart), so stopping waits only for the tail.
     ``redis``: with an ``address``, pyegress also works as an egress worker of
     livekit-server over psrpc. ``cpu_cost``: admission of jobs by CPU.
     """
@@ -173,6 +175,7 @@ class Settings(BaseSettings):
     upload_retry_base_s: float = 1.0
     storage: dict[str, Any] | None = None
     backup: dict[str, Any] | None = None
+    stream_uploads: bool = True
     redis: RedisConfig = RedisConfig()
     cpu_cost: CPUCostConfig = CPUCostConfig()
     session_limits: SessionLimits = SessionLimits()

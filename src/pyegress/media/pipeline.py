@@ -34,7 +34,8 @@ from .outputs.images import ImagesOutput
 from .outputs.segments import SegmentsOutput
 from .outputs.stream import StreamOutput
 from .outputs.websocket import WebsocketOutput
-from ..storage.s3 import upload
+from ..storage.base import ObjectStorage
+from ..storage.uploads import StreamedUpload, UploadQueue
 from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class CompositePipeline:
         self.images: list[ImagesOutput] = []
         self.streams: list[StreamOutput] = []  # every URL ever added, removed ones included (for results)
         self.websockets: list[WebsocketOutput] = []
+        self.uploads: UploadQueue | None = None
+        self._streamed: dict[int, StreamedUpload] = {}  # index in files -> its upload while recording
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
         self.source = self._open_source()
@@ -233,9 +236,18 @@ class CompositePipeline:
             self.clock.start()
             start = self.clock.wall_start_ns
             enc = spec.encoding
+            if any(t.upload for t in [*spec.files, *spec.segments, *spec.images]):
+                self.uploads = UploadQueue(spec.upload_attempts, spec.upload_retry_base_s, spec.backup)
             self.files = [FileOutput(t, encoder, start) for t in spec.files]
-            self.segments = [SegmentsOutput(t, encoder, start) for t in spec.segments]
-            self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start) for t in spec.images]
+            self.segments = [SegmentsOutput(t, encoder, start, self.uploads) for t in spec.segments]
+            self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start, self.uploads)
+                           for t in spec.images]
+            if spec.stream_uploads:
+                # Fragmented MP4 only grows, so it can go up while it is written; other containers
+                # rewrite their headers at the end and are uploaded whole.
+                self._streamed = {i: StreamedUpload(t.upload, out.path, t.filename)
+                                  for i, (t, out) in enumerate(zip(spec.files, self.files))
+                                  if t.format == "mp4" and isinstance(t.upload, ObjectStorage)}
             self.streams = [StreamOutput(url, encoder) for url in spec.streams]
             self.websockets = [WebsocketOutput(spec.websocket_url)] if spec.websocket_url else []
         except Exception as e:  # bad encoder settings or an unwritable path
@@ -266,29 +278,32 @@ class CompositePipeline:
         else:
             event = self._event("complete", end_ns, ended, reason=self._stop_reason,
                                 limit_reached=self._stop_reason == LIMIT_REACHED)
-        event.backup_storage_used = await asyncio.to_thread(self._upload, event)
+        if self.uploads is not None:
+            await asyncio.to_thread(self._finish_uploads, event)
+            event.backup_storage_used = self.uploads.backup_used
         self.emit(event)
 
-    def _upload(self, event: WorkerEvent) -> bool:
-        """Upload finished files that have a destination; returns whether any stayed local (backup).
-
-        A file is deleted locally only once its upload is confirmed; its result's location becomes
-        the object's URL.
-        """
-        backup = False
-        for out, result in zip(self.files, event.files):
+    def _finish_uploads(self, event: WorkerEvent) -> None:
+        """Complete the uploads once every output is closed: streamed MP4s are completed (or, if that
+        failed, uploaded whole), other files uploaded, and the queue (segments, playlists, images)
+        drained. Each result's location becomes where its object ended up; a local file is deleted only
+        once its object is confirmed."""
+        uploads = self.uploads
+        for i, (out, result) in enumerate(zip(self.files, event.files)):
             target = out.target
-            if target.s3 is None or not out.path.exists():
+            if target.upload is None or not out.path.exists():
                 continue
-            try:
-                result.path = upload(target.s3, out.path, target.filename, attempts=self.spec.upload_attempts,
-                                     base_delay_s=self.spec.upload_retry_base_s)
-            except Exception as e:  # the destination stayed down: the recording is kept here
-                log.error("upload of %s failed for good, kept at %s: %s", target.filename, out.path, e)
-                backup = True
-                continue
-            out.path.unlink()
-        return backup
+            streamed = self._streamed.get(i)
+            if streamed is not None and streamed.finish():
+                uploads.locations[(id(target.upload), target.filename)] = target.upload.location(target.filename)
+                out.path.unlink()
+            else:
+                uploads.submit(target.upload, out.path, target.filename)
+        uploads.drain()
+        for out, result in zip(self.files, event.files):
+            if out.target.upload is not None:
+                result.path = uploads.location(out.target.upload, out.target.filename)
+        event.segments = [s.result(event.ended_at) for s in self.segments]
 
     async def _tick_loop(self, thread: EncoderThread) -> int:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""

@@ -27,6 +27,7 @@ from ..errors import EgressError, invalid
 from ..ids import new_egress_id
 from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
+from ..storage import from_config
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
 from ..worker.protocol import AudioRoute, Command, IOReport, JobSpec, WorkerEvent
@@ -71,6 +72,9 @@ class EgressService:
         self.webhooks = webhooks
         self._notified: dict[str, int] = {}  # egress ID -> status last announced by webhook
         self._webhook_urls: dict[str, list[str]] = {}  # egress ID -> the request's own webhook URLs
+        # the config file's default destination and backup (ValueError names a bad key at startup)
+        self.storage = from_config(settings.storage, "storage")
+        self.backup = from_config(settings.backup, "backup")
         self.recordings_dir = Path(settings.recordings_dir).resolve()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         self._workers: dict[str, WorkerProcess] = {}
@@ -282,7 +286,7 @@ class EgressService:
                               f"{req.room_name!r}", argument="track_id")
         identity, track = found[0]
         encoding, files, websocket_url = resolve_track_egress(
-            req, track, root=self.recordings_dir,
+            req, track, root=self.recordings_dir, storage=self.storage,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
         egress_id = opts.egress_id or new_egress_id()
         is_audio = track.type == models.TrackType.AUDIO
@@ -305,13 +309,11 @@ class EgressService:
 
         Raises:
             EgressError: ``invalid_argument`` for a missing source or bad
-                output, ``unimplemented`` for uploads.
+                output or storage.
         """
         source = req.WhichOneof("source")
         if not req.room_name and source != "web":
             raise invalid("room_name", "is required")
-        if len(req.storage.ListFields()) or any(len(o.storage.ListFields()) for o in req.outputs):
-            raise EgressError("unimplemented", "storage: uploads are not supported yet", argument="storage")
         shim = unified_to_composite(req)
         if source == "template":
             t = req.template
@@ -386,7 +388,7 @@ class EgressService:
         outputs = resolve_outputs(req, root=self.recordings_dir,
                                   values={"room_name": room_name, "room_id": room_id,
                                           "publisher_identity": source.get("identity", "")},
-                                  audio=audio, video=video, encoding=encoding)
+                                  audio=audio, video=video, encoding=encoding, storage=self.storage)
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=room_name,
                              source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind in ("room_composite", "web")
                                           else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),
@@ -422,7 +424,8 @@ class EgressService:
                         progress_interval_s=self.settings.progress_interval_s,
                         max_duration_s=self.settings.max_duration_s,
                         upload_attempts=self.settings.upload_attempts,
-                        upload_retry_base_s=self.settings.upload_retry_base_s)
+                        upload_retry_base_s=self.settings.upload_retry_base_s,
+                        backup=self.backup, stream_uploads=self.settings.stream_uploads)
         spec = JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
                        token=opts.token or (self._recorder_token(egress_id, room_name) if room_name else ""),
                        **(defaults | fields))  # a web egress without a room has no token

@@ -7,6 +7,7 @@ field, or ``unimplemented`` for what pyegress does not do yet.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +19,8 @@ from ..errors import EgressError, invalid
 from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
 from ..media.outputs.stream import redact_url
-from ..storage.s3 import S3Target
+from ..storage import AzureTarget, GCSTarget, S3Target, StorageTarget
+from ..storage.s3 import alioss_endpoint
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
 from .web_requests import validate_page_url
@@ -90,32 +92,48 @@ _AUDIO_ONLY_FORMATS = {"ogg": "opus", "mp3": "mp3"}  # container -> the audio co
 _DEFAULT_NAME = "{room_name}-{time}"
 
 
-def _reject_upload(out, field_name: str) -> None:
-    upload = out.WhichOneof("output")
-    if upload in _UPLOAD_FIELDS:
-        raise EgressError("unimplemented", f"{field_name}.{upload}: uploads are not supported yet for this output; "
-                          "omit it to record to the local recordings directory", argument=f"{field_name}.{upload}")
+def _endpoint(value: str, field_name: str) -> str:
+    if value and urlsplit(value).scheme not in ("http", "https"):
+        raise invalid(field_name, "must be an http:// or https:// URL")
+    return value
 
 
-def _s3_target(out, field_name: str) -> S3Target | None:
-    """The S3 destination of a file output, or None to keep it local.
+def upload_target(msg, field_name: str, default: StorageTarget | None = None) -> StorageTarget | None:
+    """The destination named by ``msg``'s upload fields (``s3``, ``gcp``, ``azure``, ``aliOSS``: an output's
+    ``output`` oneof, or a ``livekit.StorageConfig``), else ``default`` (the config file's ``storage``).
 
     Raises:
-        EgressError: ``invalid_argument`` without a bucket; ``unimplemented`` for gcp, azure, aliOSS.
+        EgressError: ``invalid_argument`` naming the missing or bad field (``file_outputs[0].gcp.bucket``).
     """
-    upload = out.WhichOneof("output")
-    if upload is None:
-        return None
-    if upload != "s3":
-        _reject_upload(out, field_name)
-    s3 = out.s3
-    if not s3.bucket:
-        raise invalid(f"{field_name}.s3.bucket", "is required")
-    if s3.endpoint and urlsplit(s3.endpoint).scheme not in ("http", "https"):
-        raise invalid(f"{field_name}.s3.endpoint", "must be an http:// or https:// URL")
-    return S3Target(bucket=s3.bucket, region=s3.region, endpoint=s3.endpoint, access_key=s3.access_key,
-                    secret=s3.secret, session_token=s3.session_token, force_path_style=s3.force_path_style,
-                    metadata=dict(s3.metadata), tagging=s3.tagging, content_disposition=s3.content_disposition)
+    which = next((name for name in _UPLOAD_FIELDS if msg.HasField(name)), None)
+    if which is None:
+        return default
+    up, f = getattr(msg, which), f"{field_name}.{which}"
+    required = {"s3": ("bucket",), "aliOSS": ("bucket",), "gcp": ("bucket",),
+                "azure": ("account_name", "container_name")}[which]
+    for name in required:
+        if not getattr(up, name):
+            raise invalid(f"{f}.{name}", "is required")
+    if which == "s3":
+        return S3Target(bucket=up.bucket, region=up.region, endpoint=_endpoint(up.endpoint, f"{f}.endpoint"),
+                        access_key=up.access_key, secret=up.secret, session_token=up.session_token,
+                        force_path_style=up.force_path_style, metadata=dict(up.metadata), tagging=up.tagging,
+                        content_disposition=up.content_disposition)
+    if which == "aliOSS":  # OSS speaks the S3 API (virtual-hosted buckets) at its regional endpoint
+        return S3Target(bucket=up.bucket, region=up.region, access_key=up.access_key, secret=up.secret,
+                        endpoint=_endpoint(up.endpoint, f"{f}.endpoint") or alioss_endpoint(up.region or "cn-hangzhou"))
+    if which == "gcp":
+        endpoint = ""
+        if up.credentials:
+            try:
+                key = json.loads(up.credentials)
+            except ValueError:
+                raise invalid(f"{f}.credentials", "must be the JSON of a service account key") from None
+            if not isinstance(key, dict):
+                raise invalid(f"{f}.credentials", "must be the JSON of a service account key")
+            endpoint = _endpoint(str(key.get("gcs_base_url", "")), f"{f}.credentials.gcs_base_url")
+        return GCSTarget(bucket=up.bucket, credentials_json=up.credentials, endpoint=endpoint)
+    return AzureTarget(account_name=up.account_name, account_key=up.account_key, container_name=up.container_name)
 
 
 class _Resolver:
@@ -157,13 +175,14 @@ def _file_format(out, field_name: str, *, video: bool, encoding: EncodingSetting
 
 
 def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, video: bool,
-                    encoding: EncodingSettings) -> ResolvedOutputs:
+                    encoding: EncodingSettings, storage: StorageTarget | None = None) -> ResolvedOutputs:
     """Resolve the outputs of a composite-style request, adjusting ``encoding`` to fit them.
 
     Lists (``file_outputs``, ``segment_outputs``, ``image_outputs``) take
     precedence; a legacy oneof (``file``, ``segments``) counts only when its
     list is empty, since Node's SDK sends a bare output in both (COMPAT.md).
-    One output per kind, as LiveKit. With segments, the keyframe interval
+    One output per kind, as LiveKit. An output without an upload of its
+    own goes to ``storage`` (the config file's default; None: local). With segments, the keyframe interval
     becomes the segment duration unless ``advanced.key_frame_interval`` is set.
 
     Raises:
@@ -197,7 +216,7 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         raise invalid("image_outputs", "thumbnails need video; audio_only is set")
 
     for out, f in pick("segment_outputs", "segments"):
-        _reject_upload(out, f)
+        upload = upload_target(out, f, storage)
         if video and encoding.video_codec == "vp8":
             raise invalid("advanced.video_codec", "HLS segments need H.264 video")
         if out.protocol == eg.SegmentedFileProtocol.HLS_FMP4_PROTOCOL:
@@ -221,21 +240,21 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
             directory=str(prefix_path.parent), prefix=prefix_path.name, playlist=playlist, live_playlist=live,
             segment_duration=float(duration),
             suffix="timestamp" if out.filename_suffix == eg.SegmentedFileSuffix.TIMESTAMP else "index",
-            reported_prefix=segment_dir))
+            reported_prefix=segment_dir, upload=upload))
         if not explicit_gop:
             encoding.key_frame_interval = float(duration)
 
     for out, f in pick("file_outputs", "file"):
-        s3 = _s3_target(out, f)
+        upload = upload_target(out, f, storage)
         fmt = _file_format(out, f, video=video, encoding=encoding, explicit_audio=explicit_audio)
         path = r.path(out.filepath or _DEFAULT_NAME, f"{f}.filepath")
         if not path.suffix:
             path = path.with_name(path.name + _FORMAT_EXT[fmt])
         path = unique_path(path)
-        result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt, s3=s3))
+        result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt, upload=upload))
 
     for out, f in pick("image_outputs", "images"):
-        _reject_upload(out, f)
+        upload = upload_target(out, f, storage)
         if out.image_codec not in (0, 1):
             raise invalid(f"{f}.image_codec", "only JPEG is supported")
         for name in ("width", "height"):
@@ -248,7 +267,7 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         result.images.append(ImagesTarget(
             directory=str(prefix_path.parent), prefix=prefix_path.name, interval_s=float(out.capture_interval or 10),
             width=out.width, height=out.height, suffix=suffix,
-            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./")))
+            reported_prefix=f"{r.relative(prefix_path.parent)}/".removeprefix("./"), upload=upload))
 
     if not (result.files or result.segments or result.images or result.streams):
         raise invalid("file_outputs", "the request has no output; "
@@ -268,8 +287,8 @@ def track_values(track, identity: str) -> dict[str, str]:
             "track_source": _TRACK_SOURCES.get(track.source, "unknown")}
 
 
-def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
-                         values: dict[str, str]) -> tuple[EncodingSettings, list[FileTarget], str]:
+def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path, values: dict[str, str],
+                         storage: StorageTarget | None = None) -> tuple[EncodingSettings, list[FileTarget], str]:
     """Encoding, file targets and websocket URL of a track egress for ``track`` (``livekit.TrackInfo``).
 
     The SDK gives decoded media only, so tracks are re-encoded, keeping the
@@ -291,7 +310,7 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
         if not is_audio:
             raise invalid("websocket_url", "only audio tracks can be sent to a websocket")
         return encoding, [], req.websocket_url
-    s3 = _s3_target(req.file, "file")
+    upload = upload_target(req.file, "file", storage)
     if is_audio:
         fmt = "ogg"
     elif "vp8" in track.mime_type.lower():
@@ -307,7 +326,7 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path,
         path = path.with_name(path.name + _FORMAT_EXT[fmt])
     path = unique_path(path)
     filename = str(path.relative_to(Path(root).resolve()))
-    return encoding, [FileTarget(path=str(path), filename=filename, format=fmt, s3=s3)], ""
+    return encoding, [FileTarget(path=str(path), filename=filename, format=fmt, upload=upload)], ""
 
 
 def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False) -> list[str]:
@@ -351,8 +370,16 @@ def unified_to_composite(req: eg.StartEgressRequest) -> eg.RoomCompositeEgressRe
     """StartEgress's encoding and outputs as a room composite request, so one resolver serves both.
 
     ``outputs[i].file`` (livekit.FileOutput) becomes an EncodedFileOutput with
-    the same fields; segments, stream and images carry over unchanged.
+    the same fields; segments, stream and images carry over unchanged. An
+    output's ``storage``, else the request's ``storage``, becomes its upload
+    oneof (``livekit.StorageConfig`` has the same ``s3``/``gcp``/``azure``/``aliOSS``).
+
+    Raises:
+        EgressError: ``invalid_argument`` naming a bad ``storage`` field.
     """
+    upload_target(req.storage, "storage")
+    for i, out in enumerate(req.outputs):
+        upload_target(out.storage, f"outputs[{i}].storage")
     shim = eg.RoomCompositeEgressRequest(room_name=req.room_name)
     if req.WhichOneof("encoding") == "preset":
         shim.preset = req.preset
@@ -361,14 +388,21 @@ def unified_to_composite(req: eg.StartEgressRequest) -> eg.RoomCompositeEgressRe
     for out in req.outputs:
         kind = out.WhichOneof("config")
         if kind == "file":
-            shim.file_outputs.add(file_type=out.file.file_type, filepath=out.file.filepath,
-                                  disable_manifest=out.file.disable_manifest)
+            added = shim.file_outputs.add(file_type=out.file.file_type, filepath=out.file.filepath,
+                                          disable_manifest=out.file.disable_manifest)
         elif kind == "segments":
-            shim.segment_outputs.add().CopyFrom(out.segments)
+            (added := shim.segment_outputs.add()).CopyFrom(out.segments)
         elif kind == "stream":
             shim.stream_outputs.add().CopyFrom(out.stream)
+            continue
         elif kind == "images":
-            shim.image_outputs.add().CopyFrom(out.images)
+            (added := shim.image_outputs.add()).CopyFrom(out.images)
+        else:
+            continue
+        storage = out.storage if out.storage.WhichOneof("provider") else req.storage
+        provider = storage.WhichOneof("provider")
+        if provider and added.WhichOneof("output") is None:
+            getattr(added, provider).CopyFrom(getattr(storage, provider))
     return shim
 
 
@@ -389,11 +423,13 @@ def redacted_request(req):
     return copy
 
 
-_SECRET_FIELDS = {"secret", "session_token", "credentials", "account_key", "access_key"}
+# S3/AliOSS secret, access_key, session_token; GCP credentials; Azure account_key; ProxyConfig password
+_SECRET_FIELDS = {"secret", "session_token", "credentials", "account_key", "access_key", "password"}
 
 
 def _strip_credentials(message) -> None:
-    """Clear every credential field (S3 secret, GCP credentials, Azure key, ...) anywhere in ``message``."""
+    """Clear every credential field (S3 secret, GCP credentials, Azure key, proxy password, ...) anywhere in
+    ``message``."""
     for fd, value in message.ListFields():
         if fd.name in _SECRET_FIELDS and fd.type == fd.TYPE_STRING:
             message.ClearField(fd.name)

@@ -15,24 +15,26 @@ from pydantic import BaseModel
 
 from ..config import RedisConfig
 from ..media.encoding import EncodingSettings
-from ..storage.s3 import S3Target
+from ..storage import StorageTarget
 
 
 class FileTarget(BaseModel):
-    """One file: ``path`` absolute, ``filename`` as reported, ``format`` the container; with ``s3``
-    it is uploaded as object ``filename`` once finished, and the local copy removed when confirmed."""
+    """One file: ``path`` absolute, ``filename`` as reported, ``format`` the container; with ``upload``
+    it is stored as object ``filename`` (streamed while recording where the destination can), and the
+    local copy removed once the object is confirmed."""
 
     path: str
     filename: str
     format: Literal["mp4", "ogg", "webm", "mp3"] = "mp4"
-    s3: S3Target | None = None
+    upload: StorageTarget | None = None
 
 
 class SegmentsTarget(BaseModel):
     """HLS output (RFC 8216): segments ``<prefix>_00000.ts`` (or a UTC timestamp suffix) in ``directory``.
 
     ``playlist`` / ``live_playlist`` are file names in ``directory`` (``""``: none);
-    ``segment_duration`` in s.
+    ``segment_duration`` in s. With ``upload``, each segment is stored as object
+    ``reported_prefix + name`` as soon as it is closed, and the playlists after it.
     """
 
     directory: str
@@ -42,10 +44,12 @@ class SegmentsTarget(BaseModel):
     segment_duration: float = 4.0
     suffix: Literal["index", "timestamp"] = "index"
     reported_prefix: str = ""
+    upload: StorageTarget | None = None
 
 
 class ImagesTarget(BaseModel):
-    """JPEG thumbnails every ``interval_s`` at ``width`` x ``height`` as ``<prefix>_<suffix>.jpeg``."""
+    """JPEG thumbnails every ``interval_s`` at ``width`` x ``height`` as ``<prefix>_<suffix>.jpeg``; with
+    ``upload`` each is stored as object ``reported_prefix + name`` as soon as it is written."""
 
     directory: str
     prefix: str
@@ -54,6 +58,7 @@ class ImagesTarget(BaseModel):
     height: int = 0
     suffix: Literal["index", "timestamp", "none"] = "index"
     reported_prefix: str = ""
+    upload: StorageTarget | None = None
 
 
 class AudioRoute(BaseModel):
@@ -120,6 +125,8 @@ class JobSpec(BaseModel):
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
     io_report: IOReport | None = None
+    backup: StorageTarget | None = None  # where uploads that failed for good go (None: kept locally)
+    stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
 
 
 class Command(BaseModel):

@@ -14,11 +14,14 @@ from .base import Output, utc_stamp
 class ImagesOutput(Output):
     """Writes ``<prefix>_<index 00000>.jpeg`` (or a UTC timestamp, or always ``<prefix>.jpeg``).
 
-    ``framerate`` is the output's (fps); the first image is the first frame.
+    ``framerate`` is the output's (fps); the first image is the first frame. With ``target.upload``,
+    each image is queued on ``uploads`` (an :class:`~pyegress.storage.uploads.UploadQueue`) once written.
     """
 
-    def __init__(self, target: ImagesTarget, width: int, height: int, framerate: int, wall_start_ns: int) -> None:
+    def __init__(self, target: ImagesTarget, width: int, height: int, framerate: int, wall_start_ns: int,
+                 uploads=None) -> None:
         self.target = target
+        self.uploads = uploads if target.upload is not None else None
         self.dir = Path(target.directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.width, self.height = target.width or width, target.height or height
@@ -53,6 +56,8 @@ class ImagesOutput(Output):
         tmp.write_bytes(data)
         tmp.replace(path)
         self.count += 1
+        if self.uploads is not None:
+            self.uploads.submit(self.target.upload, path, self.target.reported_prefix + path.name)
 
     def result(self, ended_at: int = 0) -> ImagesResult:
         return ImagesResult(filename_prefix=f"{self.target.reported_prefix}{self.target.prefix}",

@@ -6,7 +6,9 @@ segment duration, so segments are exact); audio-only output is cut on audio
 packet times. ``#EXTINF`` is each segment's real length. The full playlist is
 ``#EXT-X-PLAYLIST-TYPE:EVENT`` until the end (``#EXT-X-ENDLIST``); the live
 playlist is a sliding window of the last :data:`LIVE_WINDOW` segments. Both are
-rewritten atomically after every segment.
+rewritten atomically after every segment. With an upload destination, each
+segment is queued for upload as soon as it is closed, then the playlists
+(RFC 8216 §6.2.2: a client reloads the playlist, so it must follow its segments).
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ class _Segment:
 
 
 class SegmentsOutput(Output):
-    """Writes ``target`` as HLS; ``wall_start_ns`` is the Unix time of media time 0."""
+    """Writes ``target`` as HLS; ``wall_start_ns`` is the Unix time of media time 0; ``uploads`` (an
+    :class:`~pyegress.storage.uploads.UploadQueue`) takes the files when ``target.upload`` is set."""
 
-    def __init__(self, target: SegmentsTarget, encoder: MediaEncoder, wall_start_ns: int) -> None:
+    def __init__(self, target: SegmentsTarget, encoder: MediaEncoder, wall_start_ns: int, uploads=None) -> None:
         self.target = target
+        self.uploads = uploads if target.upload is not None else None
         self.encoder = encoder
         self.dir = Path(target.directory)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +114,8 @@ class SegmentsOutput(Output):
         self._muxer.close()
         self._muxer = None
         self.segments.append(_Segment(name, start_s, end_s - start_s, (self.dir / name).stat().st_size, wall_ns))
+        if self.uploads is not None:
+            self.uploads.submit(self.target.upload, self.dir / name, self.target.reported_prefix + name)
         self._write_playlists()
 
     # ---- playlists --------------------------------------------------------
@@ -138,6 +144,13 @@ class SegmentsOutput(Output):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
+        if self.uploads is not None:  # rewritten after every segment: kept locally until the last one
+            self.uploads.submit(self.target.upload, path, self.target.reported_prefix + name, delete=self._ended)
+
+    def _location(self, name: str) -> str:
+        if self.uploads is not None:
+            return self.uploads.location(self.target.upload, self.target.reported_prefix + name)
+        return str(self.dir / name)
 
     def close(self) -> None:
         self._ended = True
@@ -152,7 +165,7 @@ class SegmentsOutput(Output):
         return SegmentsResult(
             playlist_name=f"{self.target.reported_prefix}{self.target.playlist}",
             live_playlist_name=f"{self.target.reported_prefix}{self.target.live_playlist}" if self.target.live_playlist else "",
-            playlist_location=str(self.dir / self.target.playlist),
-            live_playlist_location=str(self.dir / self.target.live_playlist) if self.target.live_playlist else "",
+            playlist_location=self._location(self.target.playlist),
+            live_playlist_location=self._location(self.target.live_playlist) if self.target.live_playlist else "",
             duration=int(sum(s.duration_s for s in self.segments) * 1e9), size=sum(s.size for s in self.segments),
             segment_count=len(self.segments), started_at=self.wall_start_ns, ended_at=ended_at)
