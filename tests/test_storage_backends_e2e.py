@@ -196,6 +196,9 @@ async def test_config_default_storage(lkapi, configured_api, configured_server, 
     probe = probe_bytes(data, tmp_path / "default.mp4")
     assert probe.stream("video")["codec_name"] == "h264" and abs(probe.duration - 3) < 0.8
     assert not (configured_server.recordings_dir / room_name / "default.mp4").exists()
+    assert final.manifest_location == result.location + ".json"  # uploaded beside the recording
+    manifest = httpx.get(container.presign(f"{room_name}/default.mp4.json", 60))
+    assert manifest.json()["egress_id"] == final.egress_id and ACCOUNT_KEY not in manifest.text
     assert_secret_hidden(configured_server, final.egress_id, ACCOUNT_KEY)
 
 

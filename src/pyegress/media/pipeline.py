@@ -243,11 +243,7 @@ class CompositePipeline:
             self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start, self.uploads)
                            for t in spec.images]
             if spec.stream_uploads:
-                # Fragmented MP4 only grows, so it can go up while it is written; other containers
-                # rewrite their headers at the end and are uploaded whole.
-                self._streamed = {i: StreamedUpload(t.upload, out.path, t.filename)
-                                  for i, (t, out) in enumerate(zip(spec.files, self.files))
-                                  if t.format == "mp4" and isinstance(t.upload, ObjectStorage)}
+                self._start_streaming()
             self.streams = [StreamOutput(url, encoder) for url in spec.streams]
             self.websockets = [WebsocketOutput(spec.websocket_url)] if spec.websocket_url else []
         except Exception as e:  # bad encoder settings or an unwritable path
@@ -282,6 +278,19 @@ class CompositePipeline:
             await asyncio.to_thread(self._finish_uploads, event)
             event.backup_storage_used = self.uploads.backup_used
         self.emit(event)
+
+    def _start_streaming(self) -> None:
+        """Stream MP4 files to object storage while they are recorded. Fragmented MP4 only grows, so it
+        can go up as it is written; other containers rewrite their headers at the end and go up whole,
+        as does a file whose stream cannot start (the recording goes on either way)."""
+        for i, out in enumerate(self.files):
+            target = out.target
+            if target.format != "mp4" or not isinstance(target.upload, ObjectStorage):
+                continue
+            try:
+                self._streamed[i] = StreamedUpload(target.upload, out.path, target.filename)
+            except Exception as e:  # a destination obstore cannot even open: the upload at the end decides
+                log.warning("cannot stream %s to %s: %s", target.filename, target.upload.describe(), e)
 
     def _finish_uploads(self, event: WorkerEvent) -> None:
         """Complete the uploads once every output is closed: streamed MP4s are completed (or, if that

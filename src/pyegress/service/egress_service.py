@@ -530,6 +530,8 @@ class EgressService:
                     ack.set_result(event.event)
                 return
             self._apply(info, event)
+            if event.event == "complete":
+                await asyncio.to_thread(self._write_manifests, info, spec)
             self._save(info)
 
         async def on_exit(code: int) -> None:
@@ -560,19 +562,30 @@ class EgressService:
         self._workers[egress_id] = worker
         log.info("egress %s started for room %s (worker pid %s)", egress_id, info.room_name, worker.pid)
 
-    def _write_manifests(self, info: eg.EgressInfo) -> None:
+    def _write_manifests(self, info: eg.EgressInfo, spec: JobSpec) -> None:
         """``<file>.json`` beside each file and ``<playlist>.json`` beside each playlist (LiveKit's manifest),
-        unless the output has ``disable_manifest``; the first becomes ``manifest_location``."""
+        unless the output has ``disable_manifest``; the first becomes ``manifest_location``. The manifest
+        of an uploaded output is uploaded beside it (kept locally if that fails). Blocks: call it in a
+        thread."""
         outputs = request_outputs(getattr(info, info.WhichOneof("request")))
         body = json_format.MessageToJson(info, preserving_proto_field_name=True)
-        targets = [(Path(r.location), o) for r, o in zip(info.file_results, outputs["file"])]
-        targets += [(Path(r.playlist_location), o) for r, o in zip(info.segment_results, outputs["segments"])]
-        for path, out in targets:
+        targets = [(Path(t.path), t.filename, t.upload, o) for t, o in zip(spec.files, outputs["file"])]
+        targets += [(Path(t.directory) / t.playlist, t.reported_prefix + t.playlist, t.upload, o)
+                    for t, o in zip(spec.segments, outputs["segments"])]
+        for path, key, upload, out in targets:
             if out.disable_manifest or not path.parent.is_dir():
                 continue
             manifest = path.with_name(path.name + ".json")
             manifest.write_text(body)
-            info.manifest_location = info.manifest_location or str(manifest)
+            location = str(manifest)
+            if upload is not None:
+                try:  # one retry only: the recording's own uploads have already waited out any outage
+                    location = upload.upload(manifest, key + ".json", attempts=2,
+                                             base_delay_s=self.settings.upload_retry_base_s)
+                    manifest.unlink()
+                except Exception as e:  # a manifest is not worth failing the egress: it stays local
+                    log.warning("upload of manifest %s failed, kept at %s: %s", key + ".json", manifest, e)
+            info.manifest_location = info.manifest_location or location
 
     @staticmethod
     def _salvage_files(info: eg.EgressInfo, spec: JobSpec) -> None:
@@ -592,10 +605,8 @@ class EgressService:
                                   ended_at=info.started_at + duration_ns if info.started_at else 0)
 
     def _apply(self, info: eg.EgressInfo, event: WorkerEvent) -> None:
-        """Fold a worker event into ``info``; a finished egress gets its manifests."""
+        """Fold a worker event into ``info`` (its manifests are written by the caller, in a thread)."""
         apply_worker_event(info, event, self._legacy.get(info.egress_id, ""))
-        if event.event == "complete":
-            self._write_manifests(info)
 
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished."""
