@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import obstore
+from obstore.store import S3Store
+
 from .livekit_server import free_port
 from .process import ServerProcess, tcp_open
 
@@ -56,6 +59,22 @@ class S3Server(ServerProcess):
                 "name": "pyegress-test", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                 "credentials": [{"accessKey": self.credentials[0], "secretKey": self.credentials[1]}]}]}))
             args.append(f"-s3.config={config}")
-        self._spawn(args, lambda: tcp_open("127.0.0.1", self.ports["s3.port"]), timeout_s,
-                    stdout=open(self.workdir / "weed.log", "ab"), stderr=subprocess.STDOUT)
+        self._spawn(args, self._answers, timeout_s, stdout=open(self.workdir / "weed.log", "ab"),
+                    stderr=subprocess.STDOUT)
         return self
+
+    def _answers(self) -> bool:
+        """Whether S3 writes are served: the port opens (and reads answer) a few seconds before SeaweedFS
+        stops answering 403 AccessDenied to signed writes, while it sets up its buckets."""
+        if not tcp_open("127.0.0.1", self.ports["s3.port"]):
+            return False
+        key, secret = self.credentials or ("probe", "probe")
+        store = S3Store(self.buckets[0], endpoint=self.endpoint, access_key_id=key, secret_access_key=secret,
+                        region="us-east-1", virtual_hosted_style_request=False, client_options={"allow_http": True},
+                        retry_config={"max_retries": 0})
+        try:
+            obstore.put(store, ".readiness-probe", b"")
+            obstore.delete(store, ".readiness-probe")
+        except Exception:  # refused, or 403 while starting
+            return False
+        return True
