@@ -163,9 +163,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pyegress-bench-storage-") as tmp:
         work = Path(tmp)
         with S3Server(work / "s3") as s3, LiveKitServer(log_path=work / "livekit-server.log") as lk:
-            ours, theirs = throughput(s3, work, args.size_mb, args.repeats)
-            (work / "payload.bin").unlink()
+            # the recordings first: SeaweedFS stays busy for a while after the large throughput uploads
             stops = asyncio.run(stop_latencies(lk, s3, work, args.seconds))
+            ours, theirs = throughput(s3, work, args.size_mb, args.repeats)
     text = section(command_line(), ours, theirs, args.size_mb, stops, args.seconds)
     print(text)
     update_results(args.out, text, SECTION_START, SECTION_END)
