@@ -13,7 +13,6 @@ from ..config import Settings
 from ..service.egress_service import EgressService
 from ..service.realtimekit import RealtimeKitRecordings
 from ..store.egress_store import EgressStore
-from ..storage.s3 import S3Target
 from ..store.realtimekit_store import RealtimeKitStore
 from ..store.webhook_store import WebhookStore
 from ..webhooks.sender import WebhookSender
@@ -53,11 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(egress_router(service, settings.api_key, settings.api_secret))
     app.include_router(rtcstack_router(service, settings.api_key, settings.api_secret, webhooks,
                                        settings.rtcstack_webhook_url_list))
-    default_storage = S3Target(**settings.storage["s3"]) if (settings.storage or {}).get("s3") else None
-    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, default_storage))
+    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, service.storage))
     app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
     app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine)),
-                                          settings.api_key, settings.api_secret, default_storage))
+                                          settings.api_key, settings.api_secret, service.storage))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

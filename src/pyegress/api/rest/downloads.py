@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, Response
 
 from ...errors import EgressError
 from ...service.paths import confine
-from ...storage.s3 import content_type
+from ...storage.base import content_type
 from . import error
 
 PREFIX = "/downloads/"

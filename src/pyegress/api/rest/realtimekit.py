@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 from ...errors import EgressError
 from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
-from ...storage.s3 import S3Target
+from ...storage import StorageTarget
 from ...store.realtimekit_store import RealtimeKitRecording
 from ..auth import bearer_user
 from . import iso_ms, safe_room_name
@@ -75,7 +75,7 @@ def _parse_time(value: str, field: str) -> int:
 
 
 def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str,
-                       default_storage: S3Target | None) -> APIRouter:
+                       default_storage: StorageTarget | None) -> APIRouter:
     """The recordings resource on both path prefixes; ``default_storage`` is where REALTIMEKIT_BUCKET files
     are uploaded (it presigns their download URLs), None when they stay on local disk."""
     router = APIRouter(tags=["Cloudflare RealtimeKit recordings"])

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import EgressError
 from ...service.egress_service import EgressService
 from ...service.paths import confine
-from ...storage.s3 import S3Target
+from ...storage import StorageTarget
 from ...store.egress_store import ACTIVE_STATUSES
 from ...store.recordings_store import FINAL_STATUSES, Recording, RecordingStore
 from ..auth import bearer_user
@@ -111,7 +111,7 @@ def _is_local(row: Recording) -> bool:
 
 
 def recordings_router(service: EgressService, api_key: str, api_secret: str,
-                      storage: S3Target | None) -> APIRouter:
+                      storage: StorageTarget | None) -> APIRouter:
     """The seed 003 routes on ``service``; ``storage`` is the default upload destination (presigned
     download URLs and deletes of uploaded files), None when files stay on local disk."""
     router = APIRouter(prefix="/api/video/recordings", tags=["Recordings API (seed 003)"])
