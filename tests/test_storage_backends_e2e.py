@@ -140,6 +140,23 @@ async def test_gcs_file_and_thumbnails(lkapi, egress_api, egress_server, publish
     assert_secret_hidden(egress_server, final.egress_id, GCS_SECRET)
 
 
+async def test_track_egress_to_gcs(lkapi, egress_api, egress_server, publishers, room_name, gcs, tmp_path):
+    """DirectFileOutput's ``gcp``: an audio track as OGG/Opus, uploaded whole after the stop (only MP4 streams)."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    participants = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants
+    (sid,) = [t.sid for p in participants for t in p.tracks if t.type == api.TrackType.AUDIO]
+    final = await run(egress_api, egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sid, file=api.DirectFileOutput(
+            filepath="{room_name}/{track_id}", gcp=api.GCPUpload(bucket="recordings",
+                                                                 credentials=gcs.credentials_json)))), 3)
+    assert final.status == S.EGRESS_COMPLETE and not final.backup_storage_used, final.error
+    assert final.file.location == f"{gcs.endpoint}/recordings/{room_name}/{sid}.ogg"  # legacy `file` too
+    probe = probe_bytes(httpx.get(final.file.location).content, tmp_path / "track.ogg")
+    assert probe.stream("audio")["codec_name"] == "opus" and abs(probe.duration - 3) < 0.8
+    assert not (egress_server.recordings_dir / room_name / f"{sid}.ogg").exists()
+
+
 async def test_hls_segments_uploaded_while_active(lkapi, egress_api, egress_server, publishers, room_name, tmp_path):
     """StartEgress's request-wide ``storage``: segments are in the bucket while the egress is ACTIVE."""
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
