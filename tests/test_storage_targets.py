@@ -172,6 +172,8 @@ def test_config_blocks_in_livekit_shape():
     assert s3.location("room/a.mp4") == "https://minio.example/b/recordings/room/a.mp4"
     oss = from_config({"alioss": {"access_key": "AK", "secret": "SK", "bucket": "b", "region": "cn-shanghai"}})
     assert isinstance(oss, S3Target) and oss.location("a.mp4") == "https://b.oss-cn-shanghai.aliyuncs.com/a.mp4"
+    oss = from_config({"alioss": {"bucket": "b", "endpoint": "oss-eu-central-1.aliyuncs.com"}})
+    assert oss.location("a.mp4") == "https://b.oss-eu-central-1.aliyuncs.com/a.mp4"  # no scheme: https
     gcs = from_config({"gcp": {"credentials_json": "{}", "bucket": "g"}})
     assert gcs.location("a.mp4") == "https://storage.googleapis.com/g/a.mp4"
     azure = from_config({"azure": {"account_name": "acct", "account_key": "k", "container_name": "c"}})

@@ -121,7 +121,7 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
                         content_disposition=up.content_disposition)
     if which == "aliOSS":  # OSS speaks the S3 API (virtual-hosted buckets) at its regional endpoint
         return S3Target(bucket=up.bucket, region=up.region, access_key=up.access_key, secret=up.secret,
-                        endpoint=_endpoint(up.endpoint, f"{f}.endpoint") or alioss_endpoint(up.region or "cn-hangzhou"))
+                        endpoint=_endpoint(alioss_endpoint(up.region, up.endpoint), f"{f}.endpoint"))
     if which == "gcp":
         endpoint = ""
         if up.credentials:

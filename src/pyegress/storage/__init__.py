@@ -48,7 +48,7 @@ def from_config(block: dict[str, Any] | None, name: str = "storage") -> StorageT
     if provider == "alioss":
         fields = {"access_key": fields.get("access_key", ""), "secret": fields.get("secret", ""),
                   "bucket": fields.get("bucket", ""), "region": fields.get("region", ""),
-                  "endpoint": fields.get("endpoint") or alioss_endpoint(fields.get("region") or "cn-hangzhou")}
+                  "endpoint": alioss_endpoint(fields.get("region", ""), fields.get("endpoint", ""))}
     fields = {k: v for k, v in fields.items() if k not in ("proxy_config", "max_retries", "max_retry_delay",
                                                            "min_retry_delay", "assume_role_arn",
                                                            "assume_role_external_id")}

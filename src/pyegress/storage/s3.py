@@ -61,8 +61,13 @@ class S3Target(ObjectStorage):
         return f"{parts.scheme}://{self.bucket}.{parts.netloc}{parts.path}/{key}"
 
 
-def alioss_endpoint(region: str) -> str:
-    """AliOSS's public endpoint of ``region`` (e.g. ``oss-cn-hangzhou``, or ``cn-hangzhou``), which speaks
-    the S3 API with virtual-hosted buckets."""
+def alioss_endpoint(region: str, endpoint: str = "") -> str:
+    """The URL pyegress reaches AliOSS at: ``endpoint`` (AliOSS's own configs give it without a scheme,
+    ``oss-cn-hangzhou.aliyuncs.com``: https is assumed), else the public endpoint of ``region``
+    (``oss-cn-hangzhou`` or ``cn-hangzhou``; default ``cn-hangzhou``). OSS speaks the S3 API there,
+    with virtual-hosted buckets."""
+    if endpoint:
+        return endpoint if "://" in endpoint else f"https://{endpoint}"
+    region = region or "cn-hangzhou"
     region = region if region.startswith("oss-") else f"oss-{region}"
     return f"https://{region}.aliyuncs.com"
