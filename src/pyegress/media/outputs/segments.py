@@ -7,8 +7,9 @@ packet times. ``#EXTINF`` is each segment's real length. The full playlist is
 ``#EXT-X-PLAYLIST-TYPE:EVENT`` until the end (``#EXT-X-ENDLIST``); the live
 playlist is a sliding window of the last :data:`LIVE_WINDOW` segments. Both are
 rewritten atomically after every segment. With an upload destination, each
-segment is queued for upload as soon as it is closed, then the playlists
-(RFC 8216 §6.2.2: a client reloads the playlist, so it must follow its segments).
+segment is queued for upload as soon as it is closed, then the playlists (a
+player fetches what a playlist lists, so no playlist may name a segment before
+the segment is stored).
 """
 
 from __future__ import annotations
