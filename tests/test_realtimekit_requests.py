@@ -44,7 +44,8 @@ def test_storage_config_maps_to_s3_with_credentials(tmp_path):
     assert StorageConfig.model_validate(config).public() == {"type": "digitalocean", "bucket": "b",
                                                              "region": "nyc3", "path": "/rec/"}
     ((_, _, f),) = resolved({"meeting_id": "m", "storage_config": config | {"type": "aws"}}, tmp_path)
-    assert f.filename == "rec/rid.mp4" and f.s3.bucket == "b" and f.s3.endpoint == "" and f.s3.secret == "SK"
+    assert f.filename == "rec/rid.mp4" and f.upload.kind == "s3"
+    assert (f.upload.bucket, f.upload.endpoint, f.upload.secret) == ("b", "", "SK")
 
 
 @pytest.mark.parametrize("config, field", [
