@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyegress.errors import EgressError
-from pyegress.service.realtimekit import CompositeStart, StorageConfig, composite_requests, storage_upload
+from pyegress.service.realtimekit import CompositeStart, StorageConfig, composite_requests, storage_target
 from pyegress.service.requests import resolve_encoding, resolve_outputs
 
 
@@ -35,28 +35,46 @@ def test_codecs_map_to_containers(tmp_path):
     assert (f.filename, f.format, enc.audio_codec) == ("m/rid.m4a", "mp4", "aac")
 
 
-def test_storage_config_maps_to_s3_with_credentials(tmp_path):
+def test_storage_config_maps_to_each_destination(tmp_path):
     config = {"type": "digitalocean", "access_key": "AK", "secret": "SK", "bucket": "b", "region": "nyc3",
               "path": "/rec/"}
-    s3 = storage_upload(StorageConfig.model_validate(config))["s3"]
-    assert (s3.endpoint, s3.bucket, s3.region, s3.access_key, s3.secret) == \
-        ("https://nyc3.digitaloceanspaces.com", "b", "nyc3", "AK", "SK")
+    spaces = storage_target(StorageConfig.model_validate(config))
+    assert (spaces.kind, spaces.endpoint, spaces.bucket, spaces.region, spaces.access_key, spaces.secret) == \
+        ("s3", "https://nyc3.digitaloceanspaces.com", "b", "nyc3", "AK", "SK")
     assert StorageConfig.model_validate(config).public() == {"type": "digitalocean", "bucket": "b",
                                                              "region": "nyc3", "path": "/rec/"}
+    aws = storage_target(StorageConfig.model_validate(config | {"type": "aws"}))
+    assert (aws.kind, aws.endpoint, aws.region) == ("s3", "", "nyc3")
+    gcs = storage_target(StorageConfig.model_validate({"type": "gcs", "bucket": "g", "secret": '{"k": 1}'}))
+    assert (gcs.kind, gcs.bucket, gcs.credentials_json) == ("gcs", "g", '{"k": 1}')
+    azure = storage_target(StorageConfig.model_validate({"type": "azure", "access_key": "acct", "secret": "key",
+                                                         "bucket": "box"}))
+    assert (azure.kind, azure.account_name, azure.account_key, azure.container_name) == \
+        ("azure", "acct", "key", "box")
+    sftp = storage_target(StorageConfig.model_validate({"type": "sftp", "host": "h", "port": 2222,
+                                                        "username": "u", "password": "pw"}))
+    assert (sftp.kind, sftp.host, sftp.port, sftp.username, sftp.password, sftp.private_key) == \
+        ("sftp", "h", 2222, "u", "pw", "")
+    keyed = storage_target(StorageConfig.model_validate({"type": "sftp", "host": "h", "username": "u",
+                                                         "auth_method": "KEY", "private_key": "PEM",
+                                                         "password": "unlock"}))
+    assert (keyed.port, keyed.password, keyed.private_key, keyed.passphrase) == (22, "", "PEM", "unlock")
+    # the object keys: [path/][prefix_]<id>.<ext>
     ((_, _, f),) = resolved({"meeting_id": "m", "storage_config": config | {"type": "aws"}}, tmp_path)
-    assert f.filename == "rec/rid.mp4" and f.upload.kind == "s3"
-    assert (f.upload.bucket, f.upload.endpoint, f.upload.secret) == ("b", "", "SK")
+    assert f.filename == "rec/rid.mp4"
 
 
 @pytest.mark.parametrize("config, field", [
-    ({"type": "gcs", "bucket": "b"}, "storage_config.type"),
-    ({"type": "sftp", "host": "h"}, "storage_config.type"),
+    ({"type": "gcs", "bucket": "b"}, "storage_config.secret"),
+    ({"type": "sftp", "host": "h", "password": "p"}, "storage_config.username"),
+    ({"type": "sftp", "host": "h", "username": "u", "auth_method": "KEY"}, "storage_config.private_key"),
+    ({"type": "azure", "access_key": "a", "secret": "s"}, "storage_config.bucket"),
     ({"type": "aws", "bucket": "b", "access_key": "a", "secret": "s"}, "storage_config.region"),
     ({"type": "digitalocean", "region": "nyc3", "access_key": "a", "secret": "s"}, "storage_config.bucket"),
 ])
 def test_storage_config_refusals_name_the_field(config, field):
     with pytest.raises(EgressError) as e:
-        storage_upload(StorageConfig.model_validate(config))
+        storage_target(StorageConfig.model_validate(config))
     assert e.value.code == "invalid_argument" and e.value.meta["argument"] == field
 
 

@@ -27,7 +27,7 @@ from ..errors import EgressError, invalid
 from ..ids import new_egress_id
 from ..media.outputs.stream import redact_url
 from ..media.compose.layout import Layout
-from ..storage import from_config
+from ..storage import StorageTarget, from_config
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
 from ..worker.protocol import AudioRoute, Command, IOReport, JobSpec, WorkerEvent
@@ -54,6 +54,9 @@ class StartOptions:
     token: str = ""
     ws_url: str = ""
     webhooks: bool = True  # False when livekit-server announces the egress itself (it gets IOInfo reports)
+    # where outputs without an upload of their own go, instead of the config's default storage: for
+    # destinations a LiveKit request cannot name (RealtimeKit's SFTP storage_config)
+    upload: StorageTarget | None = None
 
 
 NO_OPTIONS = StartOptions()
@@ -286,7 +289,7 @@ class EgressService:
                               f"{req.room_name!r}", argument="track_id")
         identity, track = found[0]
         encoding, files, websocket_url = resolve_track_egress(
-            req, track, root=self.recordings_dir, storage=self.storage,
+            req, track, root=self.recordings_dir, storage=opts.upload or self.storage,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
         egress_id = opts.egress_id or new_egress_id()
         is_audio = track.type == models.TrackType.AUDIO
@@ -388,7 +391,7 @@ class EgressService:
         outputs = resolve_outputs(req, root=self.recordings_dir,
                                   values={"room_name": room_name, "room_id": room_id,
                                           "publisher_identity": source.get("identity", "")},
-                                  audio=audio, video=video, encoding=encoding, storage=self.storage)
+                                  audio=audio, video=video, encoding=encoding, storage=opts.upload or self.storage)
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=room_name,
                              source_type=(eg.EgressSourceType.EGRESS_SOURCE_TYPE_WEB if kind in ("room_composite", "web")
                                           else eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK),

@@ -36,9 +36,10 @@ from livekit.protocol import models
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import EgressError, invalid
+from ..storage import AzureTarget, GCSTarget, S3Target, SFTPTarget, StorageTarget
 from ..store.egress_store import ACTIVE_STATUSES
 from ..store.realtimekit_store import LIVE_STATUSES, RealtimeKitRecording, RealtimeKitStore
-from .egress_service import EgressService
+from .egress_service import EgressService, StartOptions
 from .web_requests import validate_page_url
 
 log = logging.getLogger(__name__)
@@ -154,27 +155,36 @@ class Action(_Body):
 # ---- storage -----------------------------------------------------------------------
 
 
-def storage_upload(config: StorageConfig, field: str = "storage_config") -> dict:
-    """The upload part of a LiveKit ``EncodedFileOutput`` for a RealtimeKit ``storage_config``, as keyword
-    arguments (``{"s3": S3Upload}``); the object key is the output's file path.
+def storage_target(config: StorageConfig, field: str = "storage_config") -> StorageTarget:
+    """Where a RealtimeKit ``storage_config`` sends the files (object keys are the output paths).
 
     ``aws`` → S3 in ``region``; ``digitalocean`` → Spaces' S3 API at ``https://{region}.digitaloceanspaces.com``
-    (DigitalOcean's documented endpoint). This is the one place a storage type maps to a destination:
-    ``gcs``, ``azure`` and ``sftp`` plug in here once pyegress uploads to them.
+    (DigitalOcean's documented endpoint); ``gcs`` → the bucket with ``secret`` as the service account's JSON
+    key (RealtimeKit: no access key for gcs); ``azure`` → container ``bucket`` of account ``access_key``
+    with ``secret`` as its key; ``sftp`` → ``host``:``port`` (22) as ``username``, with ``password``
+    (``auth_method`` PASSWORD) or ``private_key`` (KEY; ``password`` then unlocks the key).
 
     Raises:
-        EgressError: ``invalid_argument`` naming ``{field}.<name>`` for a missing bucket, region or key
-            pair, or ``{field}.type`` for a type pyegress cannot upload to yet.
+        EgressError: ``invalid_argument`` naming ``{field}.<name>`` for a missing field.
     """
-    if config.type not in ("aws", "digitalocean"):
-        raise invalid(f"{field}.type", f"uploads to {config.type!r} are not supported yet; "
-                      "use aws or digitalocean, or omit storage_config")
-    for name in ("bucket", "region", "access_key", "secret"):
+    required = {"aws": ("bucket", "region", "access_key", "secret"), "digitalocean": ("bucket", "region",
+                "access_key", "secret"), "gcs": ("bucket", "secret"), "azure": ("bucket", "access_key", "secret"),
+                "sftp": ("host", "username", "private_key" if config.auth_method == "KEY" else "password")}
+    for name in required[config.type]:
         if not getattr(config, name):
             raise invalid(f"{field}.{name}", f"is required for type {config.type!r}")
-    endpoint = f"https://{config.region}.digitaloceanspaces.com" if config.type == "digitalocean" else ""
-    return {"s3": eg.S3Upload(access_key=config.access_key, secret=config.secret, region=config.region,
-                              bucket=config.bucket, endpoint=endpoint)}
+    if config.type in ("aws", "digitalocean"):
+        endpoint = f"https://{config.region}.digitaloceanspaces.com" if config.type == "digitalocean" else ""
+        return S3Target(access_key=config.access_key, secret=config.secret, region=config.region,
+                        bucket=config.bucket, endpoint=endpoint)
+    if config.type == "gcs":
+        return GCSTarget(bucket=config.bucket, credentials_json=config.secret)
+    if config.type == "azure":
+        return AzureTarget(account_name=config.access_key, account_key=config.secret, container_name=config.bucket)
+    key = config.auth_method == "KEY"
+    return SFTPTarget(host=config.host, port=int(config.port or 22), username=config.username,
+                      password="" if key else config.password, private_key=config.private_key if key else "",
+                      passphrase=config.password if key else "")
 
 
 def _object_dir(config: StorageConfig | None, meeting_id: str) -> str:
@@ -199,7 +209,8 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
     ``rtmp_out_config.rtmp_url`` also streams the composite (grid layout). ``url`` renders that page
     in Chromium instead of the built-in grid (LiveKit's ``custom_base_url``: the page gets ``url``,
     ``token``, ``layout`` query parameters and starts the recording with ``START_RECORDING``). ``storage_config``
-    uploads the files (:func:`storage_upload`); without it they go to pyegress's default storage.
+    sends the files to :func:`storage_target` (the caller passes it as ``StartOptions.upload``);
+    without it they go to pyegress's default storage.
 
     Raises:
         EgressError: ``invalid_argument`` naming the field pyegress cannot honour.
@@ -221,7 +232,6 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
         value = getattr(video, name)
         if value is not None and (value % 2 or not 16 <= value <= _MAX_SIDE):
             raise invalid(f"video_config.{name}", f"must be an even number of pixels from 16 to {_MAX_SIDE}")
-    upload = storage_upload(req.storage_config) if req.storage_config else {}
 
     base = _join(_object_dir(req.storage_config, req.meeting_id),
                  f"{req.file_name_prefix}_{recording_id}" if req.file_name_prefix else recording_id)
@@ -231,8 +241,7 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
         advanced=eg.EncodingOptions(width=video.width or 1280, height=video.height or 720,
                                     video_codec=models.VideoCodec.VP8 if vp8 else models.VideoCodec.H264_MAIN,
                                     audio_codec=models.AudioCodec.OPUS if vp8 else models.AudioCodec.AAC),
-        file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), disable_manifest=True,
-                                           **upload)])
+        file_outputs=[eg.EncodedFileOutput(filepath=base + (".webm" if vp8 else ".mp4"), disable_manifest=True)])
     if req.url:  # RealtimeKit's custom recording page: rendered in Chromium, as LiveKit's custom_base_url
         validate_page_url(req.url, "url")
         main.custom_base_url = req.url
@@ -246,7 +255,7 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
             advanced=eg.EncodingOptions(audio_codec=models.AudioCodec.AC_MP3 if mp3 else models.AudioCodec.AAC),
             file_outputs=[eg.EncodedFileOutput(
                 filepath=base + (".mp3" if mp3 else ".m4a"), disable_manifest=True,
-                file_type=eg.EncodedFileType.MP3 if mp3 else eg.EncodedFileType.MP4, **upload)]), "audio"))
+                file_type=eg.EncodedFileType.MP3 if mp3 else eg.EncodedFileType.MP4)]), "audio"))
     return requests
 
 
@@ -280,11 +289,12 @@ class RealtimeKitRecordings:
         """
         rid = str(uuid.uuid4())
         requests = composite_requests(req, rid)
+        opts = StartOptions(upload=storage_target(req.storage_config) if req.storage_config else None)
         if not req.allow_multiple_recordings and self.store.live_in_meeting(req.meeting_id, "composite"):
             raise EgressError("failed_precondition", f"meeting_id: meeting {req.meeting_id!r} already has an "
                               "active recording; set allow_multiple_recordings to start another",
                               argument="meeting_id")
-        infos = await self._start_all([(self.service.start_room_composite, r, role) for r, role in requests])
+        infos = await self._start_all([(self.service.start_room_composite, r, role, opts) for r, role in requests])
         return self._create(rid, user, account_id, app_id, req.meeting_id, "composite", infos,
                             storage=req.storage_config, max_seconds=req.max_seconds,
                             bucket_download=req.realtimekit_bucket_config.enabled
@@ -313,11 +323,12 @@ class RealtimeKitRecordings:
             if uid not in present:
                 raise invalid(f"user_ids[{i}]", f"participant {uid!r} is not in meeting {req.meeting_id!r}")
         chosen = [present[u] for u in req.user_ids] if req.user_ids else sorted(participants, key=lambda p: p.identity)
-        uploads = {}  # (layer, output index) -> upload kwargs, validated before anything starts
+        uploads = {}  # (layer, output index) -> (start options, storage_config), validated before anything starts
         for name, layer in layers.items():
             for j, out in enumerate(layer.outputs or [LayerOutput()]):
-                uploads[name, j] = (storage_upload(out.storage_config, f"layers.{name}.outputs[{j}].storage_config")
-                                    if out.type == "STORAGE_CONFIG" else {}, out.storage_config)
+                field = f"layers.{name}.outputs[{j}].storage_config"
+                target = storage_target(out.storage_config, field) if out.type == "STORAGE_CONFIG" else None
+                uploads[name, j] = (StartOptions(upload=target), out.storage_config)
 
         rid = str(uuid.uuid4())
         starts = []
@@ -330,16 +341,16 @@ class RealtimeKitRecordings:
                 if mic is None and cam is None:
                     continue
                 for j, _ in enumerate(layer.outputs or [LayerOutput()]):
-                    upload, config = uploads[name, j]
+                    opts, config = uploads[name, j]
                     base = _join(_object_dir(config, req.meeting_id), f"{prefix}_{p.identity}_{rid}")
                     request = eg.TrackCompositeEgressRequest(
                         room_name=req.meeting_id, audio_track_id=mic.sid if mic else "",
                         video_track_id=cam.sid if cam else "",
                         file_outputs=[eg.EncodedFileOutput(filepath=base + (".mp4" if cam else ".webm"),
-                                                           disable_manifest=True, **upload)])
+                                                           disable_manifest=True)])
                     if cam is not None and cam.width and cam.height:
                         request.advanced.CopyFrom(eg.EncodingOptions(width=cam.width & ~1, height=cam.height & ~1))
-                    starts.append((self.service.start_track_composite, request, "main"))
+                    starts.append((self.service.start_track_composite, request, "main", opts))
         if not starts:
             field = "user_ids" if req.user_ids else "meeting_id"
             raise invalid(field, f"no participant in meeting {req.meeting_id!r} publishes a track to record")
@@ -349,11 +360,12 @@ class RealtimeKitRecordings:
                             storage=configs[0] if configs else None, max_seconds=req.max_seconds)
 
     async def _start_all(self, starts) -> list[tuple[eg.EgressInfo, str]]:
-        """Start every ``(method, request, role)``; if one fails, stop those already started and re-raise."""
+        """Start every ``(method, request, role, options)``; if one fails, stop those already started and
+        re-raise."""
         started: list[tuple[eg.EgressInfo, str]] = []
         try:
-            for method, request, role in starts:
-                started.append((await method(request), role))
+            for method, request, role, opts in starts:
+                started.append((await method(request, opts), role))
         except EgressError:
             for info, _ in started:
                 await self._stop_egress(info.egress_id)
