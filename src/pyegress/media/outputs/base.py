@@ -46,6 +46,7 @@ class Muxer:
     def __init__(self, target: str, encoder: MediaEncoder, *, format: str | None = None,
                  options: dict[str, str] | None = None) -> None:
         self.container = av.open(target, "w", format=format, options=options or {})
+        self._muxed = False
         self.streams: dict[str, av.stream.Stream] = {}
         if encoder.video_stream is not None:
             self.streams["video"] = self.container.add_stream_from_template(encoder.video_stream)
@@ -57,6 +58,11 @@ class Muxer:
         for packet in packets:
             packet.stream = stream
             self.container.mux(packet)
+        self._muxed = self._muxed or bool(packets)
 
     def close(self) -> None:
+        """Finish the container; one stopped before its first packet still gets its header and trailer,
+        so the output is a valid, empty file rather than zero bytes."""
+        if not self._muxed:
+            self.container.start_encoding()
         self.container.close()
