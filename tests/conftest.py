@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,19 +68,28 @@ class Publishers:
                 self.proc.kill()
 
 
-@pytest.fixture
-def publishers(livekit, tmp_path):
-    """Factory: ``publishers(room, count, **cli_options)`` starts generated publishers; all stop at teardown."""
+@contextmanager
+def publisher_factory(livekit: LiveKitServer, log_dir: Path):
+    """``start(room, count, **cli_options)`` for generated publishers on ``livekit``; all stop on exit."""
     started: list[Publishers] = []
 
-    def start(room: str, count: int, **kw) -> Publishers:
-        p = Publishers(livekit, room, count, tmp_path / f"publishers-{len(started)}.log", **kw)
+    def start(room: str, count: int = 1, **kw) -> Publishers:
+        p = Publishers(livekit, room, count, log_dir / f"publishers-{len(started)}.log", **kw)
         started.append(p)
         return p
 
-    yield start
-    for p in started:
-        p.stop()
+    try:
+        yield start
+    finally:
+        for p in started:
+            p.stop()
+
+
+@pytest.fixture
+def publishers(livekit, tmp_path):
+    """Factory: ``publishers(room, count, **cli_options)`` starts generated publishers; all stop at teardown."""
+    with publisher_factory(livekit, tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressWorker
 from pyegress.devtools.redis_server import RedisServer
 
-from conftest import Publishers
+from conftest import publisher_factory
 from test_web_egress_e2e import pages  # noqa: F401 (fixture: the test page server)
 from test_webhooks_e2e import Receiver
 
@@ -74,16 +74,9 @@ async def lk(lk_redis):
 
 @pytest.fixture
 def room_publishers(lk_redis, tmp_path):
-    started: list[Publishers] = []
-
-    def start(room: str, count: int = 1, **kw) -> Publishers:
-        p = Publishers(lk_redis, room, count, tmp_path / f"publishers-{len(started)}.log", **kw)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.stop()
+    """Generated publishers on the Redis-backed livekit-server."""
+    with publisher_factory(lk_redis, tmp_path) as start:
+        yield start
 
 
 async def wait_info(lk, egress_id: str, done, timeout_s: float = 60.0) -> api.EgressInfo:

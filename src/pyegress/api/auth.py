@@ -12,12 +12,12 @@ from livekit import api
 from ..errors import EgressError
 
 
-def verify_room_record(authorization: str | None, api_key: str, api_secret: str) -> api.Claims:
-    """Return the claims of a ``Bearer`` token that carries ``roomRecord``.
+def bearer_claims(authorization: str | None, api_key: str, api_secret: str) -> api.Claims:
+    """The verified claims of an ``Authorization: Bearer <LiveKit access token>`` header.
 
     Raises:
-        EgressError: ``unauthenticated`` (missing, malformed, wrongly signed,
-            expired token) or ``permission_denied`` (no roomRecord grant).
+        EgressError: ``unauthenticated`` for a missing, malformed, wrongly
+            signed or expired token.
     """
     if not authorization:
         raise EgressError("unauthenticated", "missing Authorization header with a LiveKit access token")
@@ -25,9 +25,19 @@ def verify_room_record(authorization: str | None, api_key: str, api_secret: str)
     if scheme.lower() != "bearer" or not token.strip():
         raise EgressError("unauthenticated", "Authorization header must be 'Bearer <token>'")
     try:
-        claims = api.TokenVerifier(api_key, api_secret).verify(token.strip())
+        return api.TokenVerifier(api_key, api_secret).verify(token.strip())
     except Exception as e:  # jwt raises many types: bad signature, expired, wrong issuer, garbage
         raise EgressError("unauthenticated", f"invalid access token: {e}") from None
+
+
+def verify_room_record(authorization: str | None, api_key: str, api_secret: str) -> api.Claims:
+    """Return the claims of a ``Bearer`` token that carries ``roomRecord``.
+
+    Raises:
+        EgressError: ``unauthenticated`` (see :func:`bearer_claims`) or
+            ``permission_denied`` (no roomRecord grant).
+    """
+    claims = bearer_claims(authorization, api_key, api_secret)
     if not (claims.video and claims.video.room_record):
         raise EgressError("permission_denied", "access token lacks the roomRecord grant")
     return claims
@@ -41,18 +51,10 @@ def bearer_user(authorization: str | None, api_key: str, api_secret: str) -> str
     identity names the user, so each user sees only their own recordings.
 
     Raises:
-        EgressError: ``unauthenticated`` for a missing, malformed or badly
-            signed token, or one without an identity.
+        EgressError: ``unauthenticated`` (see :func:`bearer_claims`), or for a
+            token without an identity.
     """
-    if not authorization:
-        raise EgressError("unauthenticated", "missing Authorization header with a bearer token")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise EgressError("unauthenticated", "Authorization header must be 'Bearer <token>'")
-    try:
-        claims = api.TokenVerifier(api_key, api_secret).verify(token.strip())
-    except Exception as e:  # jwt raises many types: bad signature, expired, wrong issuer, garbage
-        raise EgressError("unauthenticated", f"invalid access token: {e}") from None
+    claims = bearer_claims(authorization, api_key, api_secret)
     if not claims.identity:
         raise EgressError("unauthenticated", "the access token has no identity (sub) naming the user")
     return claims.identity
