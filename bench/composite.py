@@ -60,7 +60,7 @@ from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.publisher import VideoPattern
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.media.compose.video import i420_planes
-from pyegress.media.encode import x264_threads
+from pyegress.media.encode import encoder_threads
 from pyegress.media.encoding import EncodingSettings
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -70,7 +70,7 @@ VIDEO_KBPS = 3000
 GOP_FRAMES = 120
 """Keyframe interval in frames (pyegress's default: 4 s at 30 fps)."""
 X264_OPTIONS = {"preset": "veryfast", "profile": "main", "g": str(GOP_FRAMES), "keyint_min": str(GOP_FRAMES),
-                "sc_threshold": "0", "bf": "2", "threads": str(x264_threads(EncodingSettings()))}
+                "sc_threshold": "0", "bf": "2", "threads": str(encoder_threads(EncodingSettings()))}
 """libx264 options of the baseline: the ones pyegress's encoder uses for the default 720p30 ``h264_main``
 (including its thread count), so the ratio measures what pyegress adds to the encode."""
 AUDIO_RATE = 48_000

@@ -92,3 +92,24 @@ def test_mixer_bounds_latency():
     out = m.mix(480)
     behind_ms = (50 - int(out[0, 0])) * 10
     assert 40 <= behind_ms <= 200  # old audio was dropped: latency stays bounded
+
+
+def test_mixer_for_large_frames_neither_drops_nor_underruns():
+    """100 ms frames (audio-only egress) pulled in 100 ms blocks with up to 40 ms arrival jitter:
+    every sample comes out once, in order, after the one-off prebuffer."""
+    m = AudioMixer.for_frames(48000, 2, 100)
+    assert m.latency_ns == 200_000_000
+    m.add_track("a")
+    block, pushed, out = 4800, 0, []
+    jitter = [0, 40, 0, 20, 40, 0, 10, 40, 0, 0] * 3  # ms late, per frame
+    # Frame i arrives at 100*i + jitter[i] ms; the block due at t is pulled at t + latency.
+    events = sorted([(100 * i + j, 0, i) for i, j in enumerate(jitter)]
+                    + [(200 + 100 * k, 1, k) for k in range(len(jitter) - 3)])
+    for _, kind, i in events:
+        if kind == 0:
+            m.push("a", np.arange(pushed, pushed + block, dtype=np.int32).astype(np.int16).repeat(2).reshape(-1, 2))
+            pushed += block
+        else:
+            out.append(m.mix(block)[:, 0].astype(np.int32))
+    samples = np.concatenate(out)
+    assert (samples == np.arange(len(samples)).astype(np.int16)).all()

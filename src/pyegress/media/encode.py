@@ -22,13 +22,16 @@ _H264_PROFILES = {"h264_baseline": "baseline", "h264_main": "main", "h264_high":
 _AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}
 
 
-#: Pixel rate (pixels/s) one x264 thread encodes in real time with room to spare (720p30 takes ~40% of a core).
+#: Pixel rate (pixels/s) one encoder thread handles in real time with room to spare (720p30 takes ~40% of a core).
 SINGLE_THREAD_PIXEL_RATE = 1280 * 720 * 30
 
 
-def x264_threads(s: EncodingSettings) -> int:
-    """x264 threads for these settings: 1 up to 720p30, where frame threads only add overhead (measured:
-    0.39 vs 0.52 CPU-s per media-s for a 720p30 composite), else 0 (x264 picks by core count)."""
+def encoder_threads(s: EncodingSettings) -> int:
+    """Encoder threads for these settings: 1 up to 720p30, else 0 (the encoder picks by core count).
+
+    More threads only add overhead at these sizes: x264's frame threads cost 0.52 vs 0.39 CPU-s per
+    media-s for a 720p30 composite, and libvpx's VP8 row threads busy-wait on each other (a 640x360
+    track egress went from 0.18-0.28 to ... core with one thread)."""
     return 1 if s.width * s.height * s.framerate <= SINGLE_THREAD_PIXEL_RATE else 0
 
 
@@ -51,13 +54,14 @@ class MediaEncoder:
         if video:
             if s.video_codec == "vp8":
                 v = self._host.add_stream("libvpx", rate=s.framerate, options={
-                    "deadline": "realtime", "cpu-used": "8", "g": str(s.gop_frames), "lag-in-frames": "0"})
+                    "deadline": "realtime", "cpu-used": "8", "g": str(s.gop_frames), "lag-in-frames": "0",
+                    "threads": str(encoder_threads(s))})
             else:
                 v = self._host.add_stream("libx264", rate=s.framerate, options={
                     "preset": "veryfast", "profile": _H264_PROFILES[s.video_codec], "g": str(s.gop_frames),
                     "keyint_min": str(s.gop_frames), "sc_threshold": "0",
                     "bf": "0" if s.video_codec == "h264_baseline" else "2",
-                    "threads": str(x264_threads(s)), "x264-params": "repeat-headers=1"})
+                    "threads": str(encoder_threads(s)), "x264-params": "repeat-headers=1"})
             v.width, v.height, v.pix_fmt = s.width, s.height, "yuv420p"
             v.bit_rate = s.video_bitrate * 1000
             v.codec_context.time_base = Fraction(1, s.framerate)

@@ -40,7 +40,11 @@ from .source import RoomSource, TrackRef
 
 log = logging.getLogger(__name__)
 
-AUDIO_BLOCK_MS = 20
+#: Audio frame size (ms) read from the SDK, and the mixer's block, when low latency matters: with video
+#: (the mixer's latency is the delay between picture and sound to make up for) or a websocket listener.
+LIVE_AUDIO_FRAME_MS = 20
+#: Otherwise (audio-only files, segments, streams) larger frames: 5x fewer events per track.
+BULK_AUDIO_FRAME_MS = 100
 AUDIO_CHANNELS = 2
 LIMIT_REACHED = "max duration reached"
 _CHANNEL_GAINS = {"both": (1.0, 1.0), "left": (1.0, 0.0), "right": (0.0, 1.0)}
@@ -62,7 +66,9 @@ class CompositePipeline:
         enc = spec.encoding
         self.clock = MediaClock()
         self.compositor = VideoCompositor(enc.width, enc.height, Layout.parse(spec.layout)) if spec.video else None
-        self.mixer = AudioMixer(enc.audio_frequency, AUDIO_CHANNELS) if spec.audio else None
+        self.audio_frame_ms = LIVE_AUDIO_FRAME_MS if spec.video or spec.websocket_url else BULK_AUDIO_FRAME_MS
+        self.mixer = AudioMixer.for_frames(enc.audio_frequency, AUDIO_CHANNELS, self.audio_frame_ms) \
+            if spec.audio else None
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
@@ -84,7 +90,7 @@ class CompositePipeline:
         enc = self.spec.encoding
         return RoomSource(
             self.spec.ws_url, self.spec.token, want=self._want, sample_rate=enc.audio_frequency,
-            channels=AUDIO_CHANNELS, on_track=self._on_track, on_track_ended=self._on_track_ended,
+            channels=AUDIO_CHANNELS, audio_frame_ms=self.audio_frame_ms, on_track=self._on_track, on_track_ended=self._on_track_ended,
             on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers,
             on_own_metadata=self._on_own_metadata)
 
@@ -318,7 +324,7 @@ class CompositePipeline:
         """Emit video ticks and audio blocks against the clock until stopped; returns the end time in ns."""
         enc = self.spec.encoding
         frame_ns = 1_000_000_000 / enc.framerate
-        block = enc.audio_frequency * AUDIO_BLOCK_MS // 1000
+        block = enc.audio_frequency * self.audio_frame_ms // 1000
         progress_ns = int(self.spec.progress_interval_s * 1e9)
         next_progress = progress_ns
         video_pts = audio_pts = 0

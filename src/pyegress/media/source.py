@@ -37,7 +37,9 @@ class RoomSource:
 
     - ``on_track(ref)`` when a track starts, ``on_track_ended(ref)`` when it goes;
     - ``on_video(ref, frame)`` with ``rtc.VideoFrame`` in I420;
-    - ``on_audio(ref, samples)`` with ``(n, channels) int16`` samples;
+    - ``on_audio(ref, samples)`` with ``(n, channels) int16`` samples, ``audio_frame_ms`` ms at a time
+      (each audio frame is one event crossing from the SDK's native threads into Python, the main cost
+      of receiving audio: 20 ms frames cost 0.070 core for 4 tracks, 100 ms frames 0.050);
     - ``on_speakers(identities)`` active speakers, loudest first;
     - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
       UpdateLayout sets it to ``{"layout": ...}``).
@@ -47,7 +49,7 @@ class RoomSource:
     """
 
     def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
-                 sample_rate: int = 48000, channels: int = 2,
+                 sample_rate: int = 48000, channels: int = 2, audio_frame_ms: int = 20,
                  on_track: Callable[[TrackRef], None] = lambda ref: None,
                  on_track_ended: Callable[[TrackRef], None] = lambda ref: None,
                  on_video: Callable[[TrackRef, rtc.VideoFrame], None] = lambda ref, f: None,
@@ -57,6 +59,7 @@ class RoomSource:
         self.url, self.token = url, token
         self.want = want
         self.sample_rate, self.channels = sample_rate, channels
+        self.audio_frame_ms = audio_frame_ms
         self.on_track, self.on_track_ended = on_track, on_track_ended
         self.on_video, self.on_audio, self.on_speakers = on_video, on_audio, on_speakers
         self.on_own_metadata = on_own_metadata
@@ -155,8 +158,8 @@ class RoomSource:
             await stream.aclose()
 
     async def _read_audio(self, ref: TrackRef, track: rtc.Track) -> None:
-        # 20 ms frames: half the Python events of the default 10 ms, within the mixer's 40 ms prebuffer
-        stream = rtc.AudioStream(track, sample_rate=self.sample_rate, num_channels=self.channels, frame_size_ms=20)
+        stream = rtc.AudioStream(track, sample_rate=self.sample_rate, num_channels=self.channels,
+                                 frame_size_ms=self.audio_frame_ms)
         try:
             async for event in stream:
                 f = event.frame

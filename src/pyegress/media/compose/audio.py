@@ -39,6 +39,14 @@ class AudioMixer:
         self._max = sample_rate * max_buffer_ms // 1000
         self._tracks: dict[str, _TrackBuffer] = {}
 
+    @classmethod
+    def for_frames(cls, sample_rate: int, channels: int, frame_ms: int) -> "AudioMixer":
+        """A mixer for tracks that arrive ``frame_ms`` ms at a time: it primes on two frames (one
+        to play while the next arrives, plus as much again for arrival jitter) and trims above
+        prebuffer + one frame + 60 ms. 20 ms frames give 40 ms latency and a 120 ms cap."""
+        prebuffer = 2 * frame_ms
+        return cls(sample_rate, channels, prebuffer_ms=prebuffer, max_buffer_ms=prebuffer + frame_ms + 60)
+
     @property
     def latency_ns(self) -> int:
         """How long a sample waits in the mixer (the prebuffer): the pipeline pulls this much
