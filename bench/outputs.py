@@ -35,6 +35,8 @@ from composite import (OtherLoad, WorkerMonitor, _wait_for, command_line, create
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.devtools.rtmp_server import RtmpServer
+from pyegress.media.pipeline import BULK_AUDIO_FRAME_MS, LIVE_AUDIO_FRAME_MS
+from receive_floor import measure_floor
 
 SECTION_START = "<!-- bench/outputs.py: start -->"
 SECTION_END = "<!-- bench/outputs.py: end -->"
@@ -48,6 +50,7 @@ class Scenario:
     cpu_s: float
     media_s: float
     other_cpus: float
+    floor_cores: float = 0.0  # the receive floor of the same tracks (see receive_floor.py)
 
     @property
     def cores(self) -> float:
@@ -96,12 +99,17 @@ def run(workdir: Path, seconds: float) -> list[Scenario]:
                 return {(p.identity, t.type): t.sid for p in ps for t in p.tracks}
 
             sids = asyncio.run(tracks())
+            audio0, video0 = sids[("pub-0", api.TrackType.AUDIO)], sids[("pub-0", api.TrackType.VIDEO)]
             composite = dict(room_name=room)
+            # each scenario with the tracks its egress receives: kinds, count, audio frame size, SIDs
+            av4 = (("audio", "video"), 8, LIVE_AUDIO_FRAME_MS, ())
+            floors = [(("audio",), 1, BULK_AUDIO_FRAME_MS, (audio0,)), (("video",), 1, LIVE_AUDIO_FRAME_MS, (video0,)),
+                      (("audio",), 4, BULK_AUDIO_FRAME_MS, ()), av4, av4]
             scenarios = [
                 ("track egress, audio → OGG", lambda eg: eg.egress.start_track_egress(api.TrackEgressRequest(
-                    room_name=room, track_id=sids[("pub-0", api.TrackType.AUDIO)], file=api.DirectFileOutput()))),
+                    room_name=room, track_id=audio0, file=api.DirectFileOutput()))),
                 ("track egress, video 640x360 → WebM", lambda eg: eg.egress.start_track_egress(api.TrackEgressRequest(
-                    room_name=room, track_id=sids[("pub-0", api.TrackType.VIDEO)], file=api.DirectFileOutput()))),
+                    room_name=room, track_id=video0, file=api.DirectFileOutput()))),
                 ("audio-only composite, 4 publishers", lambda eg: eg.egress.start_room_composite_egress(
                     api.RoomCompositeEgressRequest(**composite, audio_only=True,
                                                    file_outputs=[api.EncodedFileOutput(filepath="a.ogg")]))),
@@ -113,8 +121,12 @@ def run(workdir: Path, seconds: float) -> list[Scenario]:
                         segment_outputs=[api.SegmentedFileOutput(filename_prefix="hls/bench")],
                         stream_outputs=[api.StreamOutput(urls=[rtmp.url("bench")])]))),
             ]
-            for name, start in scenarios:
-                results.append(asyncio.run(measure(egress, lk, name, start, seconds, seen)))
+            for (name, start), (kinds, count, frame_ms, only) in zip(scenarios, floors):
+                result = asyncio.run(measure(egress, lk, name, start, seconds, seen))
+                result.floor_cores = measure_floor(lk.url, lk.api_key, lk.api_secret, room, seconds, kinds=kinds,
+                                                   tracks=count, audio_frame_ms=frame_ms, sids=only).cores
+                print(f"  receive floor {result.floor_cores:.3f}", flush=True)
+                results.append(result)
         finally:
             stop_process(pubs)
     return results
@@ -123,7 +135,8 @@ def run(workdir: Path, seconds: float) -> list[Scenario]:
 def section(command: str, results: list[Scenario]) -> str:
     by = {r.name: r for r in results}
     one, three = by["composite, 4 publishers, file"], by["composite, 4 publishers, file + HLS + RTMP"]
-    rows = "\n".join(f"| {r.name} | {r.media_s:.1f} | {r.cores:.3f} | {r.other_cpus:.2f} |" for r in results)
+    rows = "\n".join(f"| {r.name} | {r.media_s:.1f} | {r.cores:.3f} | {r.floor_cores:.3f} "
+                     f"| {r.cores - r.floor_cores:.3f} | {r.other_cpus:.2f} |" for r in results)
     track = max(by["track egress, audio → OGG"].cores, by["track egress, video 640x360 → WebM"].cores)
     audio = by["audio-only composite, 4 publishers"].cores
     fan = three.cores / one.cores
@@ -138,12 +151,16 @@ Date: {now}. Machine: {machine()}. Publishers: 4 generated (640x360 30 fps VP8, 
 process; RTMP into nginx-rtmp on loopback. CPU: user + system of the egress worker tree from
 EGRESS_ACTIVE to EGRESS_COMPLETE per second of recording (= cores used on average).
 
-| scenario | media s | CPU-s/media-s | other CPUs |
-|---|---:|---:|---:|
+| scenario | media s | CPU-s/media-s | receive floor | above floor | other CPUs |
+|---|---:|---:|---:|---:|---:|
 {rows}
 
 Targets: track egress <= 0.15 core: {track:.3f}, {mark(track <= 0.15)}; audio-only composite <= 0.05 core:
 {audio:.3f}, {mark(audio <= 0.05)}; three outputs <= 1.15x one output: {fan:.2f}x, {mark(fan <= 1.15)}.
+"Receive floor": CPU-s per s of a hidden subscriber receiving the same tracks through pyegress's `RoomSource`
+(audio in the frames the egress asks for: {BULK_AUDIO_FRAME_MS} ms without video, {LIVE_AUDIO_FRAME_MS} ms with it) and
+doing nothing with them, measured right after each egress: what the livekit SDK costs. "Above floor" is the
+egress minus that: pyegress's own work (compose, mix, encode, mux, outputs).
 "Other CPUs" is what processes outside the benchmark used meanwhile (0 on a quiet machine).
 {SECTION_END}
 """

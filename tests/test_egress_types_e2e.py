@@ -223,14 +223,43 @@ async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room
     assert 1.5 <= pb.duration <= seconds / 2 + 0.5  # joined half-way (at a keyframe)
 
 
+async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path):
+    """SRT (caller, with a passphrase) into a real libsrt listener; a URL nobody listens on fails alone."""
+    from pyegress.devtools.srt_server import SrtReceiver
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 2)
+    dead_url = "srt://127.0.0.1:9?streamid=nobody"
+    with SrtReceiver(tmp_path / "srt", passphrase="pyegress-srt-secret") as receiver:
+        start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+            room_name=room_name, stream_outputs=[api.StreamOutput(protocol=api.StreamProtocol.SRT,
+                                                                  urls=[receiver.url, dead_url])]))
+        final, seconds = await run_egress(egress_api, start, 8)
+        assert await asyncio.to_thread(receiver.wait_finished) == 0
+    results = {r.url: r for r in final.stream_results}
+    assert len(results) == 2 and all("secret" not in u and "nobody" not in u for u in results)
+    statuses = sorted(api.StreamInfo.Status.Name(r.status) for r in final.stream_results)
+    assert statuses == ["FAILED", "FINISHED"], final.stream_results
+    failed = next(r for r in final.stream_results if r.status == api.StreamInfo.Status.FAILED)
+    assert failed.error
+    probe = ffprobe(receiver.path)
+    video, audio = probe.stream("video"), probe.stream("audio")
+    assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (1280, 720)
+    assert audio["codec_name"] == "aac" and int(audio["sample_rate"]) == 48000
+    assert abs(probe.duration - seconds) <= 1.0
+
+
 async def test_stream_url_errors(lkapi, egress_api, room_name):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    for urls, code, fragment in ((["http://host/x"], "invalid_argument", "stream_outputs[0].urls[0]"),
-                                 (["srt://127.0.0.1:9000"], "unimplemented", "SRT"),
-                                 ([], "invalid_argument", "stream_outputs[0].urls")):
+    srt = api.StreamProtocol.SRT
+    for urls, protocol, code, fragment in (
+            (["http://host/x"], 0, "invalid_argument", "stream_outputs[0].urls[0]"),
+            (["srt://127.0.0.1"], 0, "invalid_argument", "srt://host:port"),
+            (["rtmp://127.0.0.1/live/x"], srt, "invalid_argument", "for protocol SRT"),
+            ([], 0, "invalid_argument", "stream_outputs[0].urls")):
         with pytest.raises(api.TwirpError) as e:
             await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-                room_name=room_name, stream_outputs=[api.StreamOutput(urls=urls)]))
+                room_name=room_name, stream_outputs=[api.StreamOutput(protocol=protocol, urls=urls)]))
         assert e.value.code == code and fragment in e.value.message
 
 

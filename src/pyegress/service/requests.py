@@ -18,7 +18,7 @@ from livekit.protocol import models
 from ..errors import EgressError, invalid
 from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
-from ..media.outputs.stream import redact_url
+from ..media.outputs.stream import redact_url, srt_available
 from ..storage import AzureTarget, GCSTarget, S3Target, StorageTarget
 from ..storage.s3 import alioss_endpoint
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
@@ -207,7 +207,8 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         return []
 
     for out, f in pick("stream_outputs", "stream"):
-        result.streams = validate_stream_urls(list(out.urls), f"{f}.urls", srt=out.protocol == eg.StreamProtocol.SRT)
+        protocol = {eg.StreamProtocol.SRT: "srt", eg.StreamProtocol.RTMP: "rtmp"}.get(out.protocol)
+        result.streams = validate_stream_urls(list(out.urls), f"{f}.urls", protocol=protocol)
         if video and encoding.video_codec == "vp8":
             raise invalid("advanced.video_codec", "RTMP streams need H.264 video")
         if audio and encoding.audio_codec != "aac":
@@ -329,22 +330,35 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path, value
     return encoding, [FileTarget(path=str(path), filename=filename, format=fmt, upload=upload)], ""
 
 
-def validate_stream_urls(urls: list[str], field_name: str, *, srt: bool = False) -> list[str]:
-    """Check stream URLs: ``rtmp://`` or ``rtmps://`` with a host.
+def validate_stream_urls(urls: list[str], field_name: str, *, protocol: str | None = None) -> list[str]:
+    """Check stream URLs: ``rtmp://`` or ``rtmps://`` with a host, or ``srt://host:port`` (caller mode,
+    query options such as ``streamid`` and ``passphrase`` passed on to libsrt). ``protocol`` (``"rtmp"``
+    or ``"srt"``, from StreamOutput.protocol) requires every URL to be of that kind.
 
     Raises:
-        EgressError: ``invalid_argument`` naming ``field_name[i]``, or
-            ``unimplemented`` for SRT (no SRT library in this FFmpeg build).
+        EgressError: ``invalid_argument`` naming ``field_name[i]``, or ``unimplemented`` for SRT
+            when no ``ffmpeg`` with libsrt is installed.
     """
     if not urls:
         raise invalid(field_name, "needs at least one URL")
     for i, url in enumerate(urls):
         parts = urlsplit(url)
-        if srt or parts.scheme == "srt":
-            raise EgressError("unimplemented", f"{field_name}[{i}]: SRT is not supported; use rtmp:// or rtmps://",
-                              argument=f"{field_name}[{i}]")
-        if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
-            raise invalid(f"{field_name}[{i}]", f"must be an rtmp:// or rtmps:// URL, got scheme {parts.scheme!r}")
+        kind = "srt" if parts.scheme == "srt" else "rtmp"
+        if protocol and kind != protocol:
+            raise invalid(f"{field_name}[{i}]", f"must be an {protocol}:// URL for protocol {protocol.upper()}, "
+                                                f"got scheme {parts.scheme!r}")
+        if kind == "srt":
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if not parts.hostname or not port:
+                raise invalid(f"{field_name}[{i}]", "must be srt://host:port")
+            if not srt_available():
+                raise EgressError("unimplemented", f"{field_name}[{i}]: SRT needs an ffmpeg with libsrt on PATH",
+                                  argument=f"{field_name}[{i}]")
+        elif parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
+            raise invalid(f"{field_name}[{i}]", f"must be an rtmp://, rtmps:// or srt:// URL, got scheme {parts.scheme!r}")
     return urls
 
 

@@ -37,13 +37,14 @@ class Output:
 
 
 class Muxer:
-    """A container whose streams copy the encoder's templates.
+    """A container whose streams copy the encoder's templates, written to ``target``: a path or URL,
+    or a writable binary file object.
 
     Raises:
         av.FFmpegError: the container cannot be opened.
     """
 
-    def __init__(self, target: str, encoder: MediaEncoder, *, format: str | None = None,
+    def __init__(self, target, encoder: MediaEncoder, *, format: str | None = None,
                  options: dict[str, str] | None = None) -> None:
         self.container = av.open(target, "w", format=format, options=options or {})
         self._muxed = False

@@ -1,4 +1,4 @@
-"""Stream output: live RTMP(S) to one URL, on a thread of its own.
+"""Stream output: live RTMP(S) or SRT to one URL, on a thread of its own.
 
 Connecting and sending can block for seconds on a slow or dead server, so each
 URL has its own thread and a bounded queue of packet copies: a failing URL
@@ -6,12 +6,19 @@ never stalls the encoder or the other outputs, and ends on its own with status
 FAILED while the egress goes on. A stream joins at a video keyframe and its
 timestamps start at 0 there, so a URL added while recording (UpdateStream)
 gets a clean stream.
+
+RTMP(S) is FLV muxed by PyAV straight to the URL. SRT is MPEG-TS (as LiveKit
+sends it over SRT) handed to Debian's ``ffmpeg``, whose libsrt does the
+protocol: PyAV's bundled FFmpeg is built without libsrt.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
+import shutil
+import subprocess
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -38,8 +45,58 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+@functools.cache
+def srt_available() -> bool:
+    """Whether an ``ffmpeg`` on PATH can send SRT (Debian's is built with libsrt)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    try:
+        out = subprocess.run([ffmpeg, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "srt" in out.partition("Output:")[2].split()
+
+
+class SrtSender:
+    """An ``ffmpeg`` child that reads MPEG-TS on :attr:`stdin` and sends it, remuxed as is, to an SRT URL.
+
+    Raises:
+        OSError: ffmpeg cannot be started.
+    """
+
+    def __init__(self, url: str) -> None:
+        # Small probe: the input is our own TS with in-band SPS/PPS and ADTS, known at its first packets.
+        self._proc = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-probesize", "65536", "-analyzeduration", "0",
+             "-f", "mpegts", "-i", "pipe:0", "-map", "0", "-c", "copy", "-f", "mpegts", url],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.stdin = self._proc.stdin
+        self._error: str | None = None
+
+    def close(self, timeout_s: float = 10.0) -> str:
+        """End the input and wait for ffmpeg; returns its error ("" when it sent everything). Idempotent."""
+        if self._error is None:
+            self._error = self._finish(timeout_s)
+        return self._error
+
+    def _finish(self, timeout_s: float) -> str:
+        try:
+            self.stdin.close()
+        except OSError:
+            pass  # ffmpeg already gone: its exit status says why
+        try:
+            self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            return "the SRT sender did not finish in time"
+        err = self._proc.stderr.read().decode(errors="replace").strip()
+        return "" if self._proc.returncode == 0 else (err.splitlines()[-1] if err else f"ffmpeg exited {self._proc.returncode}")
+
+
 class StreamOutput(Output):
-    """Sends the encoder's packets to ``url`` as FLV over RTMP(S)."""
+    """Sends the encoder's packets to ``url``: FLV over RTMP(S), or MPEG-TS over SRT (:class:`SrtSender`)."""
 
     def __init__(self, url: str, encoder: MediaEncoder) -> None:
         self.url = url
@@ -51,6 +108,7 @@ class StreamOutput(Output):
         self._queue: queue.Queue = queue.Queue(QUEUE_PACKETS)
         self._has_video = encoder.video_stream is not None
         self._offset: float | None = None  # media time of the first packet sent, s
+        self._sender: SrtSender | None = None
         self._thread = threading.Thread(target=self._run, name=f"stream {redact_url(url)}", daemon=True)
         self._thread.start()
 
@@ -76,6 +134,12 @@ class StreamOutput(Output):
             log.warning("stream %s failed: %s", redact_url(self.url), error)
             self.status, self.error, self.ended_at = "FAILED", error, time.time_ns()
 
+    def _open(self) -> Muxer:
+        if urlsplit(self.url).scheme == "srt":
+            self._sender = SrtSender(self.url)
+            return Muxer(self._sender.stdin, self.encoder, format="mpegts")
+        return Muxer(self.url, self.encoder, format="flv", options={"rw_timeout": "5000000"})
+
     def _run(self) -> None:
         muxer = None
         shift: dict[str, int] = {}
@@ -86,7 +150,7 @@ class StreamOutput(Output):
                     break
                 kind, packet = item
                 if muxer is None:
-                    muxer = Muxer(self.url, self.encoder, format="flv", options={"rw_timeout": "5000000"})
+                    muxer = self._open()
                     self.started_at = time.time_ns()
                 if kind not in shift:
                     shift[kind] = round(self._offset / float(packet.time_base))
@@ -97,13 +161,19 @@ class StreamOutput(Output):
                     continue  # audio from before the stream's first keyframe
                 muxer.mux(kind, [packet])
         except Exception as e:  # connection refused, reset, timeouts: this URL fails, the egress goes on
-            self._fail(str(e))
+            # for SRT, ffmpeg's own message says more than the broken pipe it left behind
+            reason = self._sender.close() if self._sender is not None else ""
+            self._fail(reason or str(e))
         finally:
             if muxer is not None:
                 try:
                     muxer.close()
                 except Exception as e:
                     self._fail(str(e))
+            if self._sender is not None:
+                error = self._sender.close()
+                if error:
+                    self._fail(error)
             if self.status == "ACTIVE":
                 self.status, self.ended_at = "FINISHED", time.time_ns()
 
