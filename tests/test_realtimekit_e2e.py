@@ -142,6 +142,25 @@ async def test_track_recording_current_sdk_user_ids(cf, lkapi, publishers, room_
     assert probe.stream("audio")["codec_name"] == "opus" and probe.raw["format"]["format_name"].startswith("matroska")
 
 
+async def test_track_recording_adds_participants_who_join(cf, lkapi, publishers, room_name, egress_server):
+    """Without ``user_ids``, a participant who joins while the track recording runs is recorded too."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    rec = (await cf.start_track_recording(APP, account_id=ACCOUNT, meeting_id=room_name)).data.recording
+    await wait_recording(cf, rec.id, lambda d: d.status == "RECORDING")
+    publishers(room_name, 1, first_index=1)  # pub-1 joins late
+    await asyncio.sleep(8)
+    await cf.pause_resume_stop_recording(rec.id, account_id=ACCOUNT, app_id=APP, action="stop")
+    final = await wait_recording(cf, rec.id, lambda d: d.status in ENDED)
+    assert final.status == "UPLOADED", final
+    files = sorted(f for f in (egress_server.recordings_dir / room_name).iterdir() if not f.name.endswith(".json"))
+    assert [f.name for f in files] == [f"default_pub-0_{rec.id}.webm", f"default_pub-1_{rec.id}.webm"]
+    first, late = ffprobe(files[0]), ffprobe(files[1])
+    assert first.stream("audio")["codec_name"] == late.stream("audio")["codec_name"] == "opus"
+    assert 1.0 <= late.duration <= first.duration - 1.0, (first.duration, late.duration)
+    assert final.file_size == sum(f.stat().st_size for f in files)
+
+
 async def test_composite_pause_resume_stop(cf, lkapi, publishers, room_name, egress_server, livekit):
     """Composite start/get/list/active, pause and resume through pause_resume_stop_recording: one MP4 whose
     timeline has no gap, lasting the recorded time without the pause, with the frame counter jumping."""

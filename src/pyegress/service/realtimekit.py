@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Literal
 
 from livekit.protocol import egress as eg
@@ -47,6 +48,8 @@ S = eg.EgressStatus
 _FINAL = {S.EGRESS_COMPLETE, S.EGRESS_LIMIT_REACHED}
 _PEERS_LEFT = {"all participants left", "source left", "room closed"}
 _MAX_SIDE = 3840
+#: How often (s) a track recording without ``user_ids`` looks for participants to add.
+JOIN_POLL_S = 2.0
 
 # ---- request bodies (cloudflare SDK 5.x, realtime_kit.recordings) ---------------
 
@@ -274,6 +277,8 @@ class RealtimeKitRecordings:
         self.service = service
         self.store = store
         self._timers: dict[str, asyncio.TimerHandle] = {}  # live recording ID -> its max_seconds stop
+        self._followers: dict[str, asyncio.Task] = {}  # live track recording ID -> its late-joiner poll
+        self._ending: set[str] = set()  # recordings being stopped: no egress may join them any more
         self._reconcile()
         service.add_listener(self._on_egress)
 
@@ -308,9 +313,10 @@ class RealtimeKitRecordings:
         ``{"default": audio}`` (RealtimeKit: "records all participant audio"). Audio → the
         microphone as WebM/Opus (RealtimeKit's format); video → camera + microphone as MP4 H.264/AAC
         at the camera's size. ``user_ids`` limits the participants (identities); without it, every
-        participant publishing such a track. Files are ``[<dir>/]<prefix>_<identity>_<id>.<ext>``
-        with ``<prefix>`` the layer's ``file_name_prefix`` or its name. Participants who join later
-        are not recorded.
+        participant publishing such a track, including those who join (or first publish) while it
+        records: the meeting is polled every :data:`JOIN_POLL_S` s. Files are
+        ``[<dir>/]<prefix>_<identity>_<id>.<ext>`` with ``<prefix>`` the layer's ``file_name_prefix``
+        or its name.
 
         Raises:
             EgressError: ``invalid_argument`` naming the field (an unknown user, nothing to record,
@@ -323,41 +329,81 @@ class RealtimeKitRecordings:
             if uid not in present:
                 raise invalid(f"user_ids[{i}]", f"participant {uid!r} is not in meeting {req.meeting_id!r}")
         chosen = [present[u] for u in req.user_ids] if req.user_ids else sorted(participants, key=lambda p: p.identity)
-        uploads = {}  # (layer, output index) -> (start options, storage_config), validated before anything starts
+        plan = _TrackPlan(str(uuid.uuid4()), req.meeting_id)
         for name, layer in layers.items():
+            outputs = []  # validated before anything starts
             for j, out in enumerate(layer.outputs or [LayerOutput()]):
                 field = f"layers.{name}.outputs[{j}].storage_config"
                 target = storage_target(out.storage_config, field) if out.type == "STORAGE_CONFIG" else None
-                uploads[name, j] = (StartOptions(upload=target), out.storage_config)
-
-        rid = str(uuid.uuid4())
-        starts = []
-        for name, layer in layers.items():
-            kind = layer.media_kind or ("video" if name.endswith("video") else "audio")
-            prefix = layer.file_name_prefix or name
-            for p in chosen:
-                mic = _track(p, models.TrackSource.MICROPHONE)
-                cam = _track(p, models.TrackSource.CAMERA) if kind == "video" else None
-                if mic is None and cam is None:
-                    continue
-                for j, _ in enumerate(layer.outputs or [LayerOutput()]):
-                    opts, config = uploads[name, j]
-                    base = _join(_object_dir(config, req.meeting_id), f"{prefix}_{p.identity}_{rid}")
-                    request = eg.TrackCompositeEgressRequest(
-                        room_name=req.meeting_id, audio_track_id=mic.sid if mic else "",
-                        video_track_id=cam.sid if cam else "",
-                        file_outputs=[eg.EncodedFileOutput(filepath=base + (".mp4" if cam else ".webm"),
-                                                           disable_manifest=True)])
-                    if cam is not None and cam.width and cam.height:
-                        request.advanced.CopyFrom(eg.EncodingOptions(width=cam.width & ~1, height=cam.height & ~1))
-                    starts.append((self.service.start_track_composite, request, "main", opts))
+                outputs.append((StartOptions(upload=target), out.storage_config))
+            plan.layers.append((layer.media_kind or ("video" if name.endswith("video") else "audio"),
+                                layer.file_name_prefix or name, outputs))
+        starts = [start for p in chosen for start in self._participant_starts(plan, p)]
         if not starts:
             field = "user_ids" if req.user_ids else "meeting_id"
             raise invalid(field, f"no participant in meeting {req.meeting_id!r} publishes a track to record")
         infos = await self._start_all(starts)
-        configs = [c for _, c in uploads.values() if c is not None]
-        return self._create(rid, user, account_id, app_id, req.meeting_id, "track", infos, session_id=room_id,
-                            storage=configs[0] if configs else None, max_seconds=req.max_seconds)
+        configs = [c for _, _, outputs in plan.layers for _, c in outputs if c is not None]
+        row = self._create(plan.rid, user, account_id, app_id, req.meeting_id, "track", infos, session_id=room_id,
+                           storage=configs[0] if configs else None, max_seconds=req.max_seconds)
+        if not req.user_ids:
+            self._followers[plan.rid] = asyncio.create_task(self._follow_joiners(plan), name=f"joiners-{plan.rid}")
+        return row
+
+    def _participant_starts(self, plan: "_TrackPlan", p) -> list:
+        """The ``(method, request, role, options)`` that record participant ``p`` (``livekit.ParticipantInfo``)
+        in every layer and output of ``plan``; none while it publishes nothing a layer records. Marks
+        ``p`` recorded when there are some."""
+        starts = []
+        for kind, prefix, outputs in plan.layers:
+            mic = _track(p, models.TrackSource.MICROPHONE)
+            cam = _track(p, models.TrackSource.CAMERA) if kind == "video" else None
+            if mic is None and cam is None:
+                continue
+            for opts, config in outputs:
+                base = _join(_object_dir(config, plan.meeting_id), f"{prefix}_{p.identity}_{plan.rid}")
+                request = eg.TrackCompositeEgressRequest(
+                    room_name=plan.meeting_id, audio_track_id=mic.sid if mic else "",
+                    video_track_id=cam.sid if cam else "",
+                    file_outputs=[eg.EncodedFileOutput(filepath=base + (".mp4" if cam else ".webm"),
+                                                       disable_manifest=True)])
+                if cam is not None and cam.width and cam.height:
+                    request.advanced.CopyFrom(eg.EncodingOptions(width=cam.width & ~1, height=cam.height & ~1))
+                starts.append((self.service.start_track_composite, request, "main", opts))
+        if starts:
+            plan.recorded.add(p.identity)
+        return starts
+
+    async def _follow_joiners(self, plan: "_TrackPlan") -> None:
+        """Record participants who were not in the meeting (or published nothing) when ``plan`` started,
+        until the recording ends. While it is paused nobody is added (they are, once it resumes)."""
+        while True:
+            await asyncio.sleep(JOIN_POLL_S)
+            if not self._open_to_joiners(plan.rid):
+                return
+            if self.store.get(plan.rid).paused:
+                continue
+            try:
+                _, participants = await self.service.participants(plan.meeting_id)
+            except EgressError:  # the room is gone: its egresses end the recording
+                return
+            for p in participants:
+                if p.identity in plan.recorded:
+                    continue
+                for method, request, role, opts in self._participant_starts(plan, p):
+                    try:
+                        info = await method(request, opts)
+                    except EgressError as e:  # e.g. the track went again: this one is not recorded
+                        log.warning("recording %s: cannot add %s: %s", plan.rid, p.identity, e.msg)
+                        continue
+                    self.store.link(plan.rid, info.egress_id, role)
+                    log.info("recording %s: added %s (egress %s)", plan.rid, p.identity, info.egress_id)
+                    if not self._open_to_joiners(plan.rid):  # stopped meanwhile, before this egress was linked
+                        await self._stop_egress(info.egress_id)
+
+    def _open_to_joiners(self, recording_id: str) -> bool:
+        row = self.store.get(recording_id)
+        return row is not None and row.status in ("INVOKED", "RECORDING", "PAUSED") and recording_id not in self._ending
 
     async def _start_all(self, starts) -> list[tuple[eg.EgressInfo, str]]:
         """Start every ``(method, request, role, options)``; if one fails, stop those already started and
@@ -444,6 +490,7 @@ class RealtimeKitRecordings:
         return self._refresh(recording_id)
 
     async def _stop_all(self, recording_id: str) -> None:
+        self._ending.add(recording_id)
         for egress_id, _ in self.store.egresses(recording_id):
             await self._stop_egress(egress_id)
 
@@ -484,6 +531,9 @@ class RealtimeKitRecordings:
             timer = self._timers.pop(recording_id, None)
             if timer is not None:
                 timer.cancel()
+            # not cancelled: it may be starting an egress; it sees the end at its next poll and returns
+            self._followers.pop(recording_id, None)
+            self._ending.discard(recording_id)
         elif S.EGRESS_ACTIVE in statuses:
             row.status = "PAUSED" if row.paused else "RECORDING"
             if row.max_seconds and recording_id not in self._timers:
@@ -502,6 +552,17 @@ class RealtimeKitRecordings:
         row.duration_s = max(f.duration for f in main_files) / 1e9 if main_files else None
         self.store.save(row)
         return row
+
+
+@dataclass
+class _TrackPlan:
+    """A track recording's layers, kept to record participants who join later: per layer its media
+    kind (``audio``/``video``), file name prefix and ``(start options, storage_config)`` per output."""
+
+    rid: str
+    meeting_id: str
+    layers: list[tuple[str, str, list[tuple[StartOptions, "StorageConfig | None"]]]] = field(default_factory=list)
+    recorded: set[str] = field(default_factory=set)  # identities already recorded
 
 
 def _track(participant, source) -> object | None:

@@ -75,6 +75,14 @@ class RealtimeKitStore:
             s.add_all(RealtimeKitRecordingEgress(egress_id=e, recording_id=row.id, position=i, role=role)
                       for i, (e, role) in enumerate(egresses))
 
+    def link(self, recording_id: str, egress_id: str, role: str = "main") -> None:
+        """Add an egress to a stored recording, after those it has."""
+        with Session(self.engine) as s, s.begin():
+            last = s.execute(select(func.max(RealtimeKitRecordingEgress.position))
+                             .where(RealtimeKitRecordingEgress.recording_id == recording_id)).scalar()
+            s.add(RealtimeKitRecordingEgress(egress_id=egress_id, recording_id=recording_id,
+                                             position=(last if last is not None else -1) + 1, role=role))
+
     def get(self, recording_id: str) -> RealtimeKitRecording | None:
         with Session(self.engine, expire_on_commit=False) as s:
             return s.get(RealtimeKitRecording, recording_id)
