@@ -110,6 +110,37 @@ async def test_upload_that_keeps_failing_keeps_the_file(lkapi, egress_api, publi
     assert ffprobe(result.location).stream("video")["codec_name"] == "h264"
 
 
+async def test_upload_through_a_proxy(lkapi, egress_api, publishers, room_name, s3, egress_server, tmp_path):
+    """S3Upload.proxy (url, username, password): every request goes through a real forward proxy
+    (tinyproxy with basic auth); a wrong password fails the upload, and the file is kept locally."""
+    from pyegress.devtools.http_proxy import HttpProxy
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    with HttpProxy(tmp_path / "proxy", password=SECRET) as proxy:
+        up = upload_to(s3.endpoint)
+        up.proxy.CopyFrom(api.ProxyConfig(url=proxy.url, username=proxy.username, password=SECRET))
+        final = await record(egress_api, room_name, api.EncodedFileOutput(filepath="{room_name}/proxied.mp4", s3=up), 3)
+        assert final.status == S.EGRESS_COMPLETE and not final.backup_storage_used, final.error
+        key = f"{room_name}/proxied.mp4"
+        assert any(line.startswith("PUT ") and f"{s3.endpoint}/recordings/{key}" in line for line in proxy.requests()), \
+            proxy.requests()
+        assert len(bytes(obstore.get(bucket(s3), key).bytes())) == final.file_results[0].size
+        assert final.room_composite.file_outputs[0].s3.proxy.password == ""  # not echoed
+        assert final.room_composite.file_outputs[0].s3.proxy.url == proxy.url
+
+        up.proxy.password = "wrong"
+        refused = await record(egress_api, room_name, api.EncodedFileOutput(filepath="{room_name}/refused.mp4",
+                                                                            s3=up), 2)
+        assert refused.status == S.EGRESS_COMPLETE and refused.backup_storage_used
+        assert any("refused.mp4" in line for line in proxy.requests())  # it went to the proxy, which said no
+        with pytest.raises(FileNotFoundError):
+            obstore.head(bucket(s3), f"{room_name}/refused.mp4")
+        assert Path(refused.file_results[0].location).exists()
+    for log in [egress_server.workdir / "server.log", *egress_server.workdir.glob("logs/*.log")]:
+        assert SECRET not in log.read_text(errors="replace"), log
+
+
 async def test_storage_errors_name_the_field(lkapi, egress_api, room_name):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     for request, fragment in (
@@ -118,6 +149,8 @@ async def test_storage_errors_name_the_field(lkapi, egress_api, room_name):
              "file_outputs[0].s3.endpoint"),
             (dict(file_outputs=[api.EncodedFileOutput(gcp=api.GCPUpload(credentials="{}"))]),
              "file_outputs[0].gcp.bucket"),
+            (dict(file_outputs=[api.EncodedFileOutput(s3=api.S3Upload(bucket="b", proxy=api.ProxyConfig(
+                url="socks5://127.0.0.1:1080")))]), "file_outputs[0].s3.proxy.url"),
             (dict(file_outputs=[api.EncodedFileOutput(gcp=api.GCPUpload(bucket="b", credentials="not json"))]),
              "file_outputs[0].gcp.credentials"),
             (dict(segment_outputs=[api.SegmentedFileOutput(azure=api.AzureBlobUpload(account_name="a"))]),

@@ -20,6 +20,7 @@ from ..media.compose.layout import Layout
 from ..media.encoding import PRESETS, EncodingSettings, from_preset
 from ..media.outputs.stream import redact_url, srt_available
 from ..storage import AzureTarget, GCSTarget, S3Target, StorageTarget
+from ..storage.base import proxy_url
 from ..storage.s3 import alioss_endpoint
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
@@ -98,6 +99,20 @@ def _endpoint(value: str, field_name: str) -> str:
     return value
 
 
+def _proxy(up, field_name: str) -> str:
+    """The proxy URL of an ``S3Upload``/``GCPUpload``'s ``proxy`` (``livekit.ProxyConfig``), "" if unset.
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``<field>.proxy.url``.
+    """
+    if not up.HasField("proxy"):
+        return ""
+    try:
+        return proxy_url(up.proxy.url, up.proxy.username, up.proxy.password)
+    except ValueError as e:
+        raise invalid(f"{field_name}.proxy.url", str(e)) from None
+
+
 def upload_target(msg, field_name: str, default: StorageTarget | None = None) -> StorageTarget | None:
     """The destination named by ``msg``'s upload fields (``s3``, ``gcp``, ``azure``, ``aliOSS``: an output's
     ``output`` oneof, or a ``livekit.StorageConfig``), else ``default`` (the config file's ``storage``).
@@ -118,7 +133,7 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
         return S3Target(bucket=up.bucket, region=up.region, endpoint=_endpoint(up.endpoint, f"{f}.endpoint"),
                         access_key=up.access_key, secret=up.secret, session_token=up.session_token,
                         force_path_style=up.force_path_style, metadata=dict(up.metadata), tagging=up.tagging,
-                        content_disposition=up.content_disposition)
+                        content_disposition=up.content_disposition, proxy=_proxy(up, f))
     if which == "aliOSS":  # OSS speaks the S3 API (virtual-hosted buckets) at its regional endpoint
         return S3Target(bucket=up.bucket, region=up.region, access_key=up.access_key, secret=up.secret,
                         endpoint=_endpoint(alioss_endpoint(up.region, up.endpoint), f"{f}.endpoint"))
@@ -132,7 +147,7 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
             if not isinstance(key, dict):
                 raise invalid(f"{f}.credentials", "must be the JSON of a service account key")
             endpoint = _endpoint(str(key.get("gcs_base_url", "")), f"{f}.credentials.gcs_base_url")
-        return GCSTarget(bucket=up.bucket, credentials_json=up.credentials, endpoint=endpoint)
+        return GCSTarget(bucket=up.bucket, credentials_json=up.credentials, endpoint=endpoint, proxy=_proxy(up, f))
     return AzureTarget(account_name=up.account_name, account_key=up.account_key, container_name=up.container_name)
 
 

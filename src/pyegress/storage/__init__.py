@@ -8,6 +8,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from .azure import AzureTarget
+from .base import proxy_url
 from .gcs import GCSTarget
 from .s3 import S3Target, alioss_endpoint
 from .sftp import SFTPTarget
@@ -25,8 +26,8 @@ def from_config(block: dict[str, Any] | None, name: str = "storage") -> StorageT
 
     The block has LiveKit egress's shape (livekit/egress ``pkg/config/storage.go``): ``prefix`` and one
     of ``s3{access_key, secret, session_token, region, endpoint, bucket, force_path_style, metadata,
-    tagging, content_disposition}``, ``azure{account_name, account_key, container_name}``,
-    ``gcp{credentials_json, bucket}``, ``alioss{access_key, secret, region, endpoint, bucket}``; pyegress
+    tagging, content_disposition, proxy_config}``, ``azure{account_name, account_key, container_name}``,
+    ``gcp{credentials_json, bucket, proxy_config}`` (``proxy_config{url, username, password}``), ``alioss{access_key, secret, region, endpoint, bucket}``; pyegress
     adds ``endpoint`` to ``azure`` and ``gcp`` (emulators) and an ``sftp{host, port, username, password,
     private_key, passphrase, host_key, base_path}`` block.
 
@@ -49,9 +50,17 @@ def from_config(block: dict[str, Any] | None, name: str = "storage") -> StorageT
         fields = {"access_key": fields.get("access_key", ""), "secret": fields.get("secret", ""),
                   "bucket": fields.get("bucket", ""), "region": fields.get("region", ""),
                   "endpoint": alioss_endpoint(fields.get("region", ""), fields.get("endpoint", ""))}
-    fields = {k: v for k, v in fields.items() if k not in ("proxy_config", "max_retries", "max_retry_delay",
-                                                           "min_retry_delay", "assume_role_arn",
-                                                           "assume_role_external_id")}
+    proxy = fields.pop("proxy_config", None)
+    if proxy:
+        if not isinstance(proxy, dict):
+            raise ValueError(f"{name}.{provider}.proxy_config: must be a mapping of url, username, password")
+        try:
+            fields["proxy"] = proxy_url(str(proxy.get("url", "")), str(proxy.get("username") or ""),
+                                        str(proxy.get("password") or ""))
+        except ValueError as e:
+            raise ValueError(f"{name}.{provider}.proxy_config.url: {e}") from None
+    fields = {k: v for k, v in fields.items() if k not in ("max_retries", "max_retry_delay", "min_retry_delay",
+                                                           "assume_role_arn", "assume_role_external_id")}
     kind = {"alioss": "s3", "gcp": "gcs"}.get(provider, provider)
     try:
         return _ADAPTER.validate_python({**fields, "kind": kind, "prefix": block.get("prefix") or ""})

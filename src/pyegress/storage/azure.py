@@ -25,7 +25,7 @@ class AzureTarget(ObjectStorage):
         config = {"account_name": self.account_name, "account_key": self.account_key,
                   "endpoint": self.endpoint.rstrip("/")}
         return AzureStore(self.container_name, **{k: v for k, v in config.items() if v},
-                          client_options=client_options(self.endpoint), retry_config=RETRY_CONFIG)
+                          client_options=client_options(self.endpoint, self.proxy), retry_config=RETRY_CONFIG)
 
     def describe(self) -> str:
         return f"azure://{self.account_name}/{self.container_name}" + (f" at {self.endpoint}" if self.endpoint else "")

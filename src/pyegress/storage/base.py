@@ -13,9 +13,10 @@ import logging
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import obstore
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,13 @@ class Storage(BaseModel):
 
 
 class ObjectStorage(Storage):
-    """A destination served by an obstore store (S3, GCS, Azure): puts, signed URLs, deletes, writers."""
+    """A destination served by an obstore store (S3, GCS, Azure): puts, signed URLs, deletes, writers.
+
+    ``proxy``: an ``http(s)://[user:password@]host:port`` forward proxy every request goes through
+    (LiveKit's ``ProxyConfig``; a secret when it holds a password); "" for none.
+    """
+
+    proxy: str = Field("", repr=False)
 
     def store(self):
         """The obstore store of this destination."""
@@ -128,6 +135,26 @@ class ObjectStorage(Storage):
                                    tags=self.tags(), buffer_size=buffer_size)
 
 
-def client_options(endpoint: str) -> dict:
-    """obstore client options: plain HTTP allowed only for an ``http://`` endpoint (emulators, MinIO)."""
-    return {"allow_http": endpoint.startswith("http://"), **CLIENT_TIMEOUTS}
+def client_options(endpoint: str, proxy: str = "") -> dict:
+    """obstore client options: plain HTTP allowed only for an ``http://`` endpoint (emulators, MinIO);
+    ``proxy`` (a URL, credentials in it) carries every request when set."""
+    options = {"allow_http": endpoint.startswith("http://"), **CLIENT_TIMEOUTS}
+    return options | ({"proxy_url": proxy} if proxy else {})
+
+
+def proxy_url(url: str, username: str = "", password: str = "") -> str:
+    """A proxy URL with ``username``/``password`` put in it (percent-encoded), as LiveKit's
+    ``ProxyConfig{url, username, password}`` gives them apart; "" when ``url`` is "".
+
+    Raises:
+        ValueError: ``url`` is not an ``http://`` or ``https://`` URL with a host.
+    """
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    if not username:
+        return url
+    auth = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc.rsplit('@', 1)[-1]}", parts.path, parts.query, ""))

@@ -26,7 +26,7 @@ class GCSTarget(ObjectStorage):
     def store(self) -> GCSStore:
         config = {"service_account_key": self.credentials_json, "base_url": self.endpoint.rstrip("/")}
         return GCSStore(self.bucket, **{k: v for k, v in config.items() if v},
-                        client_options=client_options(self.endpoint), retry_config=RETRY_CONFIG)
+                        client_options=client_options(self.endpoint, self.proxy), retry_config=RETRY_CONFIG)
 
     def describe(self) -> str:
         return f"gs://{self.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")

@@ -38,7 +38,7 @@ class S3Target(ObjectStorage):
                    "session_token": self.session_token}
         return S3Store(self.bucket, **{k: v for k, v in options.items() if v},  # unset: obstore's defaults
                        virtual_hosted_style_request=not self.force_path_style,
-                       client_options=client_options(self.endpoint), retry_config=RETRY_CONFIG)
+                       client_options=client_options(self.endpoint, self.proxy), retry_config=RETRY_CONFIG)
 
     def attributes(self, path: Path | str) -> dict[str, str]:
         attributes = {**super().attributes(path), **self.metadata}  # keys other than headers are user metadata
