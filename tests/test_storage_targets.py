@@ -167,8 +167,12 @@ def test_queue_waits_for_a_server_that_comes_back(tmp_path):
 def test_config_blocks_in_livekit_shape():
     s3 = from_config({"prefix": "recordings/", "s3": {
         "access_key": "AK", "secret": "SK", "region": "eu-west-1", "bucket": "b", "force_path_style": True,
-        "endpoint": "https://minio.example", "max_retries": 5, "proxy_config": {"url": "http://proxy"}}})
+        "endpoint": "https://minio.example", "max_retries": 5,
+        "proxy_config": {"url": "http://proxy:3128", "username": "u", "password": "p w"}}})
     assert isinstance(s3, S3Target) and s3.key("room/a.mp4") == "recordings/room/a.mp4"
+    assert s3.proxy == "http://u:p%20w@proxy:3128" and "p%20w" not in repr(s3)
+    with pytest.raises(ValueError, match=r"storage\.s3\.proxy_config\.url"):
+        from_config({"s3": {"bucket": "b", "proxy_config": {"url": "socks5://proxy"}}})
     assert s3.location("room/a.mp4") == "https://minio.example/b/recordings/room/a.mp4"
     oss = from_config({"alioss": {"access_key": "AK", "secret": "SK", "bucket": "b", "region": "cn-shanghai"}})
     assert isinstance(oss, S3Target) and oss.location("a.mp4") == "https://b.oss-cn-shanghai.aliyuncs.com/a.mp4"
@@ -184,6 +188,38 @@ def test_config_blocks_in_livekit_shape():
     with pytest.raises(ValueError, match="set one of"):
         from_config({"s3": {"bucket": "b"}, "gcp": {"bucket": "g"}})
     assert "SK" not in repr(s3) and "SK" not in str(s3)  # secrets stay out of logs
+
+
+def test_s3_retry_settings_of_the_livekit_config(monkeypatch, tmp_path):
+    """``storage.s3.max_retries`` / ``min_retry_delay`` / ``max_retry_delay`` (Go durations) set the tries
+    and waits of every upload, unless pyegress's own settings say otherwise; the waits double up to the cap."""
+    from pyegress.config import Settings
+    from pyegress.storage.base import Storage
+
+    monkeypatch.setenv("EGRESS_CONFIG_BODY", "storage:\n  s3:\n    bucket: b\n    max_retries: 4\n"
+                                             "    min_retry_delay: 250ms\n    max_retry_delay: 1s\n")
+    settings = Settings()
+    assert (settings.upload_attempts, settings.upload_retry_base_s, settings.upload_retry_max_s) == (4, 0.25, 1.0)
+    monkeypatch.setenv("PYEGRESS_UPLOAD_ATTEMPTS", "2")
+    assert Settings().upload_attempts == 2  # set explicitly: kept
+    monkeypatch.setenv("EGRESS_CONFIG_BODY", "storage:\n  s3:\n    bucket: b\n    min_retry_delay: soon\n")
+    with pytest.raises(ValueError, match=r"storage\.s3\.min_retry_delay"):
+        Settings()
+
+    class Failing(Storage):  # a destination that always fails, to see the waits between tries
+        def _put(self, path, key):
+            raise OSError("down")
+
+        def describe(self):
+            return "nowhere"
+
+    waits = []
+    monkeypatch.setattr("pyegress.storage.base.time.sleep", waits.append)
+    (tmp_path / "a.ts").write_bytes(b"x")
+    with pytest.raises(OSError):
+        Failing().upload(tmp_path / "a.ts", "a.ts", attempts=settings.upload_attempts,
+                         base_delay_s=settings.upload_retry_base_s, max_delay_s=settings.upload_retry_max_s)
+    assert waits == [0.25, 0.5, 1.0]
 
 
 def test_redacted_request_drops_every_storage_secret():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -143,7 +143,9 @@ class Settings(BaseSettings):
     comma-separated URLs that receive RTCstack's own ``egress_ended`` JSON when a
     recording started through ``/v1/rooms/{roomId}/recording`` ends (seed 002). ``upload_attempts`` and
     ``upload_retry_base_s``: tries per upload and the first wait between them
-    (doubling); a file whose upload fails for good stays in ``recordings_dir``.
+    (doubling, each at most ``upload_retry_max_s`` when that is set); a file whose upload fails for
+    good stays in ``recordings_dir``. Unless set themselves, they come from the ``storage.s3`` block's
+    ``max_retries``, ``min_retry_delay`` and ``max_retry_delay`` (LiveKit's S3 retryer settings).
     ``storage`` / ``backup``: LiveKit's default upload destination for requests
     that name none, and where files go when an upload fails for good (the
     ``storage:`` block's shape: ``s3``/``azure``/``gcp``/``alioss`` + ``prefix``; pyegress adds ``sftp``
@@ -173,6 +175,7 @@ class Settings(BaseSettings):
     rtcstack_webhook_urls: str = ""
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
+    upload_retry_max_s: float = 0.0
     storage: dict[str, Any] | None = None
     backup: dict[str, Any] | None = None
     stream_uploads: bool = True
@@ -186,6 +189,21 @@ class Settings(BaseSettings):
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
         return init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls), file_secret_settings
+
+    @model_validator(mode="after")
+    def _s3_retries(self) -> "Settings":
+        s3 = (self.storage or {}).get("s3")
+        if not isinstance(s3, dict):
+            return self
+        for key, name, read in (("max_retries", "upload_attempts", int),
+                                ("min_retry_delay", "upload_retry_base_s", parse_duration_s),
+                                ("max_retry_delay", "upload_retry_max_s", parse_duration_s)):
+            if s3.get(key) and name not in self.model_fields_set:
+                try:
+                    setattr(self, name, read(s3[key]))
+                except ValueError as e:
+                    raise ValueError(f"storage.s3.{key}: {e}") from None
+        return self
 
     @property
     def webhook_url_list(self) -> list[str]:

@@ -243,7 +243,8 @@ class CompositePipeline:
             start = self.clock.wall_start_ns
             enc = spec.encoding
             if any(t.upload for t in [*spec.files, *spec.segments, *spec.images]):
-                self.uploads = UploadQueue(spec.upload_attempts, spec.upload_retry_base_s, spec.backup)
+                self.uploads = UploadQueue(spec.upload_attempts, spec.upload_retry_base_s, spec.backup,
+                                           spec.upload_retry_max_s)
             self.files = [FileOutput(t, encoder, start) for t in spec.files]
             self.segments = [SegmentsOutput(t, encoder, start, self.uploads) for t in spec.segments]
             self.images = [ImagesOutput(t, enc.width, enc.height, enc.framerate, start, self.uploads)

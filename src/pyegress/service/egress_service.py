@@ -428,6 +428,7 @@ class EgressService:
                         max_duration_s=self.settings.max_duration_s,
                         upload_attempts=self.settings.upload_attempts,
                         upload_retry_base_s=self.settings.upload_retry_base_s,
+                        upload_retry_max_s=self.settings.upload_retry_max_s,
                         backup=self.backup, stream_uploads=self.settings.stream_uploads)
         spec = JobSpec(egress_id=egress_id, ws_url=opts.ws_url or self.settings.ws_url, room_name=room_name,
                        token=opts.token or (self._recorder_token(egress_id, room_name) if room_name else ""),

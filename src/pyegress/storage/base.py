@@ -63,10 +63,12 @@ class Storage(BaseModel):
         """The object's URL or URI, as LiveKit reports it in ``location``."""
         return self._object_location(self.key(key))
 
-    def upload(self, path: Path, key: str, *, attempts: int = 6, base_delay_s: float = 1.0) -> str:
+    def upload(self, path: Path, key: str, *, attempts: int = 6, base_delay_s: float = 1.0,
+               max_delay_s: float = 0.0) -> str:
         """Upload local file ``path`` as ``key``; returns :meth:`location`. The local file is left alone.
 
-        Tries ``attempts`` times (at least once), waiting ``base_delay_s``, 2x, 4x... s between tries.
+        Tries ``attempts`` times (at least once), waiting ``base_delay_s``, 2x, 4x... s between tries,
+        each wait at most ``max_delay_s`` s when that is set.
 
         Raises:
             Exception: the last upload error, when every attempt failed.
@@ -80,6 +82,7 @@ class Storage(BaseModel):
                 if attempt >= attempts:
                     raise
                 delay = base_delay_s * 2 ** (attempt - 1)
+                delay = min(delay, max_delay_s) if max_delay_s > 0 else delay
                 log.warning("upload of %s to %s failed (attempt %d, retry in %.1f s): %s",
                             path.name, self.describe(), attempt, delay, e)
                 time.sleep(delay)

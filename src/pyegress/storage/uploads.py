@@ -34,14 +34,16 @@ class _Job:
 class UploadQueue:
     """Uploads files one after another on a thread of its own, in the order submitted.
 
-    ``attempts`` / ``base_delay_s``: retries per upload; ``backup``: where a file goes when its own
+    ``attempts`` / ``base_delay_s`` / ``max_delay_s``: retries per upload (see :meth:`Storage.upload`); ``backup``: where a file goes when its own
     destination fails for good (None: it stays local). After such a failure the destination counts
     as down and later files get one try each (so a dead server cannot hold the queue for minutes per
     file), until one succeeds again.
     """
 
-    def __init__(self, attempts: int, base_delay_s: float, backup: Storage | None = None) -> None:
+    def __init__(self, attempts: int, base_delay_s: float, backup: Storage | None = None,
+                 max_delay_s: float = 0.0) -> None:
         self.attempts, self.base_delay_s, self.backup = attempts, base_delay_s, backup
+        self.max_delay_s = max_delay_s
         self.backup_used = False
         self.locations: dict[tuple[int, str], str] = {}  # (id(target), key) -> where the file ended up
         self._down: set[int] = set()
@@ -87,7 +89,7 @@ class UploadQueue:
         down = id(job.target) in self._down
         try:
             location = job.target.upload(job.path, job.key, attempts=1 if down else self.attempts,
-                                         base_delay_s=self.base_delay_s)
+                                         base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
             self._down.discard(id(job.target))
         except Exception as e:  # the destination stayed down: backup, else keep it here
             self._down.add(id(job.target))
@@ -103,7 +105,7 @@ class UploadQueue:
         if self.backup is not None:
             try:
                 location = self.backup.upload(job.path, job.key, attempts=self.attempts,
-                                              base_delay_s=self.base_delay_s)
+                                              base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
                 log.error("upload of %s to %s failed for good (%s); stored in backup storage %s",
                           job.key, job.target.describe(), error, self.backup.describe())
                 return location

@@ -124,6 +124,7 @@ class JobSpec(BaseModel):
     max_duration_s: float = 0.0  # 0: no limit
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
+    upload_retry_max_s: float = 0.0  # 0: waits keep doubling
     io_report: IOReport | None = None
     backup: StorageTarget | None = None  # where uploads that failed for good go (None: kept locally)
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
