@@ -354,6 +354,34 @@ async def test_unified_start_egress_template_and_media(lkapi, egress_api, publis
     assert abs(dominant_hz(path, 1.0, 1.0, channel=1) - tone_hz(1)) <= 10
 
 
+async def test_audio_mixing_dual_channel(lkapi, egress_api, publishers, room_name):
+    """RoomCompositeEgressRequest.audio_mixing: DUAL_CHANNEL_AGENT puts the agent on the left and the
+    others on the right; DUAL_CHANNEL_ALTERNATE gives each new track the other side."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)  # pub-0, a standard participant
+    publishers(room_name, 1, first_index=1, kind="agent")  # pub-1, an agent
+    listed = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room_name))).participants
+    assert {p.identity: p.kind for p in listed} == {"pub-0": api.ParticipantInfo.Kind.STANDARD,
+                                                     "pub-1": api.ParticipantInfo.Kind.AGENT}
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, audio_only=True, audio_mixing=api.AudioMixing.DUAL_CHANNEL_AGENT,
+        file_outputs=[api.EncodedFileOutput(filepath="{room_name}-agent.ogg")]))
+    final, _ = await run_egress(egress_api, start, 4)
+    path = final.file_results[0].location
+    assert abs(dominant_hz(path, 1.0, 1.5, channel=0) - tone_hz(1)) <= 10  # the agent, left
+    assert abs(dominant_hz(path, 1.0, 1.5, channel=1) - tone_hz(0)) <= 10  # everyone else, right
+
+    start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, audio_only=True, audio_mixing=api.AudioMixing.DUAL_CHANNEL_ALTERNATE,
+        file_outputs=[api.EncodedFileOutput(filepath="{room_name}-alternate.ogg")]))
+    final, _ = await run_egress(egress_api, start, 4)
+    path = final.file_results[0].location
+    heard = [dominant_hz(path, 1.0, 1.5, channel=c) for c in (0, 1)]
+    # one participant per side (which one comes first depends on subscription order)
+    assert sorted(min((tone_hz(0), tone_hz(1)), key=lambda t: abs(t - hz)) for hz in heard) == [tone_hz(0), tone_hz(1)]
+    assert all(min(abs(hz - tone_hz(0)), abs(hz - tone_hz(1))) <= 10 for hz in heard), heard
+
+
 async def test_audio_and_video_stay_in_sync(lkapi, egress_api, publishers, room_name):
     """The publisher beeps when its bar passes a one-second mark; in the recording, sound and
     picture of that moment must coincide (lip sync) and must not drift apart."""

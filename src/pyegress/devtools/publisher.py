@@ -26,10 +26,11 @@ exits cleanly on SIGTERM/SIGINT)::
 
     python -m pyegress.devtools.publisher --url ws://127.0.0.1:7880 --api-key devkey \\
         --api-secret secret --room R --count 3 [--duration S] [--width W --height H --fps F] \
-        [--first-index I]
+        [--first-index I] [--kind agent]
 
 ``--first-index I`` numbers the publishers ``pub-I`` .. (identities, colours, tones), so a
-second batch can join a room that already has ``pub-0``.
+second batch can join a room that already has ``pub-0``. ``--kind`` sets the participants'
+kind in their tokens (``standard``, ``agent``, ...: LiveKit's ParticipantInfo.Kind).
 """
 
 from __future__ import annotations
@@ -118,10 +119,11 @@ def tone_hz(index: int) -> float:
     return 300.0 + 100.0 * index
 
 
-def participant_token(api_key: str, api_secret: str, room: str, identity: str) -> str:
-    """A LiveKit access token (JWT) that lets ``identity`` join ``room`` and publish, but not subscribe."""
+def participant_token(api_key: str, api_secret: str, room: str, identity: str, kind: str = "standard") -> str:
+    """A LiveKit access token (JWT) that lets ``identity`` join ``room`` as a ``kind`` participant and
+    publish, but not subscribe."""
     grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=False)
-    return (api.AccessToken(api_key, api_secret).with_identity(identity).with_name(identity)
+    return (api.AccessToken(api_key, api_secret).with_identity(identity).with_name(identity).with_kind(kind)
             .with_grants(grants).to_jwt())
 
 
@@ -433,11 +435,11 @@ class GeneratedPublisher:
 
 async def run_publishers(url: str, api_key: str, api_secret: str, room: str, count: int,
                          duration_s: float | None = None, *, width: int = 640, height: int = 360, fps: int = 30,
-                         first_index: int = 0,
+                         first_index: int = 0, kind: str = "standard",
                          on_ready: Callable[[list[GeneratedPublisher]], None] | None = None) -> None:
     """Run ``count`` generated publishers in ``room`` for ``duration_s`` seconds, or until cancelled.
 
-    Identities are ``pub-{i}`` and indices (colour, tone) ``i`` for ``i`` in
+    Identities are ``pub-{i}`` (participants of ``kind``) and indices (colour, tone) ``i`` for ``i`` in
     ``first_index .. first_index + count - 1`` (``first_index`` lets a second batch join
     the same room without clashing). They start concurrently; ``on_ready(publishers)`` is
     called once all have published and livekit-server lists every one of their tracks
@@ -456,7 +458,7 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
     if duration_s is not None and duration_s < 0:
         raise ValueError(f"duration_s must be >= 0, got {duration_s}")
     pubs = [
-        GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}"), index=i,
+        GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}", kind), index=i,
                            width=width, height=height, fps=fps)
         for i in range(first_index, first_index + count)
     ]
@@ -511,7 +513,7 @@ def _print_ready(_pubs: list[GeneratedPublisher]) -> None:
 async def _main(args: argparse.Namespace) -> None:
     run = asyncio.ensure_future(run_publishers(
         args.url, args.api_key, args.api_secret, args.room, args.count, args.duration,
-        width=args.width, height=args.height, fps=args.fps, first_index=args.first_index,
+        width=args.width, height=args.height, fps=args.fps, first_index=args.first_index, kind=args.kind,
         on_ready=_print_ready))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -539,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--first-index", type=int, default=0, help="index/identity number of the first publisher")
+    p.add_argument("--kind", default="standard", help="participant kind in the tokens (standard, agent, ...)")
     args = p.parse_args(argv)
     # livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)

@@ -48,6 +48,7 @@ BULK_AUDIO_FRAME_MS = 100
 AUDIO_CHANNELS = 2
 LIMIT_REACHED = "max duration reached"
 _CHANNEL_GAINS = {"both": (1.0, 1.0), "left": (1.0, 0.0), "right": (0.0, 1.0)}
+_AGENT = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE)
 _SCREEN = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHARE_AUDIO)
 
@@ -73,6 +74,7 @@ class CompositePipeline:
         self._stop_reason = "stopped"
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
         self._tracks: set[str] = set()
+        self._audio_tracks_seen = 0  # for audio_mixing dual_channel_alternate
         self.dropped_frames = 0  # video frames skipped because the encoder fell behind
         self.files: list[FileOutput] = []
         self.segments: list[SegmentsOutput] = []
@@ -147,9 +149,22 @@ class CompositePipeline:
             self.compositor.add_tile(ref.sid)
             self._speaker_tracks.setdefault(ref.participant_identity, ref.sid)
         else:
-            route = self._route(ref.sid, self.source.room.remote_participants.get(ref.participant_identity)) \
-                if self.spec.source == "media" else None
-            self.mixer.add_track(ref.sid, _CHANNEL_GAINS[route.channel] if route else None)
+            self.mixer.add_track(ref.sid, self._audio_gains(ref))
+
+    def _audio_gains(self, ref: TrackRef) -> tuple[float, float] | None:
+        """Where an audio track is heard, as gains per output channel (None: both, unchanged): its audio
+        route (StartEgress media), else the room composite's ``audio_mixing``."""
+        participant = self.source.room.remote_participants.get(ref.participant_identity)
+        if self.spec.source == "media":
+            route = self._route(ref.sid, participant)
+            return _CHANNEL_GAINS[route.channel] if route else None
+        if self.spec.audio_mixing == "dual_channel_agent":
+            agent = participant is not None and participant.kind == _AGENT
+            return _CHANNEL_GAINS["left" if agent else "right"]
+        if self.spec.audio_mixing == "dual_channel_alternate":
+            self._audio_tracks_seen += 1
+            return _CHANNEL_GAINS["left" if self._audio_tracks_seen % 2 else "right"]
+        return None
 
     def _on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)

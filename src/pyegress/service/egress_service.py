@@ -128,7 +128,9 @@ class EgressService:
         """StartRoomCompositeEgress: record a room's participants composited into one output."""
         validate_room_composite(req)
         return await self._start_composite(req, "room_composite", audio=not req.video_only, video=not req.audio_only,
-                                           layout=req.layout or "grid", opts=opts, **self._custom_template(req))
+                                           layout=req.layout or "grid", opts=opts,
+                                           audio_mixing=eg.AudioMixing.Name(req.audio_mixing).lower().removesuffix(
+                                               "_mixing"), **self._custom_template(req))
 
     async def start_web(self, req: eg.WebEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartWebEgress: record the page at ``url`` as headless Chromium renders it, with its sound.

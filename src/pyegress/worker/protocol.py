@@ -94,6 +94,9 @@ class JobSpec(BaseModel):
     rendered in Chromium; with ``await_start_signal`` recording starts when the page logs
     ``START_RECORDING``). ``empty_timeout_s``: seconds after the last
     participant left (having seen one) before the egress ends by itself.
+    ``audio_mixing`` (room composite, LiveKit's ``AudioMixing``): ``default`` mixes every track into both
+    channels; ``dual_channel_agent`` puts agents on the left and everyone else on the right;
+    ``dual_channel_alternate`` puts each new audio track on the other side from the one before it.
     """
 
     egress_id: str
@@ -112,6 +115,7 @@ class JobSpec(BaseModel):
     web_url: str = ""
     await_start_signal: bool = False
     layout: str = "grid"
+    audio_mixing: Literal["default", "dual_channel_agent", "dual_channel_alternate"] = "default"
     audio: bool = True
     video: bool = True
     encoding: EncodingSettings = EncodingSettings()
