@@ -212,6 +212,7 @@ async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room
     assert all(first not in u for o in final.room_composite.stream_outputs for u in o.urls)
     statuses = sorted(api.StreamInfo.Status.Name(r.status) for r in final.stream_results)
     assert statuses == ["FAILED", "FINISHED", "FINISHED"], final.stream_results
+    assert all("nobody-listens" not in r.error for r in final.stream_results), final.stream_results
     await asyncio.sleep(1)  # nginx closes its recordings when the publisher disconnects
     (a,) = rtmp.recordings(first)
     (b,) = rtmp.recordings(second)
@@ -223,13 +224,13 @@ async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room
     assert 1.5 <= pb.duration <= seconds / 2 + 0.5  # joined half-way (at a keyframe)
 
 
-async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path):
+async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path, egress_server):
     """SRT (caller, with a passphrase) into a real libsrt listener; a URL nobody listens on fails alone."""
     from pyegress.devtools.srt_server import SrtReceiver
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 2)
-    dead_url = "srt://127.0.0.1:9?streamid=nobody"
+    dead_url = "srt://127.0.0.1:9?streamid=nobody&passphrase=never-echoed-srt"
     with SrtReceiver(tmp_path / "srt", passphrase="pyegress-srt-secret") as receiver:
         start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
             room_name=room_name, stream_outputs=[api.StreamOutput(protocol=api.StreamProtocol.SRT,
@@ -241,7 +242,12 @@ async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path):
     statuses = sorted(api.StreamInfo.Status.Name(r.status) for r in final.stream_results)
     assert statuses == ["FAILED", "FINISHED"], final.stream_results
     failed = next(r for r in final.stream_results if r.status == api.StreamInfo.Status.FAILED)
-    assert failed.error
+    assert failed.error and "never-echoed" not in failed.error and "nobody" not in failed.error, failed.error
+    echoed = [u for o in final.room_composite.stream_outputs for u in o.urls]
+    assert len(echoed) == 2 and not any("secret" in u or "never-echoed" in u for u in echoed), echoed
+    for log in [egress_server.workdir / "server.log", *egress_server.workdir.glob("logs/*.log")]:
+        text = log.read_text(errors="replace")
+        assert "pyegress-srt-secret" not in text and "never-echoed-srt" not in text, log
     probe = ffprobe(receiver.path)
     video, audio = probe.stream("video"), probe.stream("audio")
     assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (1280, 720)

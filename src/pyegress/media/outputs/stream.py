@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -43,6 +44,9 @@ def redact_url(url: str) -> str:
     head, _, key = parts.path.rpartition("/")
     path = f"{head}/{'*' * 4}" if key else parts.path
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+_SRT_SECRETS = re.compile(r"(passphrase|streamid|pbkeylen)=[^&\s]*")
 
 
 @functools.cache
@@ -72,6 +76,7 @@ class SrtSender:
              "-f", "mpegts", "-i", "pipe:0", "-map", "0", "-c", "copy", "-f", "mpegts", url],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.stdin = self._proc.stdin
+        self._url = url
         self._error: str | None = None
 
     def close(self, timeout_s: float = 10.0) -> str:
@@ -91,8 +96,12 @@ class SrtSender:
             self._proc.kill()
             self._proc.wait()
             return "the SRT sender did not finish in time"
+        if self._proc.returncode == 0:
+            return ""
         err = self._proc.stderr.read().decode(errors="replace").strip()
-        return "" if self._proc.returncode == 0 else (err.splitlines()[-1] if err else f"ffmpeg exited {self._proc.returncode}")
+        # ffmpeg quotes the URL, passphrase and all: it goes into stream_results and logs only redacted
+        last = err.splitlines()[-1] if err else f"ffmpeg exited {self._proc.returncode}"
+        return _SRT_SECRETS.sub(r"\1=****", last.replace(self._url, redact_url(self._url)))
 
 
 class StreamOutput(Output):
@@ -130,6 +139,8 @@ class StreamOutput(Output):
                 return
 
     def _fail(self, error: str) -> None:
+        # FFmpeg's messages quote the URL, stream key and all: results and logs get it redacted
+        error = error.replace(self.url, redact_url(self.url))
         if self.status == "ACTIVE":
             log.warning("stream %s failed: %s", redact_url(self.url), error)
             self.status, self.error, self.ended_at = "FAILED", error, time.time_ns()
