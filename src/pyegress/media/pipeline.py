@@ -92,7 +92,8 @@ class CompositePipeline:
         enc = self.spec.encoding
         return RoomSource(
             self.spec.ws_url, self.spec.token, want=self._want, sample_rate=enc.audio_frequency,
-            channels=AUDIO_CHANNELS, audio_frame_ms=self.audio_frame_ms, on_track=self._on_track, on_track_ended=self._on_track_ended,
+            channels=AUDIO_CHANNELS, audio_frame_ms=self.audio_frame_ms, on_track=self._on_track,
+            on_track_ended=self._on_track_ended,
             on_video=self._on_video, on_audio=self._on_audio, on_speakers=self._on_speakers,
             on_own_metadata=self._on_own_metadata)
 

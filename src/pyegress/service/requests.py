@@ -373,7 +373,8 @@ def validate_stream_urls(urls: list[str], field_name: str, *, protocol: str | No
                 raise EgressError("unimplemented", f"{field_name}[{i}]: SRT needs an ffmpeg with libsrt on PATH",
                                   argument=f"{field_name}[{i}]")
         elif parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
-            raise invalid(f"{field_name}[{i}]", f"must be an rtmp://, rtmps:// or srt:// URL, got scheme {parts.scheme!r}")
+            raise invalid(f"{field_name}[{i}]",
+                          f"must be an rtmp://, rtmps:// or srt:// URL, got scheme {parts.scheme!r}")
     return urls
 
 

@@ -27,7 +27,8 @@ def from_config(block: dict[str, Any] | None, name: str = "storage") -> StorageT
     The block has LiveKit egress's shape (livekit/egress ``pkg/config/storage.go``): ``prefix`` and one
     of ``s3{access_key, secret, session_token, region, endpoint, bucket, force_path_style, metadata,
     tagging, content_disposition, proxy_config}``, ``azure{account_name, account_key, container_name}``,
-    ``gcp{credentials_json, bucket, proxy_config}`` (``proxy_config{url, username, password}``), ``alioss{access_key, secret, region, endpoint, bucket}``; pyegress
+    ``gcp{credentials_json, bucket, proxy_config}`` (``proxy_config{url, username, password}``),
+    ``alioss{access_key, secret, region, endpoint, bucket}``; pyegress
     adds ``endpoint`` to ``azure`` and ``gcp`` (emulators) and an ``sftp{host, port, username, password,
     private_key, passphrase, host_key, base_path}`` block.
 

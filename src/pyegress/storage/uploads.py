@@ -34,10 +34,10 @@ class _Job:
 class UploadQueue:
     """Uploads files one after another on a thread of its own, in the order submitted.
 
-    ``attempts`` / ``base_delay_s`` / ``max_delay_s``: retries per upload (see :meth:`Storage.upload`); ``backup``: where a file goes when its own
-    destination fails for good (None: it stays local). After such a failure the destination counts
-    as down and later files get one try each (so a dead server cannot hold the queue for minutes per
-    file), until one succeeds again.
+    ``attempts`` / ``base_delay_s`` / ``max_delay_s``: retries per upload (see :meth:`Storage.upload`);
+    ``backup``: where a file goes when its own destination fails for good (None: it stays local).
+    After such a failure the destination counts as down and later files get one try each (so a dead
+    server cannot hold the queue for minutes per file), until one succeeds again.
     """
 
     def __init__(self, attempts: int, base_delay_s: float, backup: Storage | None = None,
