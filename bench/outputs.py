@@ -101,27 +101,31 @@ def run(workdir: Path, seconds: float) -> list[Scenario]:
             sids = asyncio.run(tracks())
             audio0, video0 = sids[("pub-0", api.TrackType.AUDIO)], sids[("pub-0", api.TrackType.VIDEO)]
             composite = dict(room_name=room)
-            # each scenario with the tracks its egress receives: kinds, count, audio frame size, SIDs
+            # each scenario: its name, how it starts, and the tracks its egress receives (kinds, count,
+            # audio frame size, SIDs) for the receive floor
             av4 = (("audio", "video"), 8, LIVE_AUDIO_FRAME_MS, ())
-            floors = [(("audio",), 1, BULK_AUDIO_FRAME_MS, (audio0,)), (("video",), 1, LIVE_AUDIO_FRAME_MS, (video0,)),
-                      (("audio",), 4, BULK_AUDIO_FRAME_MS, ()), av4, av4]
             scenarios = [
                 ("track egress, audio → OGG", lambda eg: eg.egress.start_track_egress(api.TrackEgressRequest(
-                    room_name=room, track_id=audio0, file=api.DirectFileOutput()))),
+                    room_name=room, track_id=audio0, file=api.DirectFileOutput())),
+                 (("audio",), 1, BULK_AUDIO_FRAME_MS, (audio0,))),
                 ("track egress, video 640x360 → WebM", lambda eg: eg.egress.start_track_egress(api.TrackEgressRequest(
-                    room_name=room, track_id=video0, file=api.DirectFileOutput()))),
+                    room_name=room, track_id=video0, file=api.DirectFileOutput())),
+                 (("video",), 1, LIVE_AUDIO_FRAME_MS, (video0,))),
                 ("audio-only composite, 4 publishers", lambda eg: eg.egress.start_room_composite_egress(
                     api.RoomCompositeEgressRequest(**composite, audio_only=True,
-                                                   file_outputs=[api.EncodedFileOutput(filepath="a.ogg")]))),
+                                                   file_outputs=[api.EncodedFileOutput(filepath="a.ogg")])),
+                 (("audio",), 4, BULK_AUDIO_FRAME_MS, ())),
                 ("composite, 4 publishers, file", lambda eg: eg.egress.start_room_composite_egress(
-                    api.RoomCompositeEgressRequest(**composite, file_outputs=[api.EncodedFileOutput(filepath="f.mp4")]))),
+                    api.RoomCompositeEgressRequest(**composite, file_outputs=[api.EncodedFileOutput(filepath="f.mp4")])),
+                 av4),
                 ("composite, 4 publishers, file + HLS + RTMP", lambda eg: eg.egress.start_room_composite_egress(
                     api.RoomCompositeEgressRequest(
                         **composite, file_outputs=[api.EncodedFileOutput(filepath="f3.mp4")],
                         segment_outputs=[api.SegmentedFileOutput(filename_prefix="hls/bench")],
-                        stream_outputs=[api.StreamOutput(urls=[rtmp.url("bench")])]))),
+                        stream_outputs=[api.StreamOutput(urls=[rtmp.url("bench")])])),
+                 av4),
             ]
-            for (name, start), (kinds, count, frame_ms, only) in zip(scenarios, floors):
+            for name, start, (kinds, count, frame_ms, only) in scenarios:
                 result = asyncio.run(measure(egress, lk, name, start, seconds, seen))
                 result.floor_cores = measure_floor(lk.url, lk.api_key, lk.api_secret, room, seconds, kinds=kinds,
                                                    tracks=count, audio_frame_ms=frame_ms, sids=only).cores

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import EgressError, invalid
 from ..storage import AzureTarget, GCSTarget, S3Target, SFTPTarget, StorageTarget
 from ..store.egress_store import ACTIVE_STATUSES
-from ..store.realtimekit_store import LIVE_STATUSES, RealtimeKitRecording, RealtimeKitStore
+from ..store.realtimekit_store import RECORDING_STATUSES, RealtimeKitRecording, RealtimeKitStore
 from .egress_service import EgressService, StartOptions
 from .web_requests import validate_page_url
 
@@ -379,9 +379,10 @@ class RealtimeKitRecordings:
         until the recording ends. While it is paused nobody is added (they are, once it resumes)."""
         while True:
             await asyncio.sleep(JOIN_POLL_S)
-            if not self._open_to_joiners(plan.rid):
+            row = self._joinable(plan.rid)
+            if row is None:
                 return
-            if self.store.get(plan.rid).paused:
+            if row.paused:
                 continue
             try:
                 _, participants = await self.service.participants(plan.meeting_id)
@@ -398,12 +399,15 @@ class RealtimeKitRecordings:
                         continue
                     self.store.link(plan.rid, info.egress_id, role)
                     log.info("recording %s: added %s (egress %s)", plan.rid, p.identity, info.egress_id)
-                    if not self._open_to_joiners(plan.rid):  # stopped meanwhile, before this egress was linked
+                    if self._joinable(plan.rid) is None:  # stopped meanwhile, before this egress was linked
                         await self._stop_egress(info.egress_id)
 
-    def _open_to_joiners(self, recording_id: str) -> bool:
+    def _joinable(self, recording_id: str) -> RealtimeKitRecording | None:
+        """The recording while participants may still join it (recording or paused, not being stopped)."""
         row = self.store.get(recording_id)
-        return row is not None and row.status in ("INVOKED", "RECORDING", "PAUSED") and recording_id not in self._ending
+        if row is None or row.status not in RECORDING_STATUSES or recording_id in self._ending:
+            return None
+        return row
 
     async def _start_all(self, starts) -> list[tuple[eg.EgressInfo, str]]:
         """Start every ``(method, request, role, options)``; if one fails, stop those already started and
@@ -452,7 +456,7 @@ class RealtimeKitRecordings:
             EgressError: ``not_found`` when there is none.
         """
         rows, _ = self.store.query(user=user, account_id=account_id, app_id=app_id, meeting_id=meeting_id,
-                                   statuses=["INVOKED", "RECORDING", "PAUSED"], kind="composite", limit=1)
+                                   statuses=list(RECORDING_STATUSES), kind="composite", limit=1)
         if not rows:
             raise EgressError("not_found", f"meeting {meeting_id!r} has no active recording", argument="meeting_id")
         return rows[0]
@@ -468,7 +472,7 @@ class RealtimeKitRecordings:
                 or is not recording yet (pause/resume).
         """
         row = self.get(user, account_id, app_id, recording_id)
-        if row.status not in LIVE_STATUSES or row.status == "UPLOADING":
+        if row.status not in RECORDING_STATUSES:
             raise EgressError("failed_precondition", f"recording {recording_id} is {row.status}, not active",
                               argument="action")
         if action == "stop":

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .egress_store import Base
 
 #: Statuses of a recording that has not ended (RealtimeKit's recording object).
-LIVE_STATUSES = ("INVOKED", "RECORDING", "PAUSED", "UPLOADING")
+RECORDING_STATUSES = ("INVOKED", "RECORDING", "PAUSED")  # before stop: actions apply, participants join
+LIVE_STATUSES = (*RECORDING_STATUSES, "UPLOADING")
 
 
 class RealtimeKitRecording(Base):

@@ -76,11 +76,11 @@ class SrtSender:
              "-f", "mpegts", "-i", "pipe:0", "-map", "0", "-c", "copy", "-f", "mpegts", url],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.stdin = self._proc.stdin
-        self._url = url
         self._error: str | None = None
 
     def close(self, timeout_s: float = 10.0) -> str:
-        """End the input and wait for ffmpeg; returns its error ("" when it sent everything). Idempotent."""
+        """End the input and wait for ffmpeg; returns its error ("" when it sent everything), as ffmpeg
+        wrote it (the URL and its secrets in it: :meth:`StreamOutput._fail` redacts). Idempotent."""
         if self._error is None:
             self._error = self._finish(timeout_s)
         return self._error
@@ -99,9 +99,7 @@ class SrtSender:
         if self._proc.returncode == 0:
             return ""
         err = self._proc.stderr.read().decode(errors="replace").strip()
-        # ffmpeg quotes the URL, passphrase and all: it goes into stream_results and logs only redacted
-        last = err.splitlines()[-1] if err else f"ffmpeg exited {self._proc.returncode}"
-        return _SRT_SECRETS.sub(r"\1=****", last.replace(self._url, redact_url(self._url)))
+        return err.splitlines()[-1] if err else f"ffmpeg exited {self._proc.returncode}"
 
 
 class StreamOutput(Output):
@@ -139,8 +137,8 @@ class StreamOutput(Output):
                 return
 
     def _fail(self, error: str) -> None:
-        # FFmpeg's messages quote the URL, stream key and all: results and logs get it redacted
-        error = error.replace(self.url, redact_url(self.url))
+        # FFmpeg's messages quote the URL, stream key, SRT passphrase and all: results and logs get it redacted
+        error = _SRT_SECRETS.sub(r"\1=****", error.replace(self.url, redact_url(self.url)))
         if self.status == "ACTIVE":
             log.warning("stream %s failed: %s", redact_url(self.url), error)
             self.status, self.error, self.ended_at = "FAILED", error, time.time_ns()
