@@ -32,8 +32,9 @@ ENDED = ("UPLOADED", "ERRORED")
 
 
 def token(livekit, user: str) -> str:
-    """A LiveKit access token naming ``user`` (what a RealtimeKit API token is to pyegress)."""
-    return api.AccessToken(livekit.api_key, livekit.api_secret).with_identity(user).to_jwt()
+    """A LiveKit access token naming ``user`` with roomRecord (what a RealtimeKit API token is to pyegress)."""
+    return api.AccessToken(livekit.api_key, livekit.api_secret).with_identity(user) \
+        .with_grants(api.VideoGrants(room_record=True)).to_jwt()
 
 
 @pytest.fixture

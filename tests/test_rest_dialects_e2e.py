@@ -48,11 +48,11 @@ def server(livekit, hooks, tmp_path_factory):
 
 
 def bearer(livekit, identity: str = "", secret: str | None = None, **grants) -> dict[str, str]:
+    """An Authorization header; ``grants`` default to roomRecord, which every dialect requires."""
     token = api.AccessToken(livekit.api_key, secret or livekit.api_secret)
     if identity:
         token = token.with_identity(identity)
-    if grants:
-        token = token.with_grants(api.VideoGrants(**grants))
+    token = token.with_grants(api.VideoGrants(**(grants or {"room_record": True})))
     return {"Authorization": f"Bearer {token.to_jwt()}"}
 
 
@@ -121,7 +121,7 @@ async def test_rtcstack_records_a_room(server, livekit, lkapi, publishers, room_
 async def test_rtcstack_refuses_bad_calls(server, livekit):
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         assert (await http.post("/v1/rooms/r1/recording/start")).status_code == 401
-        no_grant = await http.post("/v1/rooms/r1/recording/start", headers=bearer(livekit, "someone"))
+        no_grant = await http.post("/v1/rooms/r1/recording/start", headers=bearer(livekit, "someone", room_join=True))
         assert no_grant.status_code == 403 and "roomRecord" in no_grant.json()["error"]
         auth = bearer(livekit, room_record=True)
         absent = await http.post("/v1/rooms/no-such-room/recording/start", headers=auth)

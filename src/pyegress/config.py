@@ -151,8 +151,13 @@ class Settings(BaseSettings):
     ``storage:`` block's shape: ``s3``/``azure``/``gcp``/``alioss`` + ``prefix``; pyegress adds ``sftp``
     and ``endpoint`` for ``azure``/``gcp``; ``storage.from_config`` reads them). ``stream_uploads``: MP4
     files go to object storage while they are recorded (multipart), so stopping waits only for the tail.
+    ``ending_timeout_s``: the longest an egress may take from StopEgress (or its own ending) to its end,
+    uploads at the end included; a worker still running then is killed and its egress ends FAILED.
     ``redis``: with an ``address``, pyegress also works as an egress worker of
     livekit-server over psrpc. ``cpu_cost``: admission of jobs by CPU.
+    ``public_url``: the base URL clients reach pyegress at, for the download links it signs (never taken
+    from a request's ``Host``); default ``http://{host}:{port}``. ``max_body_bytes``: the largest request
+    body accepted (413 beyond it).
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore",
@@ -179,11 +184,14 @@ class Settings(BaseSettings):
     storage: dict[str, Any] | None = None
     backup: dict[str, Any] | None = None
     stream_uploads: bool = True
+    ending_timeout_s: float = Field(600.0, gt=0)
     redis: RedisConfig = RedisConfig()
     cpu_cost: CPUCostConfig = CPUCostConfig()
     session_limits: SessionLimits = SessionLimits()
     logging: LoggingConfig = LoggingConfig()
     cluster_id: str = ""
+    public_url: str = ""
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -214,6 +222,14 @@ class Settings(BaseSettings):
     def rtcstack_webhook_url_list(self) -> list[str]:
         """``rtcstack_webhook_urls`` split on commas."""
         return _split(self.rtcstack_webhook_urls)
+
+    @property
+    def public_base_url(self) -> str:
+        """``public_url``, else ``http://{host}:{port}`` (an IPv6 host in brackets): where download links point."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def http_url(self) -> str:

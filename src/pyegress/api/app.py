@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from ..bus.egress_worker import EgressWorker
 from ..config import Settings
@@ -16,13 +14,13 @@ from ..store.egress_store import EgressStore
 from ..store.realtimekit_store import RealtimeKitStore
 from ..store.webhook_store import WebhookStore
 from ..webhooks.sender import WebhookSender
+from .errors import install_error_handlers
+from .limits import BodyLimit
 from .rest.downloads import downloads_router
 from .rest.realtimekit import realtimekit_router
 from .rest.recordings import recordings_router
 from .rest.rtcstack import rtcstack_router
 from .twirp import egress_router
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        service.recover()  # a previous run's egresses end here, once every dialect listens
         webhooks.start()
         if bus_worker is not None:
             await bus_worker.start()
@@ -52,16 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(egress_router(service, settings.api_key, settings.api_secret))
     app.include_router(rtcstack_router(service, settings.api_key, settings.api_secret, webhooks,
                                        settings.rtcstack_webhook_url_list))
-    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, service.storage))
+    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, service.storage,
+                                         settings.public_base_url))
     app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
     app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine)),
-                                          settings.api_key, settings.api_secret, service.storage))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # Never a traceback on the wire; the log keeps it.
-        log.exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"code": "internal", "msg": "internal error", "meta": {}}, status_code=500)
+                                          settings.api_key, settings.api_secret, service.storage,
+                                          settings.public_base_url))
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/healthz")
     async def healthz() -> dict:

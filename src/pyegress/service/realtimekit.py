@@ -30,23 +30,25 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from livekit.protocol import egress as eg
 from livekit.protocol import models
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import EgressError, invalid
 from ..storage import AzureTarget, GCSTarget, S3Target, SFTPTarget, StorageTarget
 from ..store.egress_store import ACTIVE_STATUSES
 from ..store.realtimekit_store import RECORDING_STATUSES, RealtimeKitRecording, RealtimeKitStore
+from ..worker.protocol import END_SOURCE_CLOSED
+from .egress_info import end_details
 from .egress_service import EgressService, StartOptions
 from .web_requests import validate_page_url
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
 _FINAL = {S.EGRESS_COMPLETE, S.EGRESS_LIMIT_REACHED}
-_PEERS_LEFT = {"all participants left", "source left", "room closed"}
+_PEERS_LEFT = end_details(END_SOURCE_CLOSED)  # the room or its tracks ended the egress
 _MAX_SIDE = 3840
 #: How often (s) a track recording without ``user_ids`` looks for participants to add.
 JOIN_POLL_S = 2.0
@@ -54,9 +56,28 @@ JOIN_POLL_S = 2.0
 # ---- request bodies (cloudflare SDK 5.x, realtime_kit.recordings) ---------------
 
 
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string UTF-8 cannot encode (JSON's ``"\\ud800"``)."""
+    if isinstance(value, str):
+        return not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, (list, tuple)):
+        return any(_lone_surrogate(v) for v in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    return False
+
+
 class _Body(BaseModel):
     # Extra keys pass: SDK 5.3+ sends the old ``outputs``/``max_seconds`` as extra body (COMPAT.md).
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        # strings end up in file names, the database and URLs, none of which take a lone surrogate
+        if _lone_surrogate(value):
+            raise ValueError("must be valid Unicode text (it has a lone surrogate)")
+        return value
 
 
 class StorageConfig(_Body):
@@ -70,7 +91,7 @@ class StorageConfig(_Body):
     region: str | None = None
     path: str | None = None
     host: str | None = None
-    port: float | None = None
+    port: int | None = Field(None, ge=1, le=65535)  # the SDK types it float: 22.0 passes, 22.5 or Infinity not
     username: str | None = None
     password: str | None = None
     private_key: str | None = None
@@ -185,7 +206,7 @@ def storage_target(config: StorageConfig, field: str = "storage_config") -> Stor
     if config.type == "azure":
         return AzureTarget(account_name=config.access_key, account_key=config.secret, container_name=config.bucket)
     key = config.auth_method == "KEY"
-    return SFTPTarget(host=config.host, port=int(config.port or 22), username=config.username,
+    return SFTPTarget(host=config.host, port=config.port or 22, username=config.username,
                       password="" if key else config.password, private_key=config.private_key if key else "",
                       passphrase=config.password if key else "")
 
@@ -529,7 +550,7 @@ class RealtimeKitRecordings:
             row.paused = False
             if row.stop_reason is None and not ok:
                 row.stop_reason = {"reason": "INTERNAL_ERROR"}
-            elif row.stop_reason is None and any(i.details in _PEERS_LEFT for i, _ in infos):
+            elif row.stop_reason is None and any(i.details.startswith(_PEERS_LEFT) for i, _ in infos):
                 row.stop_reason = {"reason": "ALL_PEERS_LEFT"}
             row.error = next((i.error for i, _ in infos if i.error), "")
             timer = self._timers.pop(recording_id, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from livekit.protocol import egress as eg
 from livekit.protocol import models
@@ -24,7 +23,7 @@ from ..storage.base import proxy_url
 from ..storage.s3 import alioss_endpoint
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import confine, expand_placeholders, unique_path
-from .web_requests import validate_page_url
+from .web_requests import split_url, validate_page_url
 
 _VIDEO_CODECS = {models.VideoCodec.DEFAULT_VC: "h264_main", models.VideoCodec.H264_BASELINE: "h264_baseline",
                  models.VideoCodec.H264_MAIN: "h264_main", models.VideoCodec.H264_HIGH: "h264_high",
@@ -94,7 +93,7 @@ _DEFAULT_NAME = "{room_name}-{time}"
 
 
 def _endpoint(value: str, field_name: str) -> str:
-    if value and urlsplit(value).scheme not in ("http", "https"):
+    if value and split_url(value, field_name).scheme not in ("http", "https"):
         raise invalid(field_name, "must be an http:// or https:// URL")
     return value
 
@@ -320,7 +319,7 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path, value
         raise invalid("file", "set file or websocket_url")
     encoding = EncodingSettings(audio_codec="opus")
     if which == "websocket_url":
-        parts = urlsplit(req.websocket_url)
+        parts = split_url(req.websocket_url, "websocket_url")
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise invalid("websocket_url", f"must be a ws:// or wss:// URL, got scheme {parts.scheme!r}")
         if not is_audio:
@@ -357,17 +356,13 @@ def validate_stream_urls(urls: list[str], field_name: str, *, protocol: str | No
     if not urls:
         raise invalid(field_name, "needs at least one URL")
     for i, url in enumerate(urls):
-        parts = urlsplit(url)
+        parts = split_url(url, f"{field_name}[{i}]")
         kind = "srt" if parts.scheme == "srt" else "rtmp"
         if protocol and kind != protocol:
             raise invalid(f"{field_name}[{i}]", f"must be an {protocol}:// URL for protocol {protocol.upper()}, "
                                                 f"got scheme {parts.scheme!r}")
         if kind == "srt":
-            try:
-                port = parts.port
-            except ValueError:
-                port = None
-            if not parts.hostname or not port:
+            if not parts.hostname or not parts.port:
                 raise invalid(f"{field_name}[{i}]", "must be srt://host:port")
             if not srt_available():
                 raise EgressError("unimplemented", f"{field_name}[{i}]: SRT needs an ffmpeg with libsrt on PATH",

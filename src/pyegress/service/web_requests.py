@@ -8,7 +8,7 @@ through a custom web template.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import invalid
 
@@ -26,6 +26,22 @@ def validate_web(url: str, audio_only: bool, video_only: bool, field_prefix: str
     return not video_only, not audio_only
 
 
+def split_url(url: str, field_name: str) -> SplitResult:
+    """``urlsplit`` of a URL from a request, its port checked too: every URL a request carries is read
+    through here, so one urllib cannot parse is the client's error, not the service's.
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``field_name`` for a URL urllib refuses (an unclosed
+            ``[`` of an IPv6 host, a port that is not a number from 0 to 65535).
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed lazily: raises here or never)
+    except ValueError as e:
+        raise invalid(field_name, f"is not a valid URL: {e}") from None
+    return parts
+
+
 def validate_page_url(url: str, field_name: str) -> None:
     """``url`` must be an ``http://`` or ``https://`` URL with a host: a page a browser can load.
 
@@ -34,7 +50,7 @@ def validate_page_url(url: str, field_name: str) -> None:
     """
     if not url:
         raise invalid(field_name, "is required")
-    parts = urlsplit(url)
+    parts = split_url(url, field_name)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid(field_name, f"must be an http:// or https:// URL, got {url[:100]!r}")
 

@@ -13,33 +13,33 @@ Served under ``/client/v4/accounts/{account_id}/realtime/kit/{app_id}/`` (the
 | GET | ``recordings/active-recording/{meeting_id}`` | ``{success, data: Recording}`` |
 | PUT | ``recordings/{id}`` ``{"action": stop\\|pause\\|resume}`` | ``{success, data: Recording}`` |
 
-Auth is ``Authorization: Bearer <LiveKit JWT>``; the token's identity is the
-user (:func:`~pyegress.api.auth.bearer_user`). Errors are RealtimeKit's
-``{"success": false, "error": {"code": <HTTP status>, "message", "field"?}}``:
-400 malformed JSON or a state conflict, 401 auth, 404 unknown (or another
-user's) recording, 422 an invalid field. 409 is avoided: the SDK retries it.
-A finished file's ``download_url`` (valid :data:`DOWNLOAD_TTL_S`, as
-RealtimeKit's bucket links) is a signed pyegress ``/downloads/`` URL for a file
-on local disk, or a presigned URL of pyegress's default storage.
+Auth is ``Authorization: Bearer <LiveKit JWT>`` with the ``roomRecord`` grant and an identity, the
+user (:class:`~pyegress.api.auth.Authorizer`); a token naming a room acts on that meeting only (403).
+Errors are RealtimeKit's ``{"success": false, "error": {"code": <HTTP status>, "message", "field"?}}``
+(:func:`pyegress.api.errors.realtimekit_error`, for everything raised here): 400 malformed JSON or a
+state conflict, 401 auth, 403 another meeting, 404 unknown (or another user's) recording, 422 an
+invalid field. 409 is avoided: the SDK retries it. A finished file's ``download_url`` (valid
+:data:`DOWNLOAD_TTL_S`, as RealtimeKit's bucket links) is a signed pyegress ``/downloads/`` URL under
+``PYEGRESS_PUBLIC_URL`` for a file on local disk, or a presigned URL of pyegress's default storage.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+import math
 import time
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from ...errors import EgressError
+from ...errors import EgressError, invalid
 from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
 from ...storage import StorageTarget
 from ...store.realtimekit_store import RealtimeKitRecording
-from ..auth import bearer_user
+from ..auth import Authorizer, Caller
 from . import iso_ms, safe_room_name
 from .downloads import signed_url
 
@@ -48,42 +48,56 @@ log = logging.getLogger(__name__)
 KIT = "/accounts/{account_id}/realtime/kit/{app_id}"
 PREFIXES = ("/client/v4", "")
 DOWNLOAD_TTL_S = 7 * 24 * 3600  # RealtimeKit: "bucket download URLs expire after seven days"
-_STATUS = {"invalid_argument": 422, "unimplemented": 422, "malformed": 400, "failed_precondition": 400,
-           "already_exists": 400, "aborted": 400, "out_of_range": 422}
 _STATUSES = ("INVOKED", "RECORDING", "UPLOADING", "UPLOADED", "ERRORED", "PAUSED")
-_FIELD_NAMES = {"room_name": "meeting_id"}  # EgressService names LiveKit's fields
-
-
-def error_reply(status: int, message: str, field: str = "") -> JSONResponse:
-    """RealtimeKit's error body; ``field`` names the offending request field."""
-    error = {"code": status, "message": message} | ({"field": field} if field else {})
-    return JSONResponse({"success": False, "error": error}, status_code=status)
-
-
-def _from_egress_error(e: EgressError) -> JSONResponse:
-    field = e.meta.get("argument") or ("meeting_id" if "room_name" in e.meta else "")
-    return error_reply(_STATUS.get(e.code, e.http_status), e.msg, _FIELD_NAMES.get(field, field))
+#: Paging bounds: ``per_page`` as RealtimeKit's API; ``page_no`` so the row offset stays a 64-bit integer.
+_PAGING = (("page_no", 1, 10**9), ("per_page", 20, 100))
+_NS_RANGE = (-(2**63), 2**63 - 1)  # times are stored as int64 Unix nanoseconds
 
 
 def _parse_time(value: str, field: str) -> int:
+    """Unix ns of an ISO 8601 time (naive = UTC).
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``field`` for anything else, or a time int64 ns cannot
+            hold (before 1677 or after 2262).
+    """
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        ns = int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1e9)
+    except (ValueError, OverflowError):
+        raise invalid(field, f"must be an ISO 8601 time, got {value[:64]!r}") from None
+    if not _NS_RANGE[0] <= ns <= _NS_RANGE[1]:
+        raise invalid(field, "must be a time from 1677 to 2262")
+    return ns
+
+
+def _page_number(raw: str, name: str, default: int, top: int) -> int:
+    """A paging parameter: a whole number from 1 to ``top`` (the cloudflare SDK sends floats such as ``2.0``).
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``name``.
+    """
+    try:
+        value = float(raw) if raw else float(default)
     except ValueError:
-        raise EgressError("invalid_argument", f"{field}: must be an ISO 8601 time, got {value!r}",
-                          argument=field) from None
-    return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() * 1e9)
+        raise invalid(name, f"must be a number, got {raw[:32]!r}") from None
+    if not math.isfinite(value) or not 1 <= value <= top:
+        raise invalid(name, f"must be a number from 1 to {top}")
+    return int(value)
 
 
 def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str,
-                       default_storage: StorageTarget | None) -> APIRouter:
+                       default_storage: StorageTarget | None, public_url: str) -> APIRouter:
     """The recordings resource on both path prefixes; ``default_storage`` is where REALTIMEKIT_BUCKET files
-    are uploaded (it presigns their download URLs), None when they stay on local disk."""
+    are uploaded (it presigns their download URLs), None when they stay on local disk; ``public_url`` is
+    the base of pyegress's own signed download URLs."""
     router = APIRouter(tags=["Cloudflare RealtimeKit recordings"])
+    authorized = Depends(Authorizer(api_key, api_secret, identity=True))
 
-    def download_url(request: Request, f: dict, own_storage: bool) -> str | None:
+    def download_url(f: dict, own_storage: bool) -> str | None:
         """A URL for one finished file (``{"filename", "location"}``), or None if pyegress cannot give one."""
         if "://" not in f["location"]:  # on local disk: no upload, or the backup of a failed one
-            return signed_url(str(request.base_url), api_secret, f["filename"], DOWNLOAD_TTL_S)
+            return signed_url(public_url, api_secret, f["filename"], DOWNLOAD_TTL_S)
         if own_storage or default_storage is None:  # the caller's own bucket: no link from pyegress
             return None
         try:
@@ -92,7 +106,7 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
             log.warning("cannot presign %s: %s", f["filename"], e)
             return None
 
-    def render(row: RealtimeKitRecording, request: Request) -> dict:
+    def render(row: RealtimeKitRecording) -> dict:
         """RealtimeKit's recording object (SDK ``RecordingGetOneRecordingResponse.Data``); never secrets."""
         data = {"id": row.id, "invoked_time": iso_ms(row.invoked_at), "output_file_name": row.output_file_name,
                 "status": row.status, "session_id": row.session_id or None,
@@ -104,16 +118,18 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
         if row.status == "UPLOADED" and row.bucket_download:
             for f in row.files:
                 key = "audio_download_url" if f["role"] == "audio" else "download_url"
-                if data[key] is None and (url := download_url(request, f, row.storage is not None)):
+                if data[key] is None and (url := download_url(f, row.storage is not None)):
                     data[key] = url
                     data["download_url_expiry"] = iso_ms(time.time_ns() + DOWNLOAD_TTL_S * 10**9)
         return data
 
     async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
-        try:
+        try:  # lone surrogates pass here: the models refuse them naming the field
             body = json.loads(await request.body() or b"{}")
-        except (ValueError, UnicodeDecodeError) as e:
+        except ValueError as e:  # UnicodeDecodeError too
             raise EgressError("malformed", f"the body is not JSON: {e}") from None
+        except RecursionError:
+            raise EgressError("malformed", "the body is not JSON pyegress takes: nested too deeply") from None
         try:
             parsed = model.model_validate(body)
         except ValidationError as e:
@@ -125,40 +141,30 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
             raise EgressError("invalid_argument", f"meeting_id: {why}", argument="meeting_id")
         return parsed
 
-    def user_of(request: Request) -> str:
-        return bearer_user(request.headers.get("authorization"), api_key, api_secret)
-
     def ok(data, **extra) -> JSONResponse:
         return JSONResponse({"success": True, "data": data, **extra})
 
-    async def start_composite(request: Request, account_id: str, app_id: str):
-        user = user_of(request)
-        row = await recordings.start_composite(user, account_id, app_id, await parse(request, CompositeStart))
-        return ok(render(row, request))
+    async def start_composite(request: Request, account_id: str, app_id: str, caller: Caller = authorized):
+        req = await parse(request, CompositeStart)
+        caller.check_room(req.meeting_id, "meeting_id")
+        row = await recordings.start_composite(caller.identity, account_id, app_id, req)
+        return ok(render(row))
 
-    async def start_track(request: Request, account_id: str, app_id: str):
-        user = user_of(request)
-        row = await recordings.start_track(user, account_id, app_id, await parse(request, TrackStart))
-        return ok({"recording": render(row, request)})
+    async def start_track(request: Request, account_id: str, app_id: str, caller: Caller = authorized):
+        req = await parse(request, TrackStart)
+        caller.check_room(req.meeting_id, "meeting_id")
+        row = await recordings.start_track(caller.identity, account_id, app_id, req)
+        return ok({"recording": render(row)})
 
-    async def list_recordings(request: Request, account_id: str, app_id: str):
-        user = user_of(request)
+    async def list_recordings(request: Request, account_id: str, app_id: str, caller: Caller = authorized):
         q = request.query_params
         statuses = q.getlist("status")
         for s in statuses:
             if s not in _STATUSES:
                 raise EgressError("invalid_argument", f"status: unknown status {s!r}", argument="status")
-        numbers = {}
-        for name, default, top in (("page_no", 1, None), ("per_page", 20, 100)):
-            raw = q.get(name, str(default))
-            try:
-                numbers[name] = int(float(raw))
-            except ValueError:
-                raise EgressError("invalid_argument", f"{name}: must be a number, got {raw!r}",
-                                  argument=name) from None
-            if numbers[name] < 1 or (top and numbers[name] > top):
-                raise EgressError("invalid_argument", f"{name}: must be 1{f' to {top}' if top else ' or more'}",
-                                  argument=name)
+        numbers = {name: _page_number(q.get(name, ""), name, default, top) for name, default, top in _PAGING}
+        meeting_id = q.get("meeting_id", "") or caller.room
+        caller.check_room(meeting_id, "meeting_id")
         if q.get("sort_by", "invokedTime") != "invokedTime":
             raise EgressError("invalid_argument", "sort_by: only invokedTime", argument="sort_by")
         order = q.get("sort_order", "DESC")
@@ -166,36 +172,31 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
             raise EgressError("invalid_argument", "sort_order: ASC or DESC", argument="sort_order")
         offset = (numbers["page_no"] - 1) * numbers["per_page"]
         rows, total = recordings.store.query(
-            user=user, account_id=account_id, app_id=app_id, meeting_id=q.get("meeting_id", ""),
+            user=caller.identity, account_id=account_id, app_id=app_id, meeting_id=meeting_id,
             statuses=statuses, descending=order == "DESC", offset=offset, limit=numbers["per_page"],
             invoked_from=_parse_time(q["start_time"], "start_time") if "start_time" in q else None,
             invoked_to=_parse_time(q["end_time"], "end_time") if "end_time" in q else None)
         # offsets are 1-based and inclusive: items start_offset..end_offset of total_count
         paging = {"start_offset": offset + 1 if rows else 0, "end_offset": offset + len(rows), "total_count": total}
-        return ok([render(r, request) for r in rows], paging=paging)
+        return ok([render(r) for r in rows], paging=paging)
 
-    async def get_one(request: Request, account_id: str, app_id: str, recording_id: str):
-        row = recordings.get(user_of(request), account_id, app_id, recording_id)
-        return ok(render(row, request))
+    def own(caller: Caller, account_id: str, app_id: str, recording_id: str) -> RealtimeKitRecording:
+        row = recordings.get(caller.identity, account_id, app_id, recording_id)
+        caller.check_room(row.meeting_id, "recording_id")
+        return row
 
-    async def get_active(request: Request, account_id: str, app_id: str, meeting_id: str):
-        row = recordings.active(user_of(request), account_id, app_id, meeting_id)
-        return ok(render(row, request))
+    async def get_one(account_id: str, app_id: str, recording_id: str, caller: Caller = authorized):
+        return ok(render(own(caller, account_id, app_id, recording_id)))
 
-    async def act(request: Request, account_id: str, app_id: str, recording_id: str):
-        user = user_of(request)
+    async def get_active(account_id: str, app_id: str, meeting_id: str, caller: Caller = authorized):
+        caller.check_room(meeting_id, "meeting_id")
+        return ok(render(recordings.active(caller.identity, account_id, app_id, meeting_id)))
+
+    async def act(request: Request, account_id: str, app_id: str, recording_id: str, caller: Caller = authorized):
         action = await parse(request, Action)
-        row = await recordings.act(user, account_id, app_id, recording_id, action.action)
-        return ok(render(row, request))
-
-    def guarded(handler):
-        @functools.wraps(handler)  # FastAPI reads the path parameters from the wrapped signature
-        async def run(request: Request, **params):
-            try:
-                return await handler(request, **params)
-            except EgressError as e:
-                return _from_egress_error(e)
-        return run
+        own(caller, account_id, app_id, recording_id)
+        row = await recordings.act(caller.identity, account_id, app_id, recording_id, action.action)
+        return ok(render(row))
 
     routes = [("POST", "/recordings", start_composite), ("POST", "/recordings/track", start_track),
               ("GET", "/recordings", list_recordings),
@@ -203,6 +204,6 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
               ("GET", "/recordings/{recording_id}", get_one), ("PUT", "/recordings/{recording_id}", act)]
     for prefix in PREFIXES:
         for method, path, handler in routes:
-            router.add_api_route(prefix + KIT + path, guarded(handler), methods=[method],
+            router.add_api_route(prefix + KIT + path, handler, methods=[method],
                                  include_in_schema=prefix == "")
     return router

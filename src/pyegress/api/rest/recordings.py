@@ -8,9 +8,10 @@
 | ``PATCH /api/video/recordings/{id}`` | stop it and wait (up to 30 s) for the file | ``{recordingId, egressId, status, fileUrl, duration}`` |
 | ``DELETE /api/video/recordings/{id}`` | stop it if running, delete the file and the row | ``{success: true}`` |
 
-The user is the identity of the ``Authorization: Bearer`` LiveKit token
-(:func:`~pyegress.api.auth.bearer_user`); another user's recording is 404, as
-an unknown one. Errors are ``{"error": ...}`` with ``field`` naming bad input
+The user is the identity of the ``Authorization: Bearer`` LiveKit token, which
+needs the ``roomRecord`` grant (:class:`~pyegress.api.auth.Authorizer`; a token
+naming a room acts on that room's recordings only, 403 otherwise); another
+user's recording is 404, as an unknown one. Errors are ``{"error": ...}`` with ``field`` naming bad input
 (400); the seed's 500 for invalid input is not kept. Deliberate deviations
 from the seed's code, which the seed's own troubleshooting calls bugs: status
 is the egress's real one (``starting`` right after POST, not ``active``);
@@ -30,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from livekit.protocol import egress as eg
 from livekit.protocol import models
@@ -42,7 +43,7 @@ from ...service.paths import confine
 from ...storage import StorageTarget
 from ...store.egress_store import ACTIVE_STATUSES
 from ...store.recordings_store import FINAL_STATUSES, Recording, RecordingStore
-from ..auth import bearer_user
+from ..auth import Authorizer, Caller
 from . import error, from_egress_error, iso_ms, safe_room_name
 from .downloads import signed_url
 
@@ -111,29 +112,26 @@ def _is_local(row: Recording) -> bool:
 
 
 def recordings_router(service: EgressService, api_key: str, api_secret: str,
-                      storage: StorageTarget | None) -> APIRouter:
+                      storage: StorageTarget | None, public_url: str) -> APIRouter:
     """The seed 003 routes on ``service``; ``storage`` is the default upload destination (presigned
-    download URLs and deletes of uploaded files), None when files stay on local disk."""
+    download URLs and deletes of uploaded files), None when files stay on local disk; ``public_url``
+    is the base of pyegress's own signed download URLs."""
     router = APIRouter(prefix="/api/video/recordings", tags=["Recordings API (seed 003)"])
     store = RecordingStore(service.store.engine)
     recordings_dir: Path = service.recordings_dir
     ended: dict[str, asyncio.Event] = {}  # egress ID -> set when it ends (PATCH and DELETE wait on it)
 
-    def user_of(request: Request) -> str | JSONResponse:
-        try:
-            return bearer_user(request.headers.get("authorization"), api_key, api_secret)
-        except EgressError as e:
-            return error(401, "Unauthorized", detail=e.msg)
+    authorized = Depends(Authorizer(api_key, api_secret, identity=True))
 
-    def find(request: Request, recording_id: str) -> Recording | JSONResponse:
-        user = user_of(request)
-        if isinstance(user, JSONResponse):
-            return user
+    def find(caller: Caller, recording_id: str) -> Recording | JSONResponse:
         try:
-            row = store.get(uuid.UUID(recording_id), user)
+            row = store.get(uuid.UUID(recording_id), caller.identity)
         except ValueError:  # not a UUID: no such recording either
             row = None
-        return row if row is not None else error(404, "Recording not found")
+        if row is None:
+            return error(404, "Recording not found")
+        caller.check_room(row.room_name, "id")
+        return row
 
     async def wait_ended(egress_id: str) -> None:
         info = service.store.get(egress_id)
@@ -152,11 +150,11 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
             pass
         await wait_ended(row.egress_id)
 
-    def download_url(request: Request, row: Recording) -> str | None:
+    def download_url(row: Recording) -> str | None:
         if row.status != "completed" or not row.storage_key:
             return None
         if _is_local(row):
-            return signed_url(str(request.base_url), api_secret, row.storage_key, DOWNLOAD_URL_TTL_S)
+            return signed_url(public_url, api_secret, row.storage_key, DOWNLOAD_URL_TTL_S)
         if storage is None:
             return None
         try:
@@ -168,11 +166,8 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
     @router.post("", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": StartRecording.model_json_schema()}}}},
         responses={400: {"description": "invalid body; `field` names the input"}, 401: {}, 404: {}})
-    async def start(request: Request) -> JSONResponse:
+    async def start(request: Request, caller: Caller = authorized) -> JSONResponse:
         """Start a composite recording, or a track recording (``trackBased`` with ``trackSid``)."""
-        user = user_of(request)
-        if isinstance(user, JSONResponse):
-            return user
         try:
             body = StartRecording.model_validate_json(await request.body())
         except ValidationError as e:
@@ -181,6 +176,7 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
             return error(400, f"{field}: {err['msg']}", field)
         if problem := safe_room_name(body.roomName):
             return error(400, f"roomName: {problem}", "roomName")
+        caller.check_room(body.roomName, "roomName")
         if body.trackBased and not body.trackSid:
             return error(400, "trackSid is required for track-based recording", "trackSid")  # the seed's words
         stamp = time.time_ns() // 1_000_000  # the seed's Date.now()
@@ -204,39 +200,39 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
                         disable_manifest=True)]))
         except EgressError as e:
             return from_egress_error(e, _FIELDS)
-        row = store.add(Recording(room_name=body.roomName, egress_id=info.egress_id, user_id=user,
+        row = store.add(Recording(room_name=body.roomName, egress_id=info.egress_id, user_id=caller.identity,
                                   layout="single-speaker" if body.trackBased else body.layout,  # as the seed
                                   codec=body.codec, resolution=body.resolution, **egress_fields(info)))
         return JSONResponse({"recordingId": str(row.id), "egressId": row.egress_id, "status": row.status},
                             status_code=201)
 
     @router.get("", responses={400: {}, 401: {}})
-    async def list_recordings(request: Request, roomName: str | None = None,  # noqa: N803
-                              limit: str | None = None) -> JSONResponse:
-        """The user's recordings, newest first; ``limit`` 1-1000, default 50."""
-        user = user_of(request)
-        if isinstance(user, JSONResponse):
-            return user
+    async def list_recordings(roomName: str | None = None, limit: str | None = None,  # noqa: N803
+                              caller: Caller = authorized) -> JSONResponse:
+        """The user's recordings, newest first; ``limit`` 1-1000, default 50. A token limited to a room
+        lists that room's."""
         count = 50
         if limit is not None:
-            if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIST_LIMIT:
+            # length first: int() refuses (ValueError) strings of more than 4300 digits
+            if not (limit.isascii() and limit.isdigit() and len(limit) <= 4) or not 1 <= int(limit) <= MAX_LIST_LIMIT:
                 return error(400, f"limit: must be an integer from 1 to {MAX_LIST_LIMIT}", "limit")
             count = int(limit)
-        rows = store.list(user, roomName or "", count)
+        caller.check_room(roomName or caller.room, "roomName")
+        rows = store.list(caller.identity, roomName or caller.room, count)
         return JSONResponse({"recordings": [recording_json(r) for r in rows]})
 
     @router.get("/{id}", responses={401: {}, 404: {}})
-    async def get_recording(id: str, request: Request) -> JSONResponse:  # noqa: A002 (the seed's route param)
+    async def get_recording(id: str, caller: Caller = authorized) -> JSONResponse:  # noqa: A002 (the seed's name)
         """The recording, and for a completed one a download URL valid for 1 h."""
-        row = find(request, id)
+        row = find(caller, id)
         if isinstance(row, JSONResponse):
             return row
-        return JSONResponse({"recording": recording_json(row), "downloadUrl": download_url(request, row)})
+        return JSONResponse({"recording": recording_json(row), "downloadUrl": download_url(row)})
 
     @router.patch("/{id}", responses={401: {}, 404: {}, 409: {"description": "the recording has ended"}})
-    async def stop(id: str, request: Request) -> JSONResponse:  # noqa: A002
+    async def stop(id: str, caller: Caller = authorized) -> JSONResponse:  # noqa: A002
         """Stop the recording; answers when the file is complete (or after 30 s, still ``stopping``)."""
-        row = find(request, id)
+        row = find(caller, id)
         if isinstance(row, JSONResponse):
             return row
         if row.status in FINAL_STATUSES:
@@ -247,9 +243,9 @@ def recordings_router(service: EgressService, api_key: str, api_secret: str,
                              "fileUrl": row.file_url, "duration": row.duration})
 
     @router.delete("/{id}", responses={401: {}, 404: {}, 503: {"description": "the file could not be deleted"}})
-    async def delete(id: str, request: Request) -> JSONResponse:  # noqa: A002
+    async def delete(id: str, caller: Caller = authorized) -> JSONResponse:  # noqa: A002
         """Stop the recording if it runs, delete its file from storage, then its row."""
-        row = find(request, id)
+        row = find(caller, id)
         if isinstance(row, JSONResponse):
             return row
         if row.status not in FINAL_STATUSES:

@@ -9,8 +9,9 @@ whether the room is being recorded. When a recording ends, RTCstack's own
 ``size`` in bytes) goes to ``PYEGRESS_RTCSTACK_WEBHOOK_URLS``.
 
 Calls carry a LiveKit access token with the ``roomRecord`` grant, as the
-Egress API does: RTCstack's API is a server-side wrapper of LiveKit Egress.
-The room ID is the LiveKit room name.
+Egress API does (:class:`~pyegress.api.auth.Authorizer`; a token naming a room
+acts on that room only): RTCstack's API is a server-side wrapper of LiveKit
+Egress. The room ID is the LiveKit room name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from livekit.protocol import egress as eg
 
@@ -28,7 +29,7 @@ from ...errors import EgressError
 from ...service.egress_service import EgressService
 from ...store.egress_store import ACTIVE_STATUSES
 from ...webhooks.sender import WebhookSender
-from ..auth import verify_room_record
+from ..auth import Authorizer, Caller
 from . import error, from_egress_error, iso_ms, safe_room_name
 
 S = eg.EgressStatus
@@ -69,19 +70,19 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
     def started_at(info: eg.EgressInfo) -> str | None:
         return iso_ms(info.started_at or started[info.egress_id].requested_ns)
 
-    def check(request: Request, room_id: str) -> JSONResponse | None:
-        try:
-            verify_room_record(request.headers.get("authorization"), api_key, api_secret)
-        except EgressError as e:
-            return error(e.http_status, e.msg)
-        problem = safe_room_name(room_id)
-        return error(400, f"roomId: {problem}", "roomId") if problem else None
+    authorized = Depends(Authorizer(api_key, api_secret))
+
+    def check(caller: Caller, room_id: str) -> JSONResponse | None:
+        if problem := safe_room_name(room_id):
+            return error(400, f"roomId: {problem}", "roomId")
+        caller.check_room(room_id, "roomId")
+        return None
 
     @router.post("/start", responses={**_ERRORS, **_example(
         {"egressId": "EG_abc123", "status": "starting", "startedAt": "2024-04-21T10:00:00.000Z"})})
-    async def start(roomId: str, request: Request) -> JSONResponse:  # noqa: N803 (the seed's name)
+    async def start(roomId: str, caller: Caller = authorized) -> JSONResponse:  # noqa: N803 (the seed's name)
         """Start recording the room, or return its running recording: ``{egressId, status, startedAt}``."""
-        if (denied := check(request, roomId)) is not None:
+        if (denied := check(caller, roomId)) is not None:
             return denied
         async with start_lock:
             info = active(roomId)
@@ -103,10 +104,10 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
 
     @router.post("/stop", responses={**_ERRORS, 404: {"description": "the room is not being recorded"},
                                      **_example({"egressId": "EG_abc123", "status": "stopping"})})
-    async def stop(roomId: str, request: Request) -> JSONResponse:  # noqa: N803
+    async def stop(roomId: str, caller: Caller = authorized) -> JSONResponse:  # noqa: N803
         """Stop the room's recording: ``{egressId, status: "stopping"}``; the file is complete when the
         ``egress_ended`` webhook fires."""
-        if (denied := check(request, roomId)) is not None:
+        if (denied := check(caller, roomId)) is not None:
             return denied
         info = active(roomId)
         if info is None:
@@ -119,9 +120,9 @@ def rtcstack_router(service: EgressService, api_key: str, api_secret: str, webho
 
     @router.get("", responses={**_ERRORS, **_example(
         {"active": True, "egressId": "EG_abc123", "startedAt": "2024-04-21T10:00:00.000Z"})})
-    async def status(roomId: str, request: Request) -> JSONResponse:  # noqa: N803
+    async def status(roomId: str, caller: Caller = authorized) -> JSONResponse:  # noqa: N803
         """``{active: true, egressId, startedAt}`` while the room is recorded, else ``{active: false}``."""
-        if (denied := check(request, roomId)) is not None:
+        if (denied := check(caller, roomId)) is not None:
             return denied
         info = active(roomId)
         if info is None:
