@@ -144,7 +144,8 @@ async def test_ends_by_itself_when_everyone_leaves(lkapi, egress_api, publishers
     pubs.stop()
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED,
                                  timeout_s=EMPTY_TIMEOUT_S + 20)
-    assert final.status == S.EGRESS_COMPLETE and "left" in final.details
+    assert final.status == S.EGRESS_COMPLETE and final.details == "End reason: Source closed", final
+    assert final.error == "" and final.error_code == 0
     assert ffprobe(final.file_results[0].location).duration > 2
 
 
@@ -158,7 +159,7 @@ async def test_ends_when_room_is_deleted(lkapi, egress_api, publishers, room_nam
     await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
     assert final.status == S.EGRESS_COMPLETE, final.error
-    assert final.details == "room closed"
+    assert final.details == "End reason: Source closed"
     assert ffprobe(final.file_results[0].location).duration > 1.5
 
 
@@ -173,6 +174,7 @@ async def test_killed_worker_leaves_a_playable_file(lkapi, egress_api, publisher
     worker.send_signal(signal.SIGKILL)
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
     assert final.status == S.EGRESS_FAILED and "exited unexpectedly" in final.error
+    assert final.error_code == 500 and final.details == "End reason: Failure" and final.ended_at > 0
     (result,) = final.file_results
     probe = ffprobe(result.location)
     assert probe.stream("video")["codec_name"] == "h264"
@@ -197,4 +199,7 @@ async def test_max_duration_ends_with_limit_reached(lkapi, publishers, room_name
                 room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="limited.mp4")]))
             final, _ = await wait_status(limited, info.egress_id, lambda i: i.status in ENDED, timeout_s=30)
     assert final.status == S.EGRESS_LIMIT_REACHED, final
+    # LiveKit's SetLimitReached: error and HTTP-style code, and the end reason in details
+    assert (final.error, final.error_code, final.details) == ("Session limit reached", 413,
+                                                              "End reason: Session limit reached")
     assert abs(ffprobe(final.file_results[0].location).duration - 3.0) <= 0.2

@@ -121,13 +121,17 @@ async def test_await_start_signal_starts_and_end_signal_ends(egress_api, pages):
     assert u > 150 and v < 125, (u, v)  # blue; the grey before the signal has u = v = 128
 
 
-async def test_stop_before_the_start_signal_fails_the_egress(egress_api, pages):
+async def test_stop_before_the_start_signal_aborts_the_egress(egress_api, pages, egress_server):
     info = await egress_api.egress.start_web_egress(api.WebEgressRequest(
         url=f"{pages.url}/page.html", await_start_signal=True, audio_only=True,
         file_outputs=[api.EncodedFileOutput(filepath="web/never.ogg")]))
     await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
-    assert final.status == S.EGRESS_FAILED and "START_RECORDING" in final.error
+    # LiveKit's SetAborted(MsgStoppedBeforeStarted): nothing recorded, nothing claims success
+    assert final.status == S.EGRESS_ABORTED, final
+    assert (final.error, final.error_code) == ("Stop called before pipeline could start", 412)
+    assert final.details == "End reason: StopEgress API" and not final.file_results
+    assert not (egress_server.recordings_dir / "web/never.ogg").exists()
 
 
 async def test_web_egress_rejects_bad_urls_and_reports_unreachable_pages(egress_api):

@@ -157,7 +157,7 @@ class EgressWorker:
         await self.bus.start()
         await self.io.client.start()
         if self.report_orphans:  # a previous run's egresses: livekit-server must learn they failed
-            for info in self.service.orphans:
+            for info in self.service.recover():
                 await self._report_orphan(info)
         topic = self.settings.cluster_id
         await self.server.register(INTERNAL, "StartEgress", topic, self._start_egress, affinity=self._affinity)

@@ -20,6 +20,7 @@ async def run_worker(settings: Settings) -> None:
     Webhooks are livekit-server's to send (it gets every EgressInfo change over IOInfo).
     """
     service = EgressService(settings, EgressStore(settings.database_url), webhooks=None)
+    service.recover()  # a previous run's egresses end (and are reported by worker.start)
     worker = EgressWorker(settings, service)
     await worker.start()
     stop = asyncio.Event()

@@ -22,7 +22,8 @@ import time
 
 from livekit import rtc
 
-from ..worker.protocol import JobSpec, WorkerEvent
+from ..worker.protocol import (END_API, END_LIMIT_REACHED, END_SOURCE_CLOSED, MSG_ROOM_CONNECTION_FAILED,
+                               MSG_STOPPED_BEFORE_STARTED, JobSpec, WorkerEvent)
 from .clock import MediaClock
 from .compose.audio import AudioMixer
 from .compose.layout import Layout
@@ -46,7 +47,9 @@ LIVE_AUDIO_FRAME_MS = 20
 #: Otherwise (audio-only files, segments, streams) larger frames: 5x fewer events per track.
 BULK_AUDIO_FRAME_MS = 100
 AUDIO_CHANNELS = 2
-LIMIT_REACHED = "max duration reached"
+#: EgressInfo.error_code of an egress that lost, or never got, its room connection (LiveKit: 503)
+CODE_ROOM_CONNECTION = 503
+CODE_INTERNAL = 500
 _CHANNEL_GAINS = {"both": (1.0, 1.0), "left": (1.0, 0.0), "right": (0.0, 1.0)}
 _AGENT = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE)
@@ -61,6 +64,9 @@ class CompositePipeline:
     :meth:`resume` to leave out a stretch of the room.
     """
 
+    #: EgressInfo.error_code when the source cannot be joined
+    connect_error_code = CODE_ROOM_CONNECTION
+
     def __init__(self, spec: JobSpec, emit) -> None:
         self.spec = spec
         self.emit = emit
@@ -71,7 +77,7 @@ class CompositePipeline:
         self.mixer = AudioMixer.for_frames(enc.audio_frequency, AUDIO_CHANNELS, self.audio_frame_ms) \
             if spec.audio else None
         self._stop = asyncio.Event()
-        self._stop_reason = "stopped"
+        self._stop_reason = END_API
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
         self._tracks: set[str] = set()
         self._audio_tracks_seen = 0  # for audio_mixing dual_channel_alternate
@@ -98,7 +104,8 @@ class CompositePipeline:
             on_own_metadata=self._on_own_metadata)
 
     async def _connect(self) -> str:
-        """Connect the source; returns why it failed, or "" once media can be recorded."""
+        """Connect the source; returns why it failed, or "" once media can be recorded (or a stop came
+        meanwhile: the caller then aborts)."""
         try:
             await asyncio.wait_for(self.source.connect(), timeout=20)
         except Exception as e:  # connection errors of every kind end as a failed egress
@@ -188,7 +195,8 @@ class CompositePipeline:
             self.compositor.set_active_speaker(self._speaker_tracks.get(identities[0]))
 
     # ---- control ----------------------------------------------------------
-    def stop(self, reason: str = "stopped") -> None:
+    def stop(self, reason: str = END_API) -> None:
+        """End the recording; ``reason`` is one of LiveKit's end reasons (``worker.protocol.END_*``)."""
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
@@ -251,7 +259,11 @@ class CompositePipeline:
         spec = self.spec
         error = await self._connect()
         if error:
-            self.emit(WorkerEvent(event="failed", error=error))
+            self.emit(WorkerEvent(event="failed", error=error, error_code=self.connect_error_code))
+            return
+        if self._stop.is_set():  # stopped before anything was recorded: no outputs, no success (LiveKit: ABORTED)
+            await self.source.close()
+            self.emit(WorkerEvent(event="aborted", error=MSG_STOPPED_BEFORE_STARTED, reason=self._stop_reason))
             return
         try:
             encoder = MediaEncoder(spec.encoding, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
@@ -275,7 +287,7 @@ class CompositePipeline:
             return
         thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams, *self.websockets])
         self._encoder, self._thread = encoder, thread
-        self.emit(WorkerEvent(event="active", started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
+        self.emit(self._event("active", 0, started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
         error = ""
         try:
             end_ns = await self._tick_loop(thread)
@@ -291,12 +303,16 @@ class CompositePipeline:
         except Exception as e:
             error = error or f"encoding failed: {e}"
         error = error or next((w.error for w in self.websockets if w.error), "")
+        error_code = 0
+        if not error and self.source.connection_failed:
+            error, error_code = MSG_ROOM_CONNECTION_FAILED, CODE_ROOM_CONNECTION
         ended = self.clock.wall_ns(end_ns)
+        reconnects = list(self.source.reconnects)
         if error:
-            event = self._event("failed", end_ns, ended, error=error)
+            event = self._event("failed", end_ns, ended, error=error, error_code=error_code, reconnects=reconnects)
         else:
-            event = self._event("complete", end_ns, ended, reason=self._stop_reason,
-                                limit_reached=self._stop_reason == LIMIT_REACHED)
+            event = self._event("complete", end_ns, ended, reason=self._stop_reason, reconnects=reconnects,
+                                limit_reached=self._stop_reason == END_LIMIT_REACHED)
         if self.uploads is not None:
             await asyncio.to_thread(self._finish_uploads, event)
             event.backup_storage_used = self.uploads.backup_used
@@ -352,21 +368,27 @@ class CompositePipeline:
             if self._stop.is_set():
                 break
             if self.source.closed.is_set():
-                self.stop(self.source.closed_reason)
+                log.info("source closed: %s", self.source.closed_reason)
+                self.stop(END_SOURCE_CLOSED)
                 continue
             # Ending by itself once what it records has gone, as LiveKit's egress does; real time,
-            # since the media clock stands still while paused.
-            if self._present():
+            # since the media clock stands still while paused. While the room connection is being
+            # re-established nobody is visible, and nobody has left.
+            if self.source.reconnecting:
+                empty_since = None
+            elif self._present():
                 seen, empty_since = True, None
             elif seen:
                 empty_since = empty_since if empty_since is not None else time.monotonic_ns()
                 if time.monotonic_ns() - empty_since >= self.spec.empty_timeout_s * 1e9:
-                    self.stop("all participants left" if self.spec.source == "room_composite" else "source left")
+                    log.info("%s left the room", "every participant" if self.spec.source == "room_composite"
+                             else "what this egress records")
+                    self.stop(END_SOURCE_CLOSED)
                     continue
             if thread.error is not None:
                 raise thread.error
             if self.spec.max_duration_s and now >= self.spec.max_duration_s * 1e9:
-                self.stop(LIMIT_REACHED)
+                self.stop(END_LIMIT_REACHED)
                 continue
             if self.compositor is not None:
                 while video_pts * frame_ns <= now:

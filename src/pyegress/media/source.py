@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,6 +17,12 @@ import numpy as np
 from livekit import rtc
 
 log = logging.getLogger(__name__)
+
+
+#: Disconnect reasons that end a recording normally (livekit_models.proto ``DisconnectReason``): the
+#: room was closed or deleted, the recorder removed, or we left.
+_ROOM_ENDED = frozenset({rtc.DisconnectReason.CLIENT_INITIATED, rtc.DisconnectReason.ROOM_DELETED,
+                         rtc.DisconnectReason.ROOM_CLOSED, rtc.DisconnectReason.PARTICIPANT_REMOVED})
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,10 @@ class RoomSource:
     - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
       UpdateLayout sets it to ``{"layout": ...}``).
 
-    ``closed`` is set when the room disconnects (room deleted, kicked, network); ``closed_reason`` says so.
-    :meth:`pause` stops reading media until :meth:`resume`.
+    ``closed`` is set when the room disconnects (room deleted, kicked, network); ``closed_reason`` says so,
+    and ``connection_failed`` tells a lost connection (the SDK gave up reconnecting) from the room ending.
+    ``reconnecting`` is True while the SDK re-establishes the connection; ``reconnects`` lists each
+    such gap (ns) once it is over. :meth:`pause` stops reading media until :meth:`resume`.
     """
 
     def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
@@ -66,6 +75,10 @@ class RoomSource:
         self.room = rtc.Room()
         self.closed = asyncio.Event()
         self.closed_reason = "room closed"
+        self.connection_failed = False
+        self.reconnecting = False
+        self.reconnects: list[int] = []
+        self._reconnecting_since = 0
         self._tracks: dict[str, tuple[TrackRef, rtc.Track]] = {}  # subscribed tracks by SID
         self._tasks: dict[str, asyncio.Task] = {}  # their readers, while not paused
         self._paused = False
@@ -84,13 +97,34 @@ class RoomSource:
         room.on("track_unpublished", lambda pub, p: self._end(pub.sid))
         room.on("participant_disconnected", self._on_participant_left)
         room.on("active_speakers_changed", lambda speakers: self.on_speakers([p.identity for p in speakers]))
-        room.on("disconnected", lambda reason: self.closed.set())
+        room.on("disconnected", self._on_disconnected)
+        room.on("reconnecting", self._on_reconnecting)
+        room.on("reconnected", self._on_reconnected)
         room.on("participant_metadata_changed", self._on_metadata)
         await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=False))
         self.room_sid = await room.sid
         for participant in room.remote_participants.values():
             for pub in participant.track_publications.values():
                 self._on_published(pub, participant)
+
+    def _on_disconnected(self, reason: int) -> None:
+        name = rtc.DisconnectReason.Name(reason) if reason in rtc.DisconnectReason.values() else str(reason)
+        self.closed_reason = f"disconnected ({name})"
+        # The room or this recorder was ended on purpose; anything else means the connection was lost.
+        self.connection_failed = reason not in _ROOM_ENDED
+        self.reconnecting = False
+        self.closed.set()
+
+    def _on_reconnecting(self) -> None:
+        log.warning("room connection lost; reconnecting")
+        self.reconnecting, self._reconnecting_since = True, time.monotonic_ns()
+
+    def _on_reconnected(self) -> None:
+        if self.reconnecting:
+            gap = time.monotonic_ns() - self._reconnecting_since
+            self.reconnects.append(gap)
+            log.warning("room connection regained after %.1f s", gap / 1e9)
+        self.reconnecting = False
 
     def _on_metadata(self, participant: rtc.Participant, old: str, new: str) -> None:
         if participant.identity == self.room.local_participant.identity:

@@ -17,7 +17,7 @@ import logging
 
 from ..worker.protocol import JobSpec
 from .clock import MediaClock
-from .pipeline import CompositePipeline
+from .pipeline import CODE_INTERNAL, CompositePipeline
 from .web_source import START_RECORDING, WebSource
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class _BackdatedClock(MediaClock):
 class WebPipeline(CompositePipeline):
     """Records ``spec.web_url`` as Chromium renders it into ``spec``'s outputs; see :class:`CompositePipeline`."""
 
+    connect_error_code = CODE_INTERNAL  # a page that fails to load is no room connection
+
     def __init__(self, spec: JobSpec, emit) -> None:
         super().__init__(spec, emit)
         self.clock = _BackdatedClock()
@@ -55,7 +57,8 @@ class WebPipeline(CompositePipeline):
                          on_audio=lambda samples: self.mixer.push(_PAGE, samples))
 
     async def _connect(self) -> str:
-        """Load the page and wait for its start signal; a stop meanwhile ends the egress before it began."""
+        """Load the page and wait for its start signal; a stop meanwhile returns "" with the stop set, so
+        the egress is aborted before it began."""
         try:
             await self.source.connect()
             started = asyncio.ensure_future(self.source.wait_start())
@@ -64,11 +67,11 @@ class WebPipeline(CompositePipeline):
             stopped.cancel()
             if not started.done():
                 started.cancel()
-                error = f"stopped ({self._stop_reason}) before the page logged {START_RECORDING}"
-            else:
-                started.result()
-                self.clock.since_s = self.source.started_s
+                log.info("stopped before the page logged %s", START_RECORDING)
                 return ""
+            started.result()
+            self.clock.since_s = self.source.started_s
+            return ""
         except Exception as e:  # Chromium, PulseAudio or the page failed: the egress fails
             log.exception("web source failed")
             error = f"could not record {self.source.shown_url}: {e}"

@@ -244,6 +244,9 @@ class WebSource:
         self.room_sid = ""
         self.closed = asyncio.Event()
         self.closed_reason = ""
+        # a page has no room connection to lose (RoomSource's connection state, for the pipeline)
+        self.connection_failed = self.reconnecting = False
+        self.reconnects: list[int] = []
         self.failure = ""
         self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
         self.started_s = 0.0  # wall time (s since the epoch) of that moment: where the recording's timeline begins

@@ -7,9 +7,30 @@ import time
 
 from livekit.protocol import egress as eg
 
-from ..worker.protocol import WorkerEvent
+from ..worker.protocol import END_FAILURE, END_LIMIT_REACHED, WorkerEvent
 
 S = eg.EgressStatus
+#: EgressInfo.error_code of each way to end, HTTP-style as LiveKit sets them (livekit/protocol
+#: ``livekit/livekit_egress.go``: SetAborted 412, SetLimitReached 413, SetFailed 500 unless the
+#: error carries its own code, e.g. 503 for a lost room connection).
+CODE_ABORTED, CODE_LIMIT_REACHED, CODE_FAILED = 412, 413, 500
+
+
+def end_details(reason: str, reconnects: list[int] = ()) -> str:
+    """EgressInfo.details of an ended egress: ``End reason: <reason>`` (LiveKit's wording), plus the
+    room connection's gaps if it was lost and regained while recording."""
+    details = f"End reason: {reason}"
+    if reconnects:
+        gaps = ", ".join(f"{gap / 1e9:.1f} s" for gap in reconnects)
+        details += f" (room connection lost and regained {len(reconnects)}x, without media for {gaps})"
+    return details
+
+
+def set_failed(info: eg.EgressInfo, error: str, code: int = CODE_FAILED, ended_at: int = 0) -> None:
+    """End ``info`` EGRESS_FAILED with ``error`` (what went wrong) and LiveKit's ``error_code``."""
+    info.status, info.error, info.error_code = S.EGRESS_FAILED, error, code
+    info.details = info.details or end_details(END_FAILURE)
+    info.ended_at = ended_at or info.ended_at or time.time_ns()
 
 
 def apply_worker_event(info: eg.EgressInfo, event: WorkerEvent, legacy: str = "") -> None:
@@ -21,9 +42,13 @@ def apply_worker_event(info: eg.EgressInfo, event: WorkerEvent, legacy: str = ""
     if event.event == "active":
         info.status, info.started_at = S.EGRESS_ACTIVE, event.started_at
         info.room_id = info.room_id or event.room_id
-        return
-    if event.event == "ending":
+    elif event.event == "ending":
         info.status = S.EGRESS_ENDING
+        return
+    elif event.event == "aborted":
+        info.status, info.error, info.error_code = S.EGRESS_ABORTED, event.error, CODE_ABORTED
+        info.details = end_details(event.reason)
+        info.ended_at = event.ended_at or time.time_ns()
         return
     del info.file_results[:], info.segment_results[:], info.image_results[:]
     for f in event.files:
@@ -47,8 +72,10 @@ def apply_worker_event(info: eg.EgressInfo, event: WorkerEvent, legacy: str = ""
         info.stream.info.extend(info.stream_results)
     info.backup_storage_used = info.backup_storage_used or event.backup_storage_used
     if event.event == "complete":
-        info.status = S.EGRESS_LIMIT_REACHED if event.limit_reached else S.EGRESS_COMPLETE
-        info.ended_at, info.details = event.ended_at, event.reason
+        info.ended_at, info.details = event.ended_at, end_details(event.reason, event.reconnects)
+        info.status = S.EGRESS_COMPLETE
+        if event.limit_reached:
+            info.status, info.error, info.error_code = S.EGRESS_LIMIT_REACHED, END_LIMIT_REACHED, CODE_LIMIT_REACHED
     elif event.event == "failed":
-        info.status, info.error = S.EGRESS_FAILED, event.error
-        info.ended_at = event.ended_at or time.time_ns()
+        info.details = end_details(END_FAILURE, event.reconnects)
+        set_failed(info, event.error, event.error_code or CODE_FAILED, event.ended_at)

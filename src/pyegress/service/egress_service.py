@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import av
-from google.protobuf import json_format
 from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol import models
@@ -30,8 +28,11 @@ from ..media.compose.layout import Layout
 from ..storage import StorageTarget, from_config
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
-from ..worker.protocol import AudioRoute, Command, IOReport, JobSpec, WorkerEvent
-from .egress_info import apply_worker_event
+from ..worker.protocol import END_FAILURE, AudioRoute, Command, IOReport, JobSpec, WorkerEvent
+from .disk_results import file_results_from_disk
+from .egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
+from .job_record import JobRecord
+from .manifests import write_manifests
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
@@ -41,6 +42,8 @@ from .worker_process import WorkerProcess
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
 PAUSE_ACK_S = 5.0  # how long pause/resume wait for the worker to confirm
+#: EgressInfo.error of egresses a previous run of the service left without their worker
+MSG_SERVICE_RESTARTED = "pyegress restarted while the egress was running"
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,42 @@ class EgressService:
         self._external: set[str] = set()  # egresses whose webhooks livekit-server sends
         self._paused: set[str] = set()  # egress IDs whose worker records nothing until resumed
         self._pause_acks: dict[str, asyncio.Future] = {}  # egress ID -> the worker's paused/resumed event
-        self._fail_orphans()
+        self._ending_watch: dict[str, asyncio.TimerHandle] = {}  # egress ID -> kill of a worker slow to end
+        self.orphans: list[eg.EgressInfo] | None = None  # set by recover()
 
-    def _fail_orphans(self) -> None:
-        """Egresses left active by a previous run have no worker any more: mark them failed
-        (kept in ``orphans``, so that a bus worker can tell livekit-server too)."""
-        self.orphans: list[eg.EgressInfo] = []
+    def recover(self) -> list[eg.EgressInfo]:
+        """End the egresses a previous run of the service left active: their workers are gone. Each is
+        read back from its files on disk, gets its manifests and ends EGRESS_FAILED through the same
+        path as every other end (store, listeners, ``egress_ended`` webhook). Call it once listeners are
+        added; later calls return the same list (a bus worker tells livekit-server about them too).
+        Blocks while it reads files."""
+        if self.orphans is not None:
+            return self.orphans
+        self.orphans = []
         for info in self.store.list(active=True):
+            job = JobRecord.load(self.store.get_job(info.egress_id))
+            if job.external:
+                self._external.add(info.egress_id)
+            self._webhook_urls[info.egress_id] = self._request_webhooks(info)
+            self._notified[info.egress_id] = info.status  # its start was announced by the previous run
+            file_results_from_disk(info)
+            info.details = end_details(END_FAILURE)
+            set_failed(info, MSG_SERVICE_RESTARTED, CODE_FAILED, time.time_ns())
+            try:
+                write_manifests(info, job.files, job.segments, self.settings.upload_retry_base_s)
+            except OSError as e:
+                log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
+            self._save(info)
+            self._external.discard(info.egress_id)
             self.orphans.append(info)
-            info.status = S.EGRESS_FAILED
-            info.error = "pyegress restarted while the egress was running"
-            info.ended_at = info.updated_at = time.time_ns()
-            self.store.save(info)
+            log.warning("egress %s was left running by a previous run: ended FAILED", info.egress_id)
+        return self.orphans
+
+    @staticmethod
+    def _request_webhooks(info: eg.EgressInfo) -> list[str]:
+        """The request's own webhook URLs (``webhooks`` of its request, as echoed in ``info``)."""
+        request = getattr(info, info.WhichOneof("request") or "", None)
+        return [w.url for w in getattr(request, "webhooks", []) if w.url]
 
     def add_listener(self, listener: Callable[[eg.EgressInfo], None]) -> None:
         """Call ``listener(info)`` after every stored change of any egress (the REST dialects follow
@@ -206,6 +233,7 @@ class EgressService:
         worker = self._workers.get(req.egress_id)
         if worker is not None:
             await worker.send(Command(cmd="stop"))
+            self._watch_ending(req.egress_id)
         if info.status != S.EGRESS_ENDING:
             info.status = S.EGRESS_ENDING
             self._save(info)
@@ -488,7 +516,7 @@ class EgressService:
             return
         first = info.egress_id not in self._notified
         self._notified[info.egress_id] = info.status
-        event = ("egress_started" if first else "egress_ended" if info.status not in ACTIVE_STATUSES
+        event = ("egress_ended" if info.status not in ACTIVE_STATUSES else "egress_started" if first
                  else "egress_updated")
         self.webhooks.enqueue(event, info, self._webhook_urls.get(info.egress_id, []))
         if event == "egress_ended":
@@ -524,10 +552,11 @@ class EgressService:
 
     async def _launch(self, info: eg.EgressInfo, spec: JobSpec) -> None:
         egress_id = info.egress_id
-        request = getattr(info, info.WhichOneof("request"))
-        self._webhook_urls[egress_id] = [w.url for w in getattr(request, "webhooks", []) if w.url]
+        self._webhook_urls[egress_id] = self._request_webhooks(info)
         self._infos[egress_id] = info
         self._save(info)
+        self.store.save_job(egress_id, JobRecord.of(spec, self._legacy.get(egress_id, ""),
+                                                    egress_id in self._external).dump())
 
         async def on_event(event: WorkerEvent) -> None:
             if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
@@ -535,17 +564,38 @@ class EgressService:
                 if ack is not None and not ack.done():
                     ack.set_result(event.event)
                 return
-            self._apply(info, event)
-            if event.event == "complete":
-                await asyncio.to_thread(self._write_manifests, info, spec)
-            self._save(info)
+            try:
+                self._apply(info, event)
+                if event.event == "ending":
+                    self._watch_ending(egress_id)
+                if event.event == "failed":  # the worker counted media its files may not hold
+                    await asyncio.to_thread(file_results_from_disk, info)
+                if event.event in ("complete", "failed"):
+                    await asyncio.to_thread(self._write_manifests, info, spec)
+            except Exception as e:  # no error here may leave the egress without its end
+                log.exception("egress %s: handling its %s event failed", egress_id, event.event)
+                if event.event in ("complete", "failed", "aborted") and info.status in ACTIVE_STATUSES:
+                    set_failed(info, f"finishing the egress failed: {e}")
+            try:
+                self._save(info)
+            except Exception:  # the store is failing: keep relaying, on_exit tries again
+                log.exception("egress %s: cannot save its %s event", egress_id, event.event)
 
         async def on_exit(code: int) -> None:
+            watch = self._ending_watch.pop(egress_id, None)
+            if watch is not None:
+                watch.cancel()
             if info.status in ACTIVE_STATUSES:
-                info.status = S.EGRESS_FAILED
-                info.error = f"egress worker exited unexpectedly (code {code})"
-                info.ended_at = time.time_ns()
-                self._salvage_files(info, spec)
+                # a crash (or a kill after the ending timeout): what the files hold is the truth
+                error = (f"egress did not finish within {self.settings.ending_timeout_s:g} s of ending"
+                         if watch is not None and watch.when() <= asyncio.get_running_loop().time()
+                         else f"egress worker exited unexpectedly (code {code})")
+                set_failed(info, error)
+                try:
+                    await asyncio.to_thread(file_results_from_disk, info)
+                    await asyncio.to_thread(self._write_manifests, info, spec)
+                except Exception:  # the terminal state matters more than its details
+                    log.exception("egress %s: reading back its files failed", egress_id)
                 self._save(info)
             self._workers.pop(egress_id, None)
             self._infos.pop(egress_id, None)
@@ -569,46 +619,27 @@ class EgressService:
         log.info("egress %s started for room %s (worker pid %s)", egress_id, info.room_name, worker.pid)
 
     def _write_manifests(self, info: eg.EgressInfo, spec: JobSpec) -> None:
-        """``<file>.json`` beside each file and ``<playlist>.json`` beside each playlist (LiveKit's manifest),
-        unless the output has ``disable_manifest``; the first becomes ``manifest_location``. The manifest
-        of an uploaded output is uploaded beside it (kept locally if that fails). Blocks: call it in a
-        thread."""
-        outputs = request_outputs(getattr(info, info.WhichOneof("request")))
-        body = json_format.MessageToJson(info, preserving_proto_field_name=True)
-        targets = [(Path(t.path), t.filename, t.upload, o) for t, o in zip(spec.files, outputs["file"])]
-        targets += [(Path(t.directory) / t.playlist, t.reported_prefix + t.playlist, t.upload, o)
-                    for t, o in zip(spec.segments, outputs["segments"])]
-        for path, key, upload, out in targets:
-            if out.disable_manifest or not path.parent.is_dir():
-                continue
-            manifest = path.with_name(path.name + ".json")
-            manifest.write_text(body)
-            location = str(manifest)
-            if upload is not None:
-                try:  # one retry only: the recording's own uploads have already waited out any outage
-                    location = upload.upload(manifest, key + ".json", attempts=2,
-                                             base_delay_s=self.settings.upload_retry_base_s)
-                    manifest.unlink()
-                except Exception as e:  # a manifest is not worth failing the egress: it stays local
-                    log.warning("upload of manifest %s failed, kept at %s: %s", key + ".json", manifest, e)
-            info.manifest_location = info.manifest_location or location
+        """The egress's manifests (:func:`~.manifests.write_manifests`); one that cannot be written is
+        logged and left out (``manifest_location`` stays empty), the egress's end stands. Blocks."""
+        try:
+            write_manifests(info, spec.files, spec.segments, self.settings.upload_retry_base_s)
+        except OSError as e:
+            log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
 
-    @staticmethod
-    def _salvage_files(info: eg.EgressInfo, spec: JobSpec) -> None:
-        """Report what a dead worker left on disk: fragmented MP4 stays playable up to its last fragment."""
-        del info.file_results[:]  # the last progress report is stale; the disk is the truth
-        for target in spec.files:
-            path = Path(target.path)
-            if not path.exists():
-                continue
-            try:
-                with av.open(str(path)) as container:
-                    duration_ns = (container.duration or 0) * 1000  # AV_TIME_BASE is µs
-            except av.FFmpegError:
-                duration_ns = 0
-            info.file_results.add(filename=target.filename, location=str(path), size=path.stat().st_size,
-                                  duration=duration_ns, started_at=info.started_at,
-                                  ended_at=info.started_at + duration_ns if info.started_at else 0)
+    def _watch_ending(self, egress_id: str) -> None:
+        """Bound the ending: a worker that has not exited ``ending_timeout_s`` after it was asked to stop
+        (or said it was ending) is killed, and its egress ends FAILED with what its files hold."""
+        worker = self._workers.get(egress_id)
+        if worker is None or egress_id in self._ending_watch or worker.proc is None:
+            return
+
+        def kill() -> None:
+            if worker.proc.returncode is None:
+                log.error("egress %s: no end within %s s of ending; killing its worker", egress_id,
+                          self.settings.ending_timeout_s)
+                worker.proc.kill()
+
+        self._ending_watch[egress_id] = asyncio.get_running_loop().call_later(self.settings.ending_timeout_s, kill)
 
     def _apply(self, info: eg.EgressInfo, event: WorkerEvent) -> None:
         """Fold a worker event into ``info`` (its manifests are written by the caller, in a thread)."""

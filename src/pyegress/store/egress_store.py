@@ -7,7 +7,7 @@ is the serialized ``livekit.EgressInfo``, so nothing is lost between versions.
 from __future__ import annotations
 
 from livekit.protocol.egress import EgressInfo, EgressStatus
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .database import open_database
@@ -27,6 +27,7 @@ class EgressRow(Base):
     status: Mapped[int] = mapped_column(Integer, index=True)
     updated_at: Mapped[int] = mapped_column(BigInteger)  # ns
     info: Mapped[bytes] = mapped_column(LargeBinary)
+    job: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON job record; no credentials
 
 
 class EgressStore:
@@ -44,6 +45,16 @@ class EgressStore:
         with Session(self.engine) as s, s.begin():
             s.merge(EgressRow(egress_id=info.egress_id, room_name=info.room_name, status=info.status,
                               updated_at=info.updated_at, info=info.SerializeToString()))
+
+    def save_job(self, egress_id: str, job: str) -> None:
+        """Keep the job record (JSON) of a saved egress beside its EgressInfo."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(EgressRow).where(EgressRow.egress_id == egress_id).values(job=job))
+
+    def get_job(self, egress_id: str) -> str | None:
+        """The job record saved with :meth:`save_job`, or None."""
+        with Session(self.engine) as s:
+            return s.scalar(select(EgressRow.job).where(EgressRow.egress_id == egress_id))
 
     def get(self, egress_id: str) -> EgressInfo | None:
         with Session(self.engine) as s:

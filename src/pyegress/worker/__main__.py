@@ -17,7 +17,7 @@ import time
 
 from ..media.pipeline import CompositePipeline
 from ..media.web_pipeline import WebPipeline
-from .protocol import Command, IOReport, JobSpec, WorkerEvent
+from .protocol import END_KILLED, Command, IOReport, JobSpec, WorkerEvent
 
 log = logging.getLogger("pyegress.worker")
 
@@ -47,7 +47,7 @@ async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:  # the service went away: finish the file rather than lose it
             events.service_gone = True
-            pipeline.stop("service disconnected")
+            pipeline.stop(END_KILLED)
             return
         try:
             cmd = Command.model_validate_json(line)
@@ -76,7 +76,7 @@ async def main() -> None:
     pipeline = (WebPipeline if spec.source == "web" else CompositePipeline)(spec, events)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, pipeline.stop, "signal")
+        loop.add_signal_handler(sig, pipeline.stop, END_KILLED)
     reader = asyncio.create_task(_read_commands(pipeline, events))
     await pipeline.run()
     reader.cancel()
@@ -97,14 +97,12 @@ async def _report_orphaned(report: IOReport, events: list[WorkerEvent]) -> None:
     from livekit.protocol import egress as eg
 
     from ..bus.psrpc import PsrpcError, RedisBus, RpcClient
-    from ..service.egress_info import apply_worker_event
+    from ..service.egress_info import apply_worker_event, set_failed
 
     info = eg.EgressInfo.FromString(base64.b64decode(report.info))
     for event in events:
         apply_worker_event(info, event, report.legacy)
-    info.status = eg.EgressStatus.EGRESS_FAILED
-    info.error = "the pyegress worker service stopped during the recording; its outputs were finished up to then"
-    info.ended_at = info.ended_at or time.time_ns()
+    set_failed(info, "the pyegress worker service stopped during the recording; its outputs were finished up to then")
     info.updated_at = time.time_ns()
     bus = RedisBus(report.redis)
     try:

@@ -48,6 +48,7 @@ class Muxer:
                  options: dict[str, str] | None = None) -> None:
         self.container = av.open(target, "w", format=format, options=options or {})
         self._muxed = False
+        self._started = False  # the header was attempted: libavformat must not be asked to write it again
         self.streams: dict[str, av.stream.Stream] = {}
         if encoder.video_stream is not None:
             self.streams["video"] = self.container.add_stream_from_template(encoder.video_stream)
@@ -55,15 +56,27 @@ class Muxer:
             self.streams["audio"] = self.container.add_stream_from_template(encoder.audio_stream)
 
     def mux(self, kind: str, packets: list[av.Packet]) -> None:
+        """Write ``packets`` (the first also writes the header).
+
+        Raises:
+            av.FFmpegError: the write failed (e.g. ENOSPC); later calls and :meth:`close` stay safe.
+        """
         stream = self.streams[kind]
         for packet in packets:
             packet.stream = stream
+            self._started = True
             self.container.mux(packet)
         self._muxed = self._muxed or bool(packets)
 
     def close(self) -> None:
         """Finish the container; one stopped before its first packet still gets its header and trailer,
-        so the output is a valid, empty file rather than zero bytes."""
-        if not self._muxed:
+        so the output is a valid, empty file rather than zero bytes. After a failed header write the
+        file is only closed: PyAV would write the header again, and libavformat crashes doing so.
+
+        Raises:
+            av.FFmpegError: the header or trailer cannot be written.
+        """
+        if not self._started:
+            self._started = True
             self.container.start_encoding()
         self.container.close()
