@@ -22,7 +22,7 @@ from ..storage import AzureTarget, GCSTarget, S3Target, StorageTarget
 from ..storage.base import proxy_url
 from ..storage.s3 import alioss_endpoint
 from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
-from .paths import confine, expand_placeholders, unique_path
+from .paths import check_fits, confine, expand_placeholders, unique_path
 from .web_requests import split_url, validate_page_url
 
 _VIDEO_CODECS = {models.VideoCodec.DEFAULT_VC: "h264_main", models.VideoCodec.H264_BASELINE: "h264_baseline",
@@ -90,6 +90,8 @@ _UPLOAD_FIELDS = ("s3", "gcp", "azure", "aliOSS")
 _FORMAT_EXT = {"mp4": ".mp4", "ogg": ".ogg", "webm": ".webm", "mp3": ".mp3"}
 _AUDIO_ONLY_FORMATS = {"ogg": "opus", "mp3": "mp3"}  # container -> the audio codec it takes
 _DEFAULT_NAME = "{room_name}-{time}"
+_MANIFEST_EXT = ".json"  # the manifest beside a file or playlist
+_PREFIX_ROOM = len("_20060102150405000.jpeg")  # the longest a worker appends to a segment or image prefix
 
 
 def _endpoint(value: str, field_name: str) -> str:
@@ -151,6 +153,9 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
 
 
 class _Resolver:
+    """Turns the request's path templates into confined, symlink-free absolute paths; a worker gets only
+    these (a directory and single-component names in it), so nothing it writes can leave ``root``."""
+
     def __init__(self, root: Path, values: dict[str, str]) -> None:
         self.root = Path(root).resolve()
         self.values = values
@@ -159,6 +164,37 @@ class _Resolver:
         if template.endswith("/"):
             template += _DEFAULT_NAME
         return confine(self.root, expand_placeholders(template, self.values), field_name)
+
+    def file(self, template: str, ext: str, field_name: str) -> Path:
+        """A new file: ``template`` confined, ``ext`` added if it has no extension, numbered if taken."""
+        path = self.path(template, field_name)
+        if not path.suffix:
+            path = path.with_name(path.name + ext)
+        path = unique_path(path)
+        check_fits(path, field_name, reserve=len(_MANIFEST_EXT))
+        return path
+
+    def prefix(self, template: str, field_name: str) -> Path:
+        """The directory and name prefix (one path) of the files a segments or images output numbers."""
+        path = self.path(template, field_name)
+        check_fits(path, field_name, reserve=_PREFIX_ROOM)
+        return path
+
+    def playlist(self, template: str, directory: Path, field_name: str) -> str:
+        """The file name of a playlist beside the segments in ``directory``: a bare name is in it; a path
+        (from the recordings root, as every path) must lead into it.
+
+        Raises:
+            EgressError: ``invalid_argument`` naming ``field_name``.
+        """
+        name = expand_placeholders(template, self.values)
+        name = name if name.endswith(".m3u8") else name + ".m3u8"
+        path = confine(self.root if "/" in name else directory, name, field_name)
+        if path.parent != directory:
+            raise invalid(field_name, f"{template!r} is not in the directory of filename_prefix "
+                                      f"({self.relative(directory)!r}): playlists sit beside their segments")
+        check_fits(path, field_name, reserve=len(_MANIFEST_EXT))
+        return path.name
 
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))
@@ -240,32 +276,24 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
         duration = out.segment_duration or 4
         if duration > 60:
             raise invalid(f"{f}.segment_duration", f"must be 1 to 60 s, got {duration}")
-        prefix_path = r.path((out.filename_prefix or _DEFAULT_NAME).removesuffix(".m3u8"), f"{f}.filename_prefix")
+        prefix_path = r.prefix((out.filename_prefix or _DEFAULT_NAME).removesuffix(".m3u8"), f"{f}.filename_prefix")
+        directory = prefix_path.parent
         # a playlist named with the segments' own directory ("dir/index.m3u8", as autoegress examples do)
-        # is that name inside it: playlists sit beside their segments
-        segment_dir = f"{r.relative(prefix_path.parent)}/".removeprefix("./")
-        playlist = expand_placeholders(out.playlist_name, values).removeprefix(segment_dir) or prefix_path.name
-        playlist = playlist if playlist.endswith(".m3u8") else playlist + ".m3u8"
-        confine(prefix_path.parent, playlist, f"{f}.playlist_name")
-        live = expand_placeholders(out.live_playlist_name, values).removeprefix(segment_dir)
-        if live:
-            live = live if live.endswith(".m3u8") else live + ".m3u8"
-            confine(prefix_path.parent, live, f"{f}.live_playlist_name")
+        # is that name inside it
+        playlist = r.playlist(out.playlist_name or prefix_path.name, directory, f"{f}.playlist_name")
+        live = out.live_playlist_name and r.playlist(out.live_playlist_name, directory, f"{f}.live_playlist_name")
         result.segments.append(SegmentsTarget(
-            directory=str(prefix_path.parent), prefix=prefix_path.name, playlist=playlist, live_playlist=live,
+            directory=str(directory), prefix=prefix_path.name, playlist=playlist, live_playlist=live,
             segment_duration=float(duration),
             suffix="timestamp" if out.filename_suffix == eg.SegmentedFileSuffix.TIMESTAMP else "index",
-            reported_prefix=segment_dir, upload=upload))
+            reported_prefix=f"{r.relative(directory)}/".removeprefix("./"), upload=upload))
         if not explicit_gop:
             encoding.key_frame_interval = float(duration)
 
     for out, f in pick("file_outputs", "file"):
         upload = upload_target(out, f, storage)
         fmt = _file_format(out, f, video=video, encoding=encoding, explicit_audio=explicit_audio)
-        path = r.path(out.filepath or _DEFAULT_NAME, f"{f}.filepath")
-        if not path.suffix:
-            path = path.with_name(path.name + _FORMAT_EXT[fmt])
-        path = unique_path(path)
+        path = r.file(out.filepath or _DEFAULT_NAME, _FORMAT_EXT[fmt], f"{f}.filepath")
         result.files.append(FileTarget(path=str(path), filename=r.relative(path), format=fmt, upload=upload))
 
     for out, f in pick("image_outputs", "images"):
@@ -276,7 +304,7 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
             value = getattr(out, name)
             if value and (value % 2 or not 16 <= value <= 3840):
                 raise invalid(f"{f}.{name}", f"must be an even number of pixels from 16 to 3840, got {value}")
-        prefix_path = r.path(out.filename_prefix or _DEFAULT_NAME, f"{f}.filename_prefix")
+        prefix_path = r.prefix(out.filename_prefix or _DEFAULT_NAME, f"{f}.filename_prefix")
         suffix = {eg.ImageFileSuffix.IMAGE_SUFFIX_TIMESTAMP: "timestamp",
                   eg.ImageFileSuffix.IMAGE_SUFFIX_NONE_OVERWRITE: "none"}.get(out.filename_suffix, "index")
         result.images.append(ImagesTarget(
@@ -336,12 +364,9 @@ def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path, value
         encoding.width = max(16, (track.width or 1280) & ~1)
         encoding.height = max(16, (track.height or 720) & ~1)
         encoding.video_bitrate = max(300, round(3000 * encoding.width * encoding.height / (1280 * 720)))
-    path = _Resolver(root, values).path(req.file.filepath or "{track_id}-{time}", "file.filepath")
-    if not path.suffix:
-        path = path.with_name(path.name + _FORMAT_EXT[fmt])
-    path = unique_path(path)
-    filename = str(path.relative_to(Path(root).resolve()))
-    return encoding, [FileTarget(path=str(path), filename=filename, format=fmt, upload=upload)], ""
+    r = _Resolver(root, values)
+    path = r.file(req.file.filepath or "{track_id}-{time}", _FORMAT_EXT[fmt], "file.filepath")
+    return encoding, [FileTarget(path=str(path), filename=r.relative(path), format=fmt, upload=upload)], ""
 
 
 def validate_stream_urls(urls: list[str], field_name: str, *, protocol: str | None = None) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 
+from ...storage.local import LocalDir
 from ...worker.protocol import ImagesResult, ImagesTarget
 from .base import Output, utc_stamp
 
@@ -16,6 +17,11 @@ class ImagesOutput(Output):
 
     ``framerate`` is the output's (fps); the first image is the first frame. With ``target.upload``,
     each image is queued on ``uploads`` (an :class:`~pyegress.storage.uploads.UploadQueue`) once written.
+    Each image is written whole to a temp file and renamed into place, never through a symlink.
+
+    Raises:
+        OSError, ValueError: ``target.directory`` cannot be created or opened without following a
+            symlink (see :class:`~pyegress.storage.local.LocalDir`).
     """
 
     def __init__(self, target: ImagesTarget, width: int, height: int, framerate: int, wall_start_ns: int,
@@ -23,7 +29,7 @@ class ImagesOutput(Output):
         self.target = target
         self.uploads = uploads if target.upload is not None else None
         self.dir = Path(target.directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._local = LocalDir(self.dir)
         self.width, self.height = target.width or width, target.height or height
         self.framerate = framerate
         self.wall_start_ns = wall_start_ns
@@ -50,14 +56,14 @@ class ImagesOutput(Output):
         image = frame.reformat(width=self.width, height=self.height, format="yuvj420p")
         image.pts = pts
         data = b"".join(bytes(p) for p in self._jpeg.encode(image))
-        path = self.dir / self._name(pts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        name = self._name(pts)
+        self._local.replace(name, data)
         self.count += 1
         if self.uploads is not None:
-            self.uploads.submit(self.target.upload, path, self.target.reported_prefix + path.name)
+            self.uploads.submit(self.target.upload, self.dir / name, self.target.reported_prefix + name)
+
+    def close(self) -> None:
+        self._local.close()
 
     def result(self, ended_at: int = 0) -> ImagesResult:
         return ImagesResult(filename_prefix=f"{self.target.reported_prefix}{self.target.prefix}",

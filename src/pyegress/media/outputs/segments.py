@@ -9,20 +9,24 @@ playlist is a sliding window of the last :data:`LIVE_WINDOW` segments. Both are
 rewritten atomically after every segment. With an upload destination, each
 segment is queued for upload as soon as it is closed, then the playlists (a
 player fetches what a playlist lists, so no playlist may name a segment before
-the segment is stored).
+the segment is stored). Every file is written to a temp file in the segments' directory and renamed
+into place once complete (:class:`~pyegress.storage.local.LocalDir`), so no symlink there is followed
+and a player never finds half a segment.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 import os
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
+from ...storage.local import LocalDir
 from ...worker.protocol import SegmentsResult, SegmentsTarget
 from ..encode import MediaEncoder
 from .base import Muxer, Output, utc_stamp
@@ -41,19 +45,25 @@ class _Segment:
 
 class SegmentsOutput(Output):
     """Writes ``target`` as HLS; ``wall_start_ns`` is the Unix time of media time 0; ``uploads`` (an
-    :class:`~pyegress.storage.uploads.UploadQueue`) takes the files when ``target.upload`` is set."""
+    :class:`~pyegress.storage.uploads.UploadQueue`) takes the files when ``target.upload`` is set.
+
+    Raises:
+        OSError, ValueError: ``target.directory`` cannot be created or opened without following a
+            symlink (see :class:`~pyegress.storage.local.LocalDir`).
+    """
 
     def __init__(self, target: SegmentsTarget, encoder: MediaEncoder, wall_start_ns: int, uploads=None) -> None:
         self.target = target
         self.uploads = uploads if target.upload is not None else None
         self.encoder = encoder
         self.dir = Path(target.directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._local = LocalDir(self.dir)
         self.wall_start_ns = wall_start_ns
         self._has_video = encoder.video_stream is not None
         self._frame_s = 1.0 / encoder.settings.framerate if self._has_video else 0.0
         self._muxer: Muxer | None = None
         self._current: tuple[str, float, int] | None = None  # name, start s, wall ns
+        self._temp: tuple[str, BinaryIO] | None = None  # the open segment's temp file: name, file
         self._last_end_s = 0.0
         self.segments: list[_Segment] = []
         self._pending_audio: deque[av.Packet] = deque()
@@ -106,15 +116,24 @@ class SegmentsOutput(Output):
 
     def _open(self, start_s: float) -> None:
         name = self._segment_name(start_s)
-        (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
-        self._muxer = Muxer(str(self.dir / name), self.encoder, format="mpegts")
+        self._temp = self._local.create_temp()
+        self._muxer = Muxer(self._temp[1], self.encoder, format="mpegts")
         self._current = (name, start_s, int(self.wall_start_ns + start_s * 1e9))
 
     def _close_segment(self, end_s: float) -> None:
         name, start_s, wall_ns = self._current
-        self._muxer.close()
-        self._muxer = None
-        self.segments.append(_Segment(name, start_s, end_s - start_s, (self.dir / name).stat().st_size, wall_ns))
+        (temp, file), muxer = self._temp, self._muxer
+        self._temp = self._muxer = None
+        try:
+            muxer.close()
+            size = os.fstat(file.fileno()).st_size
+            file.close()
+            self._local.commit(temp, name)
+        except BaseException:  # a segment that could not be finished is not published
+            file.close()
+            self._local.discard(temp)
+            raise
+        self.segments.append(_Segment(name, start_s, end_s - start_s, size, wall_ns))
         if self.uploads is not None:
             self.uploads.submit(self.target.upload, self.dir / name, self.target.reported_prefix + name)
         self._write_playlists()
@@ -141,12 +160,10 @@ class SegmentsOutput(Output):
             self._write(self.target.live_playlist, self._playlist(self.segments[-LIVE_WINDOW:], live=True))
 
     def _write(self, name: str, text: str) -> None:
-        path = self.dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        self._local.replace(name, text.encode())
         if self.uploads is not None:  # rewritten after every segment: kept locally until the last one
-            self.uploads.submit(self.target.upload, path, self.target.reported_prefix + name, delete=self._ended)
+            self.uploads.submit(self.target.upload, self.dir / name, self.target.reported_prefix + name,
+                                delete=self._ended)
 
     def _location(self, name: str) -> str:
         if self.uploads is not None:
@@ -155,11 +172,17 @@ class SegmentsOutput(Output):
 
     def close(self) -> None:
         self._ended = True
-        self._flush_audio(float("inf"))
-        if self._muxer is not None:
-            self._close_segment(self._last_end_s)
-        else:
-            self._write_playlists()
+        try:
+            self._flush_audio(float("inf"))
+            if self._muxer is not None:
+                self._close_segment(self._last_end_s)
+            else:
+                self._write_playlists()
+        finally:
+            if self._temp is not None:  # failed before its segment was closed: not published either
+                self._temp[1].close()
+                self._local.discard(self._temp[0])
+            self._local.close()
 
     def result(self, ended_at: int = 0) -> SegmentsResult:
         """What EgressInfo's ``segment_results`` reports so far."""
