@@ -23,7 +23,7 @@ from pyegress.media.outputs.images import ImagesOutput
 from pyegress.media.outputs.segments import SegmentsOutput
 from pyegress.service.paths import confine, unique_path
 from pyegress.service.requests import resolve_outputs, resolve_track_egress, unified_to_composite
-from pyegress.storage.local import LocalDir, open_new, replace_atomically
+from pyegress.storage.local import InvalidPath, LocalDir, open_new, replace_atomically
 from pyegress.worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 
 from conftest import wait_status
@@ -220,13 +220,13 @@ def test_no_directory_on_the_way_may_be_a_symlink(dirs):
 def test_paths_and_names_must_be_plain(dirs):
     root, _ = dirs
     for path in ("relative/x", f"{root}/../x", f"/{root}/x"):
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidPath):
             open_new(path)
     with LocalDir(root) as d:
         for name in ("", ".", "..", "a/b", "a\x00", "n" * 256, "a\udc80"):
-            with pytest.raises(ValueError):
+            with pytest.raises(InvalidPath):
                 d.create(name)
-            with pytest.raises(ValueError):
+            with pytest.raises(InvalidPath):
                 d.replace(name, b"")
 
 
@@ -330,6 +330,7 @@ async def test_e2e_names_leading_out_are_refused(egress_api, lkapi, room_name, e
     outside.mkdir()
     root = egress_server.recordings_dir.resolve()
     plant(root / room_name / "planted.mp4", outside / "planted.mp4", None)
+    plant(root / room_name / "planted.m3u8", outside / "planted.m3u8", None)
     segments = api.SegmentedFileOutput
     starts = [
         (egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
@@ -346,6 +347,10 @@ async def test_e2e_names_leading_out_are_refused(egress_api, lkapi, room_name, e
         (egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
             room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath=f"{room_name}/planted.mp4")])),
          "file_outputs[0].filepath"),
+        (egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+            room_name=room_name, segment_outputs=[segments(filename_prefix=f"{room_name}/seg",
+                                                           playlist_name="planted.m3u8")])),
+         "segment_outputs[0].playlist_name"),
         # ENAMETOOLONG was a 500: the name is refused naming its field
         (egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
             room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="x" * 300 + ".mp4")])),
@@ -369,7 +374,7 @@ async def test_e2e_planted_symlinks_are_not_followed(egress_api, lkapi, publishe
     d = egress_server.recordings_dir.resolve() / room_name
     live = [plant(d / "rec.mp4.json", outside / "manifest"), plant(d / "seg_00000.ts", outside / "seg0"),
             plant(d / "thumb_00000.jpeg.tmp", outside / "thumb0-tmp"), plant(d / "seg.m3u8.json", outside / "pl")]
-    for name in ("seg_00001.ts", "seg.m3u8.tmp", "seg.m3u8", "thumb_00001.jpeg.tmp", "thumb_00000.jpeg"):
+    for name in ("seg_00001.ts", "seg.m3u8.tmp", "thumb_00001.jpeg.tmp", "thumb_00000.jpeg"):
         plant(d / name, outside / f"dangling-{name}", None)
 
     info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(

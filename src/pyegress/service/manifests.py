@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from livekit.protocol import egress as eg
 
 from ..storage import StorageTarget
+from ..storage.local import replace_atomically
 from ..worker.protocol import FileTarget, SegmentsTarget
 from .requests import request_outputs
 
@@ -36,7 +37,7 @@ def write_manifests(info: eg.EgressInfo, files: list[FileTarget], segments: list
         if out.disable_manifest or not path.parent.is_dir():
             continue
         manifest = path.with_name(path.name + ".json")
-        manifest.write_text(body)
+        replace_atomically(manifest, body.encode())  # a link planted there is replaced, never followed
         location = str(manifest)
         if upload is not None:
             try:  # one retry only: the recording's own uploads have already waited out any outage

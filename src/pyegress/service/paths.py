@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import invalid
-from ..storage.local import PATH_MAX, check_name
+from ..storage.local import PATH_MAX, InvalidPath, check_name
 
 _PLACEHOLDER = re.compile(r"\{(room_name|room_id|time|utc|publisher_identity|track_id|track_type|track_source)\}")
 
@@ -55,7 +55,7 @@ def confine(root: Path, relative: str, field: str) -> Path:
 def _check_name(name: str, field: str, reserve: int = 0) -> None:
     try:
         check_name(name, reserve)
-    except ValueError as e:
+    except InvalidPath as e:
         raise invalid(field, str(e)) from None
 
 

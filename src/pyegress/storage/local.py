@@ -30,24 +30,29 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+class InvalidPath(OSError, ValueError):
+    """A path or file name that is not written to: not absolute and normalised, or not a valid single name.
+    An OSError, so a writer's callers handle it as any other failed write."""
+
+
 def check_name(name: str, reserve: int = 0) -> None:
     """Check that ``name`` is a single path component that a file can be created with, with room for
     ``reserve`` more bytes (what a writer appends to it, such as a manifest's ``.json``).
 
     Raises:
-        ValueError: ``name`` is empty, ``.`` or ``..``, holds ``/`` or NUL, cannot be encoded as
+        InvalidPath: ``name`` is empty, ``.`` or ``..``, holds ``/`` or NUL, cannot be encoded as
             UTF-8 (lone surrogates), or is too long for :data:`NAME_MAX`; the message says which.
     """
     if name in ("", ".", ".."):
-        raise ValueError(f"{name!r} is not a file name")
+        raise InvalidPath(f"{name!r} is not a file name")
     if "/" in name or "\x00" in name:
-        raise ValueError(f"{name!r} holds '/' or NUL: not a single file name")
+        raise InvalidPath(f"{name!r} holds '/' or NUL: not a single file name")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode (lone surrogate)") from None
+        raise InvalidPath("is not valid Unicode (lone surrogate)") from None
     if size + reserve > NAME_MAX:
-        raise ValueError(f"has a file name of {size} bytes; at most {NAME_MAX - reserve} fit here "
+        raise InvalidPath(f"has a file name of {size} bytes; at most {NAME_MAX - reserve} fit here "
                          f"(NAME_MAX {NAME_MAX})")
 
 
@@ -55,7 +60,7 @@ class LocalDir:
     """A directory of the recordings tree, held open by descriptor; files are created in it by name.
 
     Raises:
-        ValueError: ``path`` is not absolute and normalised, or a component is not a valid name.
+        InvalidPath: ``path`` is not absolute and normalised, or a component is not a valid name.
         OSError: a component is a symlink or not a directory (``ELOOP``/``ENOTDIR``), or it cannot
             be created.
     """
@@ -64,7 +69,7 @@ class LocalDir:
         self.path = Path(path)
         text = str(self.path)
         if not self.path.is_absolute() or os.path.normpath(text) != text or text.startswith("//"):
-            raise ValueError(f"{text!r} is not an absolute, normalised directory path")
+            raise InvalidPath(f"{text!r} is not an absolute, normalised directory path")
         self.fd = os.open("/", _DIR_FLAGS)
         try:
             for depth, part in enumerate(self.path.parts[1:], 2):
@@ -97,7 +102,7 @@ class LocalDir:
         """A new, empty file ``name`` here, open for writing unbuffered (each write reaches the file).
 
         Raises:
-            ValueError: ``name`` is not a single valid file name.
+            InvalidPath: ``name`` is not a single valid file name.
             FileExistsError: ``name`` exists, as a file or as a symlink (which is never followed).
         """
         check_name(name)
@@ -120,7 +125,7 @@ class LocalDir:
         """Rename temp file ``temp`` to ``name``, replacing what was there (a symlink too, not its target).
 
         Raises:
-            ValueError: ``name`` is not a single valid file name.
+            InvalidPath: ``name`` is not a single valid file name.
             OSError: the rename failed (e.g. ``name`` is a directory).
         """
         check_name(name)
@@ -137,7 +142,7 @@ class LocalDir:
         """Write ``data`` as file ``name`` atomically: a reader sees the old content or the new, whole.
 
         Raises:
-            ValueError: ``name`` is not a single valid file name.
+            InvalidPath: ``name`` is not a single valid file name.
             OSError: writing failed (no space, ...); no temp file is left behind.
         """
         check_name(name)
@@ -170,7 +175,7 @@ def open_new(path: str | os.PathLike) -> BinaryIO:
     """Create the new file at absolute ``path`` (and its missing directories) for writing, unbuffered.
 
     Raises:
-        ValueError: ``path`` is not absolute and normalised, or a name in it is invalid.
+        InvalidPath: ``path`` is not absolute and normalised, or a name in it is invalid.
         FileExistsError: the file exists (as a file or a symlink: nothing is overwritten or followed).
         OSError: a directory on the way is a symlink or cannot be created.
     """
@@ -184,7 +189,7 @@ def replace_atomically(path: str | os.PathLike, data: bytes) -> None:
     planted at ``path`` is replaced rather than followed and a reader never sees half a file.
 
     Raises:
-        ValueError: ``path`` is not absolute and normalised, or a name in it is invalid.
+        InvalidPath: ``path`` is not absolute and normalised, or a name in it is invalid.
         OSError: a directory on the way is a symlink or cannot be created, or the write failed.
     """
     path = Path(path)

@@ -26,7 +26,7 @@ class FileOutput(Output):
 
     Raises:
         FileExistsError: something (a file, a symlink) is at ``target.path`` already.
-        OSError, ValueError: the path is not creatable inside its directory (see ``open_new``).
+        OSError: the path is not creatable inside its directory (see ``open_new``).
     """
 
     def __init__(self, target: FileTarget, encoder: MediaEncoder, wall_start_ns: int) -> None:

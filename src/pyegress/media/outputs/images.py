@@ -20,7 +20,7 @@ class ImagesOutput(Output):
     Each image is written whole to a temp file and renamed into place, never through a symlink.
 
     Raises:
-        OSError, ValueError: ``target.directory`` cannot be created or opened without following a
+        OSError: ``target.directory`` cannot be created or opened without following a
             symlink (see :class:`~pyegress.storage.local.LocalDir`).
     """
 

@@ -48,7 +48,7 @@ class SegmentsOutput(Output):
     :class:`~pyegress.storage.uploads.UploadQueue`) takes the files when ``target.upload`` is set.
 
     Raises:
-        OSError, ValueError: ``target.directory`` cannot be created or opened without following a
+        OSError: ``target.directory`` cannot be created or opened without following a
             symlink (see :class:`~pyegress.storage.local.LocalDir`).
     """
 
