@@ -109,7 +109,7 @@ class LocalDir:
         try:
             fd = os.open(name, _NEW_FILE_FLAGS, 0o666, dir_fd=self.fd)
         except FileExistsError:
-            raise FileExistsError(17, "exists already; not overwritten", str(self.path / name)) from None
+            raise FileExistsError(errno.EEXIST, "exists already; not overwritten", str(self.path / name)) from None
         return os.fdopen(fd, "wb", buffering=0)
 
     def create_temp(self) -> tuple[str, BinaryIO]:
@@ -154,10 +154,6 @@ class LocalDir:
         except BaseException:
             self.discard(temp)
             raise
-
-    def size(self, name: str) -> int:
-        """Size of file ``name`` here, in bytes (of the link itself for a symlink)."""
-        return os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_size
 
     def close(self) -> None:
         if self.fd >= 0:
