@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.recover()  # a previous run's egresses end here, once every dialect listens
+        service.pool.start()
         webhooks.start()
         if bus_worker is not None:
             await bus_worker.start()

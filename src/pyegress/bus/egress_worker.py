@@ -19,7 +19,7 @@ from ..config import Settings
 from ..errors import EgressError
 from ..service.egress_service import EgressService, StartOptions
 from ..store.egress_store import ACTIVE_STATUSES
-from .admission import CpuAdmission, request_cost
+from .admission import request_cost
 from .pb import rpc_egress_pb2 as rpc
 from .psrpc import PsrpcError, RedisBus, RpcClient, RpcServer
 
@@ -141,7 +141,7 @@ class EgressWorker:
         self.bus = RedisBus(settings.redis)
         self.server = RpcServer(self.bus)
         self.io = IOInfoReporter(RpcClient(self.bus, IOINFO))
-        self.admission = CpuAdmission(settings.cpu_cost)
+        self.admission = service.admission  # shared with the service's own API starts
         self.draining = False
         # only a pure worker's egresses all came from livekit-server; serve's own API starts others
         self.report_orphans = report_orphans
@@ -212,9 +212,8 @@ class EgressWorker:
         if self.draining:
             raise PsrpcError("unavailable", "server is shutting down")
         cost = request_cost(req, self.settings.cpu_cost)
-        if not self.admission.can_accept(cost):
+        if not self.admission.admit(req.egress_id, cost):
             raise PsrpcError("unavailable", "not enough CPU")
-        self.admission.reserve(req.egress_id, cost)
         await self._register_handler(req.egress_id)
         opts = StartOptions(egress_id=req.egress_id, room_id=req.room_id, token=req.token, ws_url=req.ws_url,
                             webhooks=False)
@@ -233,8 +232,6 @@ class EgressWorker:
         except PsrpcError:
             await self.service.stop_egress(eg.StopEgressRequest(egress_id=req.egress_id))
             raise
-        if (pid := self.service.worker_pid(req.egress_id)) is not None:
-            self.admission.attach(req.egress_id, pid)
         return info
 
     async def _list_active(self, raw: bytes) -> rpc.ListActiveEgressResponse:

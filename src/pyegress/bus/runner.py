@@ -21,6 +21,7 @@ async def run_worker(settings: Settings) -> None:
     """
     service = EgressService(settings, EgressStore(settings.database_url), webhooks=None)
     service.recover()  # a previous run's egresses end (and are reported by worker.start)
+    service.pool.start()
     worker = EgressWorker(settings, service)
     await worker.start()
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol import models
 
+from ..bus.admission import CpuAdmission, egress_cost
 from ..config import Settings
 from ..errors import EgressError, invalid
 from ..ids import new_egress_id
@@ -37,6 +38,7 @@ from .requests import (redacted_request, resolve_encoding, resolve_outputs, reso
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
 from .web_requests import template_url, validate_web
+from .worker_pool import WorkerPool
 from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,9 @@ class EgressService:
     """Starts, tracks, lists and stops egresses.
 
     Every public method takes and returns ``livekit-protocol`` messages and
-    raises :class:`~pyegress.errors.EgressError` for bad requests.
+    raises :class:`~pyegress.errors.EgressError` for bad requests; every start
+    raises it with ``resource_exhausted`` when the egress's CPU cost does not
+    fit the budget (:attr:`admission`, LiveKit's ``cpu_cost``).
     """
 
     def __init__(self, settings: Settings, store: EgressStore, webhooks: WebhookSender | None = None) -> None:
@@ -91,6 +95,9 @@ class EgressService:
         self._paused: set[str] = set()  # egress IDs whose worker records nothing until resumed
         self._pause_acks: dict[str, asyncio.Future] = {}  # egress ID -> the worker's paused/resumed event
         self._ending_watch: dict[str, asyncio.TimerHandle] = {}  # egress ID -> kill of a worker slow to end
+        # one CPU budget for every egress of this process, from its own API or from livekit-server
+        self.admission = CpuAdmission(settings.cpu_cost)
+        self.pool = WorkerPool(settings.worker_pool_size, settings.log_dir)  # its owner calls pool.start()
         self.orphans: list[eg.EgressInfo] | None = None  # set by recover()
 
     def recover(self) -> list[eg.EgressInfo]:
@@ -552,6 +559,12 @@ class EgressService:
 
     async def _launch(self, info: eg.EgressInfo, spec: JobSpec) -> None:
         egress_id = info.egress_id
+        cost = egress_cost(spec.source, spec.video, self.settings.cpu_cost)
+        if not self.admission.admit(egress_id, cost):  # refused before it is stored or announced
+            self._legacy.pop(egress_id, None)
+            self._external.discard(egress_id)
+            raise EgressError("resource_exhausted", f"not enough CPU: this egress needs {cost:g} cores, "
+                              f"{max(self.admission.available(), 0.0):.2f} are free")
         self._webhook_urls[egress_id] = self._request_webhooks(info)
         self._infos[egress_id] = info
         self._save(info)
@@ -598,6 +611,7 @@ class EgressService:
                     log.exception("egress %s: reading back its files failed", egress_id)
                 self._save(info)
             self._workers.pop(egress_id, None)
+            self.admission.release(egress_id)
             self._infos.pop(egress_id, None)
             self._external.discard(egress_id)
             self._paused.discard(egress_id)
@@ -608,14 +622,16 @@ class EgressService:
         if egress_id in self._external and self.settings.redis.configured:
             spec.io_report = IOReport(redis=self.settings.redis, legacy=self._legacy.get(egress_id, ""),
                                       info=base64.b64encode(info.SerializeToString()).decode())
-        worker = WorkerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit)
+        worker = WorkerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit, self.pool)
         try:
             await worker.start()
         except OSError as e:
+            self.admission.release(egress_id)
             info.status, info.error = S.EGRESS_FAILED, f"cannot start worker: {e}"
             self._save(info)
             raise EgressError("internal", "cannot start egress worker") from None
         self._workers[egress_id] = worker
+        self.admission.attach(egress_id, worker.pid)
         log.info("egress %s started for room %s (worker pid %s)", egress_id, info.room_name, worker.pid)
 
     def _write_manifests(self, info: eg.EgressInfo, spec: JobSpec) -> None:
@@ -646,7 +662,8 @@ class EgressService:
         apply_worker_event(info, event, self._legacy.get(info.egress_id, ""))
 
     async def shutdown(self) -> None:
-        """Stop every active egress and wait for the files to be finished."""
+        """Stop every active egress and wait for the files to be finished; end the pool's idle processes."""
+        await self.pool.close()
         workers = list(self._workers.values())
         for w in workers:
             await w.send(Command(cmd="stop"))

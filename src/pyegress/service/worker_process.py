@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from ..worker.pooled import Assignment
 from ..worker.protocol import Command, JobSpec, WorkerEvent
+from .worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -17,32 +19,45 @@ class WorkerProcess:
     """Starts a worker for ``spec`` and relays its events to ``on_event``.
 
     ``on_exit(returncode)`` runs once the process has exited and every event was
-    delivered. The worker's log goes to ``log_path``.
+    delivered. The worker's log goes to ``log_path``. With a ``pool``, the worker
+    is one of its waiting processes if it has one, else a new process.
     """
 
     def __init__(self, spec: JobSpec, log_path: Path,
                  on_event: Callable[[WorkerEvent], Awaitable[None]],
-                 on_exit: Callable[[int], Awaitable[None]]) -> None:
+                 on_exit: Callable[[int], Awaitable[None]], pool: WorkerPool | None = None) -> None:
         self.spec = spec
         self.log_path = log_path
         self.on_event, self.on_exit = on_event, on_exit
+        self.pool = pool
         self.proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Launch the process and send it the job.
+        """Launch the process (or take one from the pool) and send it the job.
 
         Raises:
             OSError: the process could not be started.
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_file:
-            self.proc = await asyncio.create_subprocess_exec(
-                # the egress ID on the command line only labels the process (ps, kill)
-                sys.executable, "-m", "pyegress.worker", self.spec.egress_id,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
-        self.proc.stdin.write(self.spec.model_dump_json().encode() + b"\n")
-        await self.proc.stdin.drain()
+        job = self.spec.model_dump_json().encode() + b"\n"
+        proc = await self.pool.take() if self.pool is not None else None
+        if proc is not None:
+            assignment = Assignment(egress_id=self.spec.egress_id, log_path=str(self.log_path))
+            try:
+                proc.stdin.write(assignment.model_dump_json().encode() + b"\n" + job)
+                await proc.stdin.drain()
+                self.proc = proc
+            except (BrokenPipeError, ConnectionResetError):  # it died while waiting: start one instead
+                log.warning("egress %s: pooled worker %s is gone; starting a new one", self.spec.egress_id, proc.pid)
+        if self.proc is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as log_file:
+                self.proc = await asyncio.create_subprocess_exec(
+                    # the egress ID on the command line only labels the process (ps, kill)
+                    sys.executable, "-m", "pyegress.worker", self.spec.egress_id,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
+            self.proc.stdin.write(job)
+            await self.proc.stdin.drain()
         self._task = asyncio.create_task(self._relay(), name=f"worker-{self.spec.egress_id}")
 
     async def send(self, command: Command) -> None:

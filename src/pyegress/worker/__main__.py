@@ -2,7 +2,9 @@
 
 Reads a :class:`~pyegress.worker.protocol.JobSpec` line from stdin, then
 commands; writes events to stdout; logs to stderr. SIGTERM and SIGINT end the
-recording cleanly (the file is finished), as a ``stop`` command would.
+recording cleanly (the file is finished), as a ``stop`` command would. Started
+with ``--pool=<pid>`` it first waits, imported, until the service assigns it an
+egress (:mod:`.pooled`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from ..media.pipeline import CompositePipeline
 from ..media.web_pipeline import WebPipeline
 from .protocol import END_KILLED, Command, IOReport, JobSpec, WorkerEvent
+from .pooled import POOL_ARG, wait_for_job
 
 log = logging.getLogger("pyegress.worker")
 
@@ -69,6 +72,8 @@ async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
 
 
 async def main() -> None:
+    if sys.argv[1:] and sys.argv[1].startswith(POOL_ARG):  # pre-started by the service's pool: wait for an egress
+        wait_for_job()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
