@@ -291,7 +291,7 @@ def test_outputs_never_write_through_planted_links(dirs):
     assert ffprobe(d / "seg_00001.ts").stream("video")["codec_name"] == "h264"
     assert "seg_00002.ts" in (d / "seg.m3u8").read_text()
     assert file.result(0).size == (d / "rec-1.mp4").stat().st_size > 0
-    # what is left besides the outputs: the planted links that were never in the way, untouched
+    # no temp file is left behind
     assert not [p for p in d.iterdir() if p.name.startswith(".pyegress-")]
 
 
