@@ -43,7 +43,7 @@ from ..store.realtimekit_store import RECORDING_STATUSES, RealtimeKitRecording, 
 from ..worker.protocol import END_SOURCE_CLOSED
 from .egress_info import end_details
 from .egress_service import EgressService, StartOptions
-from .web_requests import validate_page_url
+from .web_requests import split_url, validate_page_url
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
@@ -270,6 +270,9 @@ def composite_requests(req: CompositeStart, recording_id: str) -> list[tuple[eg.
         validate_page_url(req.url, "url")
         main.custom_base_url = req.url
     if req.rtmp_out_config and req.rtmp_out_config.rtmp_url:
+        rtmp = split_url(req.rtmp_out_config.rtmp_url, "rtmp_out_config.rtmp_url")
+        if rtmp.scheme not in ("rtmp", "rtmps") or not rtmp.hostname:
+            raise invalid("rtmp_out_config.rtmp_url", "must be an rtmp:// or rtmps:// URL")
         main.stream_outputs.add(protocol=eg.StreamProtocol.RTMP, urls=[req.rtmp_out_config.rtmp_url])
     requests = [(main, "main")]
     if audio.export_file:

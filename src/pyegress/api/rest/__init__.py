@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ...errors import EgressError
 
@@ -54,3 +55,22 @@ def safe_room_name(name: str) -> str | None:
     if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
         return "must not contain '/', '\\', control characters, or be '.' or '..'"
     return None
+
+
+def openapi_body(model: type[BaseModel]) -> dict:
+    """The OpenAPI ``requestBody`` (for ``openapi_extra``) of a route that parses ``model`` from its JSON
+    itself, so that its errors are its dialect's: the model's JSON schema with its ``$defs`` inlined,
+    since OpenAPI resolves ``$ref`` from the document's root. The models are not recursive."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}

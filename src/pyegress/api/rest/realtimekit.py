@@ -40,7 +40,7 @@ from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings
 from ...storage import StorageTarget
 from ...store.realtimekit_store import RealtimeKitRecording
 from ..auth import Authorizer, Caller
-from . import iso_ms, safe_room_name
+from . import iso_ms, openapi_body, safe_room_name
 from .downloads import signed_url
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,14 @@ _STATUSES = ("INVOKED", "RECORDING", "UPLOADING", "UPLOADED", "ERRORED", "PAUSED
 #: Paging bounds: ``per_page`` as RealtimeKit's API; ``page_no`` so the row offset stays a 64-bit integer.
 _PAGING = (("page_no", 1, 10**9), ("per_page", 20, 100))
 _NS_RANGE = (-(2**63), 2**63 - 1)  # times are stored as int64 Unix nanoseconds
+#: The list route reads its query itself (repeated ``status``, floats from the SDK); OpenAPI still says what it takes.
+_LIST_PARAMETERS = {"parameters": [
+    {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in (
+        ("meeting_id", {"type": "string"}), ("page_no", {"type": "number"}), ("per_page", {"type": "number"}),
+        ("status", {"type": "array", "items": {"type": "string", "enum": list(_STATUSES)}}),
+        ("sort_by", {"type": "string"}), ("sort_order", {"type": "string", "enum": ["ASC", "DESC"]}),
+        ("start_time", {"type": "string", "format": "date-time"}),
+        ("end_time", {"type": "string", "format": "date-time"}))]}
 
 
 def _parse_time(value: str, field: str) -> int:
@@ -198,12 +206,14 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
         row = await recordings.act(caller.identity, account_id, app_id, recording_id, action.action)
         return ok(render(row))
 
-    routes = [("POST", "/recordings", start_composite), ("POST", "/recordings/track", start_track),
-              ("GET", "/recordings", list_recordings),
-              ("GET", "/recordings/active-recording/{meeting_id}", get_active),
-              ("GET", "/recordings/{recording_id}", get_one), ("PUT", "/recordings/{recording_id}", act)]
+    routes = [("POST", "/recordings", start_composite, openapi_body(CompositeStart)),
+              ("POST", "/recordings/track", start_track, openapi_body(TrackStart)),
+              ("GET", "/recordings", list_recordings, _LIST_PARAMETERS),
+              ("GET", "/recordings/active-recording/{meeting_id}", get_active, None),
+              ("GET", "/recordings/{recording_id}", get_one, None),
+              ("PUT", "/recordings/{recording_id}", act, openapi_body(Action))]
     for prefix in PREFIXES:
-        for method, path, handler in routes:
-            router.add_api_route(prefix + KIT + path, handler, methods=[method],
+        for method, path, handler, extra in routes:
+            router.add_api_route(prefix + KIT + path, handler, methods=[method], openapi_extra=extra,
                                  include_in_schema=prefix == "")
     return router
