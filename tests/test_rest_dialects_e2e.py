@@ -121,7 +121,7 @@ async def test_rtcstack_records_a_room(server, livekit, lkapi, publishers, room_
 async def test_rtcstack_refuses_bad_calls(server, livekit):
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         assert (await http.post("/v1/rooms/r1/recording/start")).status_code == 401
-        no_grant = await http.post("/v1/rooms/r1/recording/start", headers=bearer(livekit, "someone", room_join=True))
+        no_grant = await http.post("/v1/rooms/r1/recording/start", headers=bearer(livekit, "someone", room_join=True, room="r1"))
         assert no_grant.status_code == 403 and "roomRecord" in no_grant.json()["error"]
         auth = bearer(livekit, room_record=True)
         absent = await http.post("/v1/rooms/no-such-room/recording/start", headers=auth)
