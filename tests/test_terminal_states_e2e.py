@@ -181,3 +181,31 @@ async def test_restarted_service_ends_its_orphans_truthfully(lkapi, publishers, 
     assert final.manifest_location == str(path) + ".json"
     assert [e.event for e in events].count("egress_ended") == 1
     assert events[-1].egress_info.status == S.EGRESS_FAILED
+
+
+async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path):
+    with LiveKitServer(log_path=tmp_path / "livekit.log") as lk_server, \
+            publisher_factory(lk_server, tmp_path) as start_publishers:
+        room = "bumpy"
+        async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
+            await lk.room.create_room(api.CreateRoomRequest(name=room))
+        start_publishers(room, 1)
+        with serve(tmp_path / "srv", lk_server) as server:
+            async with api.LiveKitAPI(server.url, lk_server.api_key, lk_server.api_secret) as eg_api:
+                info = await eg_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+                    room_name=room, file_outputs=[api.EncodedFileOutput(filepath="bumpy.mp4")]))
+                await wait_status(eg_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+                await asyncio.sleep(2)
+                lk_server._proc.send_signal(signal.SIGKILL)  # a crash, then a restart 1 s later
+                lk_server._proc.wait()
+                await asyncio.sleep(1)
+                # the same signal port: the SDKs reconnect to it (the room is made anew on rejoin)
+                with LiveKitServer(port=lk_server.port, log_path=tmp_path / "livekit-2.log"):
+                    await asyncio.sleep(12)
+                    still = (await eg_api.egress.list_egress(api.ListEgressRequest(egress_id=info.egress_id))).items[0]
+                    assert still.status == S.EGRESS_ACTIVE, still
+                    await eg_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+                    final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE, final
+    assert final.details.startswith("End reason: StopEgress API (room connection lost and regained 1x"), final.details
+    assert ffprobe(final.file_results[0].location).duration > 12
