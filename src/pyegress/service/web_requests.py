@@ -52,7 +52,7 @@ def validate_page_url(url: str, field_name: str) -> None:
         raise invalid(field_name, "is required")
     parts = split_url(url, field_name)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid(field_name, f"must be an http:// or https:// URL, got {url[:100]!r}")
+        raise invalid(field_name, f"must be an http:// or https:// URL with a host, got scheme {parts.scheme!r}")
 
 
 def template_url(base_url: str, *, ws_url: str, token: str, layout: str) -> str:
