@@ -23,7 +23,7 @@ from pyegress.media.outputs.images import ImagesOutput
 from pyegress.media.outputs.segments import SegmentsOutput
 from pyegress.service.paths import confine, unique_path
 from pyegress.service.requests import resolve_outputs, resolve_track_egress, unified_to_composite
-from pyegress.storage.local import InvalidPath, LocalDir, open_new, replace_atomically
+from pyegress.storage.local import InvalidPath, LocalDir, open_existing, open_new, replace_atomically
 from pyegress.worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
 
 from conftest import wait_status
@@ -200,6 +200,34 @@ def test_open_new_never_follows_or_overwrites(dirs):
         f.write(b"data")
     assert (root / "new/dir/rec.mp4").read_bytes() == b"data"
     assert_untouched(outside, live)
+
+
+def test_uploads_read_the_recording_never_a_link_put_in_its_place(dirs):
+    """A file swapped for a symlink after it was written is not read (uploads open with O_NOFOLLOW)."""
+    from obstore.store import MemoryStore
+
+    from pyegress.storage.base import ObjectStorage
+
+    class Memory(ObjectStorage):
+        def store(self):
+            return memory
+
+    memory = MemoryStore()
+    root, outside = dirs
+    (outside / "secret").write_bytes(b"secret")
+    (root / "rec.mp4").write_bytes(b"recording")
+    (root / "swapped.mp4").symlink_to(outside / "secret")
+    (root / "d").symlink_to(outside)
+    target = Memory()
+    target._put(root / "rec.mp4", "rec.mp4")
+    assert bytes(memory.get("rec.mp4").bytes()) == b"recording"
+    for path in (root / "swapped.mp4", root / "d" / "secret"):
+        with pytest.raises(OSError):
+            target._put(path, "stolen")
+        with pytest.raises(OSError):
+            open_existing(path)
+    with pytest.raises(FileNotFoundError):
+        memory.get("stolen")
 
 
 def test_no_directory_on_the_way_may_be_a_symlink(dirs):
@@ -399,3 +427,43 @@ async def test_e2e_planted_symlinks_are_not_followed(egress_api, lkapi, publishe
     assert json.loads((d / "rec.mp4.json").read_text())["egress_id"] == info.egress_id
     assert ffprobe(d / "seg_00000.ts").stream("video")["codec_name"] == "h264"
     assert os.path.realpath(final.segment_results[0].playlist_location) == str(d / "seg.m3u8")
+
+
+def test_egress_ids_from_livekit_server_cannot_name_a_path():
+    """livekit-server chooses the IDs of its jobs; an ID names the egress's log file."""
+    from pyegress.service.egress_service import StartOptions
+
+    assert StartOptions(egress_id="EG_abc123XYZ").chosen_egress_id() == "EG_abc123XYZ"
+    assert StartOptions().chosen_egress_id().startswith("EG_")
+    for bad in ("../../etc/x", "EG_a/b", "", "EG_\x00", "x" * 65):
+        if bad:
+            with _invalid("egress_id"):
+                StartOptions(egress_id=bad).chosen_egress_id()
+
+
+async def test_e2e_two_egresses_asking_for_one_name_both_keep_their_file(egress_api, lkapi, publishers,
+                                                                         room_name, egress_server):
+    """Both requests resolve the same free name before either file exists: the second gets ``-1``,
+    reported in its results and with a manifest of its own, and neither file is overwritten."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    req = api.RoomCompositeEgressRequest(room_name=room_name, advanced=api.EncodingOptions(width=320, height=180),
+                                         file_outputs=[api.EncodedFileOutput(filepath="{room_name}/same.mp4")])
+    first = await egress_api.egress.start_room_composite_egress(req)
+    second = await egress_api.egress.start_room_composite_egress(req)
+    for info in (first, second):
+        await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(2)
+    finals = []
+    for info in (first, second):
+        await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+        finals.append((await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED))[0])
+    assert [f.status for f in finals] == [S.EGRESS_COMPLETE] * 2, finals
+    names = sorted(f.file_results[0].filename for f in finals)
+    assert names == [f"{room_name}/same-1.mp4", f"{room_name}/same.mp4"]
+    for final in finals:
+        result = final.file_results[0]
+        assert result.location == str(egress_server.recordings_dir.resolve() / result.filename)
+        assert ffprobe(result.location).duration > 1.5
+        manifest = json.loads(Path(result.location + ".json").read_text())
+        assert manifest["egress_id"] == final.egress_id

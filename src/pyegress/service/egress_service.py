@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
+_EGRESS_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAUSE_ACK_S = 5.0  # how long pause/resume wait for the worker to confirm
 #: EgressInfo.error of egresses a previous run of the service left without their worker
 MSG_SERVICE_RESTARTED = "pyegress restarted while the egress was running"
@@ -62,6 +64,19 @@ class StartOptions:
     # where outputs without an upload of their own go, instead of the config's default storage: for
     # destinations a LiveKit request cannot name (RealtimeKit's SFTP storage_config)
     upload: StorageTarget | None = None
+
+    def chosen_egress_id(self) -> str:
+        """The ``egress_id`` given, else a new one.
+
+        Raises:
+            EgressError: ``invalid_argument`` for a given ID that could not name a file (it names the
+                egress's log), such as ``../x``: LiveKit's IDs are ``EG_`` and letters and digits.
+        """
+        if not self.egress_id:
+            return new_egress_id()
+        if not _EGRESS_ID.fullmatch(self.egress_id):
+            raise invalid("egress_id", f"{self.egress_id[:80]!r} is not an egress ID (letters, digits, _ and -)")
+        return self.egress_id
 
 
 NO_OPTIONS = StartOptions()
@@ -328,7 +343,7 @@ class EgressService:
         encoding, files, websocket_url = resolve_track_egress(
             req, track, root=self.recordings_dir, storage=opts.upload or self.storage,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
-        egress_id = opts.egress_id or new_egress_id()
+        egress_id = opts.chosen_egress_id()
         is_audio = track.type == models.TrackType.AUDIO
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
                              source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
@@ -424,7 +439,7 @@ class EgressService:
         room_name = getattr(req, "room_name", "")  # a web egress may have no room
         if kind != "web":
             room_id = room_id or opts.room_id or await self._room_sid(room_name)
-        egress_id = opts.egress_id or new_egress_id()
+        egress_id = opts.chosen_egress_id()
         outputs = resolve_outputs(req, root=self.recordings_dir,
                                   values={"room_name": room_name, "room_id": room_id,
                                           "publisher_identity": source.get("identity", "")},
@@ -579,6 +594,9 @@ class EgressService:
                 return
             try:
                 self._apply(info, event)
+                if event.event == "active" and self._files_renamed(spec, event):
+                    self.store.save_job(egress_id, JobRecord.of(spec, self._legacy.get(egress_id, ""),
+                                                                egress_id in self._external).dump())
                 if event.event == "ending":
                     self._watch_ending(egress_id)
                 if event.event == "failed":  # the worker counted media its files may not hold
@@ -641,6 +659,16 @@ class EgressService:
             write_manifests(info, spec.files, spec.segments, self.settings.upload_retry_base_s)
         except OSError as e:
             log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
+
+    @staticmethod
+    def _files_renamed(spec: JobSpec, event: WorkerEvent) -> bool:
+        """Take the names the worker's files really got (``name-1.mp4`` when another egress took the
+        name first) into ``spec``, so manifests and a restarted service find them; True if any changed."""
+        renamed = False
+        for target, result in zip(spec.files, event.files):
+            if (target.path, target.filename) != (result.path, result.filename):
+                target.path, target.filename, renamed = result.path, result.filename, True
+        return renamed
 
     def _watch_ending(self, egress_id: str) -> None:
         """Bound the ending: a worker that has not exited ``ending_timeout_s`` after it was asked to stop

@@ -18,6 +18,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import obstore
 from pydantic import BaseModel, Field
 
+from .local import open_existing
+
 log = logging.getLogger(__name__)
 
 _CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".ogg": "audio/ogg", ".mp3": "audio/mpeg",
@@ -119,7 +121,8 @@ class ObjectStorage(Storage):
         return None
 
     def _put(self, path: Path, key: str) -> None:
-        obstore.put(self.store(), key, path, attributes=self.attributes(path), tags=self.tags())
+        with open_existing(path) as f:
+            obstore.put(self.store(), key, f, attributes=self.attributes(path), tags=self.tags())
 
     def presign(self, key: str, expires_s: int) -> str | None:
         """A signed GET URL (S3 SigV4, GCS V4 signature, Azure SAS) valid for ``expires_s`` s.

@@ -180,6 +180,21 @@ def open_new(path: str | os.PathLike) -> BinaryIO:
         return directory.create(path.name)
 
 
+def open_existing(path: str | os.PathLike) -> BinaryIO:
+    """Open the existing file at absolute ``path`` for reading (buffered), never through a symlink: what
+    an upload reads is the file the recording wrote, even if a link was put in its place since.
+
+    Raises:
+        InvalidPath: ``path`` is not absolute and normalised, or a name in it is invalid.
+        OSError: the file is missing, or it or a directory on the way is a symlink (``ELOOP``).
+    """
+    path = Path(path)
+    with LocalDir(path.parent) as directory:
+        check_name(path.name)
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory.fd)
+    return os.fdopen(fd, "rb")
+
+
 def replace_atomically(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` as the file at absolute ``path`` through a temp file and a rename, so a symlink
     planted at ``path`` is replaced rather than followed and a reader never sees half a file.

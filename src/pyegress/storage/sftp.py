@@ -11,6 +11,9 @@ import asyncssh
 from pydantic import Field
 
 from .base import Storage
+from .local import open_existing
+
+_CHUNK = 256 * 1024  # bytes per SFTP write
 
 
 class SFTPTarget(Storage):
@@ -55,7 +58,10 @@ class SFTPTarget(Storage):
         async with self._connect() as conn, conn.start_sftp_client() as sftp:
             if posixpath.dirname(remote):
                 await sftp.makedirs(posixpath.dirname(remote), exist_ok=True)
-            await sftp.put(str(path), partial)
+            with open_existing(path) as local:  # the recording's file, never a link put in its place
+                async with sftp.open(partial, "wb") as remote_file:
+                    while chunk := local.read(_CHUNK):
+                        await remote_file.write(chunk)
             try:
                 await sftp.posix_rename(partial, remote)  # atomic replace (OpenSSH extension)
             except asyncssh.SFTPOpUnsupported:

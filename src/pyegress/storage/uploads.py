@@ -19,6 +19,7 @@ from pathlib import Path
 import obstore
 
 from .base import ObjectStorage, Storage
+from .local import open_existing
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class StreamedUpload:
         self._thread.start()
 
     def _pump(self) -> None:
-        with open(self.path, "rb") as f:
+        with open_existing(self.path) as f:
             f.seek(self._sent)
             while chunk := f.read(1024 * 1024):
                 self._writer.write(chunk)
@@ -169,7 +170,7 @@ class StreamedUpload:
             log.warning("completing the streamed upload of %s failed: %s", self.key, e)
             return False
         crc, size = 0, 0
-        with open(self.path, "rb") as f:
+        with open_existing(self.path) as f:
             while chunk := f.read(4 * 1024 * 1024):
                 crc, size = zlib.crc32(chunk, crc), size + len(chunk)
         if (crc, size) != (self._crc, self._sent):

@@ -22,21 +22,21 @@ _FRAGMENT_US = 1_000_000
 
 
 class FileOutput(Output):
-    """Writes the encoder's packets to ``target.path`` in ``target.format``.
+    """Writes the encoder's packets to ``target.path`` in ``target.format``. If something (a file, a
+    symlink) is there already — another egress that asked for the same name at the same moment — the
+    file becomes ``name-1.ext``, ``name-2.ext``...; :attr:`target` and the results say which.
 
     Raises:
-        FileExistsError: something (a file, a symlink) is at ``target.path`` already.
         OSError: the path is not creatable inside its directory (see ``open_new``).
     """
 
     def __init__(self, target: FileTarget, encoder: MediaEncoder, wall_start_ns: int) -> None:
-        self.target = target
-        self.path = Path(target.path)
         self.wall_start_ns = wall_start_ns
         options = {"flush_packets": "1"}
         if target.format == "mp4":
             options |= {"movflags": "empty_moov+default_base_moof", "frag_duration": str(_FRAGMENT_US)}
-        self._file = open_new(self.path)
+        self._file, self.target = _create(target)
+        self.path = Path(self.target.path)
         try:
             self._muxer = Muxer(self._file, encoder, format=target.format, options=options)
         except BaseException:
@@ -59,3 +59,24 @@ class FileOutput(Output):
         size = self._size if self._file.closed else os.fstat(self._file.fileno()).st_size
         return FileResult(filename=self.target.filename, path=str(self.path), size=size, duration=duration_ns,
                           started_at=self.wall_start_ns, ended_at=ended_at)
+
+
+def _create(target: FileTarget, tries: int = 1000):
+    """The new file of ``target`` and the target as created: the first free of ``name.ext``,
+    ``name-1.ext``, ``name-2.ext``... (the reported ``filename`` renamed alike).
+
+    Raises:
+        FileExistsError: ``tries`` names were all taken.
+        OSError: the file cannot be created (see ``open_new``).
+    """
+    path, filename = Path(target.path), target.filename
+    for n in range(tries):
+        if n:
+            stem, suffix = Path(target.path).stem, Path(target.path).suffix
+            path = path.with_name(f"{stem}-{n}{suffix}")
+            filename = target.filename.removesuffix(f"{stem}{suffix}") + path.name
+        try:
+            return open_new(path), target.model_copy(update={"path": str(path), "filename": filename})
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, f"{tries} names taken", target.path)
