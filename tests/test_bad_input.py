@@ -113,6 +113,9 @@ def test_twirp_deep_and_broken_bodies(http):
     for body in (b"[" * 50_000, b'{"room_name": "\\ud800"}', b"\xff\xfe"):
         resp = twirp(http, "StartRoomCompositeEgress", body)
         assert resp.status_code == 400 and resp.json()["code"] == "malformed", resp.text
+    # the parser's message quotes the lone surrogate: the reply still says where, in valid UTF-8
+    resp = twirp(http, "StartWebEgress", b'{"url": "http://a", "stream": {"urls": "\\ud800"}}')
+    assert resp.status_code == 400 and "WebEgressRequest.stream" in resp.json()["msg"], resp.text
 
 
 def test_downloads_huge_expiry(http):

@@ -7,10 +7,12 @@
   sent as binary protobuf and as JSON, many of them mutated (flipped bytes, truncation, wrong JSON types,
   deep nesting, unknown keys).
 
-Bounded to about a minute each on two cores; ``PYEGRESS_FUZZ_SEED`` / ``PYEGRESS_FUZZ_CASES`` change the
-Twirp fuzzer's seed and cases per method and encoding (a failure names its seed and case). The server
-runs with a Chromium that exits at once, so a web egress the fuzzer happens to start ends by itself;
-rooms named by the fuzzer do not exist, so no room is recorded.
+Nor may a request reach the app's catch-all for parsing errors (logged "reached the edge unchecked"):
+every refusal comes from its dialect's own checks. Bounded to about a minute each on two cores;
+``PYEGRESS_FUZZ_SEED`` / ``PYEGRESS_FUZZ_CASES`` change the Twirp fuzzer's seed and cases per method
+and encoding (a failure names its seed and case). The server runs with a Chromium that exits at once,
+so a web egress the fuzzer happens to start ends by itself; rooms named by the fuzzer do not exist, so
+no room is recorded.
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ def fuzz_server(livekit, tmp_path_factory):
         yield server
 
 
+def assert_every_error_was_checked(server: PyegressServer) -> None:
+    """No request reached the catch-all for parsing errors (a 400 that names no field): each was refused
+    by its dialect's own checks."""
+    unchecked = [line for line in (server.workdir / "server.log").read_text(errors="replace").splitlines()
+                 if "reached the edge unchecked" in line]
+    assert not unchecked, "\n".join(unchecked[:20])
+
+
 # ---- schemathesis over the REST dialects -------------------------------------------------------------------
 
 def test_rest_routes_never_answer_5xx(fuzz_server, livekit):
@@ -91,6 +101,7 @@ def test_rest_routes_never_answer_5xx(fuzz_server, livekit):
                                                 f"{response.status_code} {response.text[:500]}")
 
         no_5xx()
+    assert_every_error_was_checked(fuzz_server)
 
 
 # ---- the Twirp fuzzer ---------------------------------------------------------------------------------------
@@ -211,4 +222,5 @@ def test_twirp_never_answers_5xx(fuzz_server, livekit):
                         http.post(TWIRP + "StopEgress", json={"egress_id": info.egress_id})
         assert http.post(TWIRP + "ListEgress", json={}).status_code == 200
     print(f"twirp fuzz: {sent} requests, {started} egresses started, seed {SEED}")
+    assert_every_error_was_checked(fuzz_server)
     assert sent >= len(METHODS) * 2 * 5, f"only {sent} requests fitted in {TIME_BUDGET_S} s"

@@ -45,8 +45,13 @@ REALTIMEKIT_FIELDS = {"room_name": "meeting_id"}
 Renderer = Callable[[EgressError, "int | None"], JSONResponse]
 
 
+def text(value: str) -> str:
+    """``value`` safe to send as UTF-8 JSON: messages quote what a client sent, lone surrogates included."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _field(e: EgressError) -> str:
-    return e.meta.get("argument", "")
+    return text(e.meta.get("argument", ""))
 
 
 def twirp_error(e: EgressError, status: int | None = None) -> JSONResponse:
@@ -54,13 +59,14 @@ def twirp_error(e: EgressError, status: int | None = None) -> JSONResponse:
     (413 for a body over the limit, which Twirp has no code for: ``resource_exhausted``)."""
     if e.code == "bad_route":
         status = 404
-    return JSONResponse({"code": e.code, "msg": e.msg, "meta": e.meta}, status_code=status or e.http_status)
+    meta = {k: text(v) for k, v in e.meta.items()}
+    return JSONResponse({"code": e.code, "msg": text(e.msg), "meta": meta}, status_code=status or e.http_status)
 
 
 def rest_error(e: EgressError, status: int | None = None) -> JSONResponse:
     """The seeds' ``{"error": message}`` with ``field`` naming the offending input (RTCstack, downloads,
     any other path)."""
-    body = {"error": e.msg} | ({"field": _field(e)} if _field(e) else {})
+    body = {"error": text(e.msg)} | ({"field": _field(e)} if _field(e) else {})
     return JSONResponse(body, status_code=status or e.http_status)
 
 
@@ -68,7 +74,7 @@ def recordings_error(e: EgressError, status: int | None = None) -> JSONResponse:
     """The recordings API (seed 003): ``{"error": "Unauthorized", "detail"}`` for a bad token (the
     seed's body), else :func:`rest_error`."""
     if e.code == "unauthenticated":
-        return JSONResponse({"error": "Unauthorized", "detail": e.msg}, status_code=401)
+        return JSONResponse({"error": "Unauthorized", "detail": text(e.msg)}, status_code=401)
     return rest_error(e, status)
 
 
@@ -77,7 +83,7 @@ def realtimekit_error(e: EgressError, status: int | None = None) -> JSONResponse
     status = status or REALTIMEKIT_STATUS.get(e.code, e.http_status)
     field = _field(e) or ("room_name" if "room_name" in e.meta else "")  # the service's "no such room"
     field = REALTIMEKIT_FIELDS.get(field, field)
-    error = {"code": status, "message": e.msg} | ({"field": field} if field else {})
+    error = {"code": status, "message": text(e.msg)} | ({"field": field} if field else {})
     return JSONResponse({"success": False, "error": error}, status_code=status)
 
 

@@ -14,11 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ...errors import EgressError
+from ..errors import text
 
 
 def error(status: int, message: str, field: str | None = None, **extra) -> JSONResponse:
     """``{"error": message}`` (the seeds' error body), plus ``field`` naming the offending input."""
-    body = {"error": message, **({"field": field} if field else {}), **extra}
+    body = {"error": text(message), **({"field": text(field)} if field else {}), **extra}
     return JSONResponse(body, status_code=status)
 
 
