@@ -21,7 +21,7 @@ from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol import models
 
-from ..bus.admission import CpuAdmission, egress_cost
+from ..bus.admission import CpuAdmission
 from ..config import Settings
 from ..errors import EgressError, invalid
 from ..ids import new_egress_id
@@ -31,6 +31,7 @@ from ..storage import StorageTarget, from_config
 from ..store.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
 from ..worker.protocol import END_FAILURE, AudioRoute, Command, IOReport, JobSpec, WorkerEvent
+from .admission import admitted, composite_cost, track_cost
 from .disk_results import file_results_from_disk
 from .egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
 from .job_record import JobRecord
@@ -322,6 +323,7 @@ class EgressService:
         self._save(info)
         return info
 
+    @admitted(track_cost)
     async def start_track(self, req: eg.TrackEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
         """StartTrackEgress: one track to a file, or an audio track as PCM to a websocket.
 
@@ -424,6 +426,7 @@ class EgressService:
         return info
 
     # ---- internals --------------------------------------------------------
+    @admitted(composite_cost)
     async def _start_composite(self, req, kind: str, *, audio: bool, video: bool, layout: str,
                                opts: StartOptions, request=None, room_id: str = "", template_base_url: str = "",
                                **source) -> eg.EgressInfo:
@@ -574,12 +577,6 @@ class EgressService:
 
     async def _launch(self, info: eg.EgressInfo, spec: JobSpec) -> None:
         egress_id = info.egress_id
-        cost = egress_cost(spec.source, spec.video, self.settings.cpu_cost)
-        if not self.admission.admit(egress_id, cost):  # refused before it is stored or announced
-            self._legacy.pop(egress_id, None)
-            self._external.discard(egress_id)
-            raise EgressError("resource_exhausted", f"not enough CPU: this egress needs {cost:g} cores, "
-                              f"{max(self.admission.available(), 0.0):.2f} are free")
         self._webhook_urls[egress_id] = self._request_webhooks(info)
         self._infos[egress_id] = info
         self._save(info)
@@ -644,7 +641,6 @@ class EgressService:
         try:
             await worker.start()
         except OSError as e:
-            self.admission.release(egress_id)
             info.status, info.error = S.EGRESS_FAILED, f"cannot start worker: {e}"
             self._save(info)
             raise EgressError("internal", "cannot start egress worker") from None
