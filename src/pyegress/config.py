@@ -42,18 +42,25 @@ class CPUCostConfig(BaseModel):
     """LiveKit's ``cpu_cost:`` block: the CPU cores each egress type reserves, and the share of the
     machine's cores (``max_cpu_utilization``, 0-1) a worker fills before it stops claiming.
 
-    Defaults are pyegress's own measured costs (``bench/RESULTS.md``), not the Go egress's 4 cores per
-    composite; a deployment's file overrides them.
+    The same budget admits ``pyegress serve``'s own API starts and livekit-server's jobs. Defaults are what
+    pyegress's workers use, measured (cores of the worker's process tree while recording 1280x720 30 fps,
+    ``bench/start_latency.py`` and ``bench/composite.py``, ``bench/RESULTS.md``) and rounded up; the Go egress's
+    (Chrome + GStreamer) are in brackets. Room composite 0.34-0.38 with 2 publishers, 0.48-0.62 with 4 → 0.5
+    [4]; audio-only 0.08-0.10 → 0.1 [1]; web (Chromium) 0.83-1.0 for a page playing video (1.7 for a canvas
+    redrawn every frame) → 1.0 [4]; audio-only web 0.25 → 0.3 [1]; participant 0.47 → 0.5 [2]; track
+    composite 0.48 → 0.5 [1] (one picture scaled up to the output costs more than a grid); track egress 0.12-0.14
+    for video, 0.05-0.07 for audio → 0.15 [0.5]. With ``max_cpu_utilization`` 0.8 a 2-core machine runs 3
+    composites at once. A deployment's file overrides them.
     """
 
     max_cpu_utilization: float = 0.8
     room_composite_cpu_cost: float = 0.5
-    audio_room_composite_cpu_cost: float = 0.2
+    audio_room_composite_cpu_cost: float = 0.1
     web_cpu_cost: float = 1.0
     audio_web_cpu_cost: float = 0.3
     participant_cpu_cost: float = 0.5
     track_composite_cpu_cost: float = 0.5
-    track_cpu_cost: float = 0.3
+    track_cpu_cost: float = 0.15
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
