@@ -318,6 +318,14 @@ async def measure_burst(workdir: Path, lk: LiveKitServer, room: str, count: int)
 
 # ---- report -------------------------------------------------------------------------------------------------
 
+POOL_NOTE = (
+    "Without a pool each start pays Python's imports (livekit rtc, PyAV, numpy, pydantic: about 0.7 CPU-s), "
+    "and simultaneous starts pay them together. A pooled process has them done and only joins the room and "
+    "opens its outputs. Starts beyond the pool's size get a new process, as without a pool; so with a pool of "
+    "2, the third of 3 simultaneous starts takes as long as an unpooled one. 6 at once is beyond what the "
+    "default budget admits on 2 cores (3 composites; this part lifts the budget), and there the pool's refill, "
+    "1 s after the last take, imports alongside the unpooled starts and slows them.")
+
 def section(command: str, costs: list[Cost], runs: list[LatencyRun], burst: Burst | None,
             load: tuple[float, float]) -> str:
     defaults = CPUCostConfig()
@@ -355,7 +363,7 @@ def section(command: str, costs: list[Cost], runs: list[LatencyRun], burst: Burs
                 + "".join(f" Pool {r.pool}, 3 at once: max {max(r.samples[3]):.0f} ms, "
                           f"{'met' if max(r.samples[3]) <= 1000 else 'NOT met'}." for r in runs if r.samples.get(3))
                 + (f" An idle pooled process holds {memory[0]:.0f} MiB RSS, {memory[1]:.0f} MiB of it its own (USS)."
-                   if memory else ""), ""]
+                   if memory else ""), "", POOL_NOTE, ""]
     if burst:
         out += [f"### Burst of {burst.starts} room composites at once, default budget and pool", "",
                 "| measure | value |", "|---|---:|",

@@ -70,7 +70,10 @@ def wait_for_job() -> None:
     _set_pdeathsig(0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     job = Assignment.model_validate_json(line)
-    _relabel(IDLE_LABEL, job.egress_id)
+    try:
+        _relabel(IDLE_LABEL, job.egress_id)
+    except OSError:  # only a label: the egress records without it
+        pass
     fd = os.open(job.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     sys.stderr.flush()
     os.dup2(fd, 2)
