@@ -63,6 +63,7 @@ from receive_floor import Floor, measure_floor
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.media.compose.video import i420_planes
 from pyegress.media.encode import encoder_threads
+from pyegress.worker.pooled import IDLE_LABEL
 from pyegress.media.encoding import EncodingSettings
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -310,11 +311,14 @@ class WorkerMonitor:
         self._tree0 = 0.0
 
     def find(self) -> psutil.Process | None:
-        """The serve process's child running ``pyegress.worker`` whose pid is not in ``ignore``, once there is one."""
+        """The serve process's child running ``pyegress.worker`` for an egress (not one idle in the worker pool)
+        whose pid is not in ``ignore``, once there is one."""
         if self.worker is None:
             for child in self.serve.children():
                 try:
-                    if child.pid not in self.ignore and "pyegress.worker" in " ".join(child.cmdline()):
+                    cmdline = child.cmdline()
+                    if (child.pid not in self.ignore and "pyegress.worker" in " ".join(cmdline)
+                            and IDLE_LABEL not in cmdline):
                         self.worker = child
                         break
                 except psutil.NoSuchProcess:
