@@ -17,10 +17,12 @@ import httpx
 import psutil
 from livekit import api
 
-from conftest import wait_status
+from conftest import publisher_factory, wait_status
 from pyegress.bus.admission import machine_cores
+from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
+from pyegress.devtools.redis_server import RedisServer
 from pyegress.worker.pooled import IDLE_LABEL
 
 S = api.EgressStatus
@@ -151,3 +153,39 @@ async def test_sigkill_of_serve_leaves_no_pooled_workers(livekit, lkapi, publish
         recorder.wait(30)
     probe = ffprobe(tmp_path / "srv" / "recordings" / "survivor.mp4")
     assert probe.stream("video") and probe.duration > 0
+
+
+async def test_livekit_server_jobs_and_own_starts_share_one_budget(room_name, tmp_path):
+    """``pyegress serve`` with Redis records livekit-server's jobs and its own API's starts: one budget for both."""
+    cost = f"{machine_cores() * 0.5:.3f}"  # one composite at a time: 0.8 x cores - 0.5 x cores < 0.5 x cores
+    with RedisServer() as redis_server, \
+            LiveKitServer(log_path=tmp_path / "livekit-server.log", redis_host=redis_server.address) as lk, \
+            publisher_factory(lk, tmp_path) as publishers, \
+            serve(tmp_path / "srv", lk, PYEGRESS_REDIS__ADDRESS=redis_server.address,
+                  PYEGRESS_CPU_COST__ROOM_COMPOSITE_CPU_COST=cost) as server:
+        async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as via_livekit, \
+                api.LiveKitAPI(server.url, lk.api_key, lk.api_secret) as own:
+            await via_livekit.room.create_room(api.CreateRoomRequest(name=room_name))
+            publishers(room_name, 1)
+            job = await via_livekit.egress.start_room_composite_egress(composite(room_name, "from-livekit"))
+            await wait_status(via_livekit, job.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+            # livekit-server's job holds the budget, so the service's own start is refused
+            refused = await start_or_error(own, composite(room_name, "own"))
+            assert isinstance(refused, api.TwirpError) and refused.code == "resource_exhausted", refused
+            await via_livekit.egress.stop_egress(api.StopEgressRequest(egress_id=job.egress_id))
+            await wait_status(via_livekit, job.egress_id, lambda i: i.status in ENDED)
+            # and once it has ended, the cores are the service's again
+            mine = await wait_admitted(own, composite(room_name, "own"))
+            await wait_status(own, mine.egress_id, lambda i: i.status == S.EGRESS_ACTIVE, timeout_s=10)
+            await own.egress.stop_egress(api.StopEgressRequest(egress_id=mine.egress_id))
+            await wait_status(own, mine.egress_id, lambda i: i.status in ENDED)
+
+
+async def wait_admitted(lk: api.LiveKitAPI, request, timeout_s: float = 10.0) -> api.EgressInfo:
+    """Start ``request``, retrying while it is refused for CPU (an ended egress frees its cores when its
+    worker process has exited, just after its end is listed)."""
+    deadline = time.monotonic() + timeout_s
+    while isinstance(result := await start_or_error(lk, request), api.TwirpError):
+        assert result.code == "resource_exhausted" and time.monotonic() < deadline, result
+        await asyncio.sleep(0.2)
+    return result
