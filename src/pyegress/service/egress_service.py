@@ -163,11 +163,6 @@ class EgressService:
         """Egresses with a running worker process."""
         return list(self._workers)
 
-    def worker_pid(self, egress_id: str) -> int | None:
-        """PID of the process recording ``egress_id``, while it runs."""
-        worker = self._workers.get(egress_id)
-        return worker.pid if worker else None
-
     def is_external(self, egress_id: str) -> bool:
         """True for an egress started with ``StartOptions(webhooks=False)`` (livekit-server's job)."""
         return egress_id in self._external
