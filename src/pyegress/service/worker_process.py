@@ -40,6 +40,7 @@ class WorkerProcess:
             OSError: the process could not be started.
         """
         job = self.spec.model_dump_json().encode() + b"\n"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         proc = await self.pool.take() if self.pool is not None else None
         if proc is not None:
             assignment = Assignment(egress_id=self.spec.egress_id, log_path=str(self.log_path))
@@ -50,7 +51,6 @@ class WorkerProcess:
             except (BrokenPipeError, ConnectionResetError):  # it died while waiting: start one instead
                 log.warning("egress %s: pooled worker %s is gone; starting a new one", self.spec.egress_id, proc.pid)
         if self.proc is None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as log_file:
                 self.proc = await asyncio.create_subprocess_exec(
                     # the egress ID on the command line only labels the process (ps, kill)
