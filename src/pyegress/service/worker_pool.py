@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ REFILL_DELAY_S = 1.0
 #: Waits (s) before spawning again after a pooled process died before it was ready: doubling from the first
 #: to the last, so a broken installation does not spin.
 RETRY_DELAYS_S = (1.0, 60.0)
+SETPRIV = shutil.which("setpriv")  # util-linux
 
 
 @dataclass
@@ -120,9 +122,12 @@ class WorkerPool:
 
     async def _spawn(self) -> _Pooled:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # setpriv makes it die with the service from its first instruction, not only once it has imported
+        # (pooled.wait_for_job sets the same signal itself, for machines without setpriv)
+        setpriv = [SETPRIV, "--pdeathsig", "KILL"] if SETPRIV else []
         with open(self.log_path, "ab") as log_file:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pyegress.worker", f"{POOL_ARG}{os.getpid()}", IDLE_LABEL,
+                *setpriv, sys.executable, "-m", "pyegress.worker", f"{POOL_ARG}{os.getpid()}", IDLE_LABEL,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
 
         async def ready() -> bool:

@@ -4,7 +4,7 @@ A pooled process is started as ``python -m pyegress.worker --pool=<service pid> 
 imports the whole stack, writes ``ready`` on stdout and waits. The service hands it an egress with one
 :class:`Assignment` line; from then on it is an ordinary worker (JobSpec line, commands, events), logging
 to that egress's log file. Until then it dies with the service: SIGKILL on the parent's death
-(``PR_SET_PDEATHSIG``), and an exit when stdin closes.
+(``PR_SET_PDEATHSIG``, from its start where the pool runs it under ``setpriv``), and an exit when stdin closes.
 """
 
 from __future__ import annotations
