@@ -321,10 +321,10 @@ async def measure_burst(workdir: Path, lk: LiveKitServer, room: str, count: int)
 POOL_NOTE = (
     "Without a pool each start pays Python's imports (livekit rtc, PyAV, numpy, pydantic: about 0.7 CPU-s), "
     "and simultaneous starts pay them together. A pooled process has them done and only joins the room and "
-    "opens its outputs. Starts beyond the pool's size get a new process, as without a pool; so with a pool of "
-    "2, the third of 3 simultaneous starts takes as long as an unpooled one. 6 at once is beyond what the "
-    "default budget admits on 2 cores (3 composites; this part lifts the budget), and there the pool's refill, "
-    "1 s after the last take, imports alongside the unpooled starts and slows them.")
+    "opens its outputs. Starts beyond the pool's size get a new process, as without a pool (the refill waits "
+    "until those have imported, so as not to slow them); so with a pool of 2 the third of 3 simultaneous "
+    "starts takes as long as an unpooled one. 6 at once is beyond what the default budget admits on 2 cores "
+    "(3 composites); this part lifts the budget to time the starts alone.")
 
 def section(command: str, costs: list[Cost], runs: list[LatencyRun], burst: Burst | None,
             load: tuple[float, float]) -> str:

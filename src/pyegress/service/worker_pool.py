@@ -3,8 +3,9 @@
 A worker process spends most of its start importing (livekit rtc, PyAV, numpy, pydantic models): about
 0.7 CPU-s, several seconds of wall time on a busy machine. The pool keeps ``size`` processes that have
 done so and wait for an egress (:mod:`pyegress.worker.pooled`); :meth:`WorkerPool.take` hands one out
-and the pool starts a replacement in the background, one at a time, so refilling never competes with a
-burst of starts for more than one core.
+and the pool starts a replacement in the background: one at a time, and only once the starts have done
+theirs (1 s after the last take, and after the imports of workers started because the pool was empty),
+so that refilling never slows the starts it is for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..worker.pooled import IDLE_LABEL, POOL_ARG, READY
 
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 #: After a take, the refill waits this long (s), so the taken process starts its egress without an import
 #: beside it; a burst of takes restarts the wait.
 REFILL_DELAY_S = 1.0
+#: ... and while workers started outside the pool (it was empty) are importing, up to this long (s) after
+#: the last take.
+UNPOOLED_WAIT_S = 10.0
 #: Waits (s) before spawning again after a pooled process died before it was ready: doubling from the first
 #: to the last, so a broken installation does not spin.
 RETRY_DELAYS_S = (1.0, 60.0)
@@ -50,6 +55,7 @@ class WorkerPool:
         self._idle: deque[_Pooled] = deque()
         self._wake: asyncio.Event | None = None
         self._taken_at = 0.0  # loop time of the last take
+        self._unpooled = 0  # workers started outside the pool that are still importing
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -58,22 +64,30 @@ class WorkerPool:
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._fill(), name="worker-pool")
 
-    @property
-    def idle(self) -> int:
-        """Processes waiting in the pool (ready or still importing)."""
-        return len(self._idle)
-
     async def take(self) -> asyncio.subprocess.Process | None:
         """An imported worker process waiting for its :class:`~pyegress.worker.pooled.Assignment` line, or
-        None if the pool is empty (the caller starts one itself). Waits for a process still importing:
-        that is sooner than starting another."""
+        None if the pool is empty (the caller starts one itself, see :meth:`unpooled_start`). Waits for a
+        process still importing: that is sooner than starting another."""
+        self._taken_at = asyncio.get_running_loop().time()
         while self._idle:
             entry = self._idle.popleft()
-            self._taken_at = asyncio.get_running_loop().time()
             self._wake.set()
             if await asyncio.shield(entry.ready) and entry.proc.returncode is None:
                 return entry.proc
         return None
+
+    def unpooled_start(self) -> Callable[[], None]:
+        """Note a worker started outside the pool; call the returned function (idempotent) once it has
+        imported (its first event, or its exit). The refill does not import beside such workers."""
+        self._unpooled += 1
+        pending = True
+
+        def imported() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                self._unpooled -= 1
+        return imported
 
     async def close(self) -> None:
         """Stop refilling and end the idle processes (their stdin closes: they exit)."""
@@ -97,6 +111,8 @@ class WorkerPool:
         while True:
             while len(self._idle) < self.size:
                 wait = self._taken_at + REFILL_DELAY_S - loop.time()
+                if self._unpooled and loop.time() < self._taken_at + UNPOOLED_WAIT_S:
+                    wait = max(wait, 0.1)
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue  # another take may have come meanwhile

@@ -32,6 +32,7 @@ class WorkerProcess:
         self.pool = pool
         self.proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None
+        self._imported: Callable[[], None] | None = None  # tells the pool a worker it did not give has imported
 
     async def start(self) -> None:
         """Launch the process (or take one from the pool) and send it the job.
@@ -58,6 +59,8 @@ class WorkerProcess:
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
             self.proc.stdin.write(job)
             await self.proc.stdin.drain()
+            if self.pool is not None:
+                self._imported = self.pool.unpooled_start()
         self._task = asyncio.create_task(self._relay(), name=f"worker-{self.spec.egress_id}")
 
     async def send(self, command: Command) -> None:
@@ -77,12 +80,16 @@ class WorkerProcess:
     async def _relay(self) -> None:
         assert self.proc is not None
         async for line in self.proc.stdout:
+            if self._imported is not None:  # a worker's first event comes after its imports
+                self._imported()
             try:
                 event = WorkerEvent.model_validate_json(line)
             except ValueError:
                 log.warning("egress %s: unreadable worker output %r", self.spec.egress_id, line[:200])
                 continue
             await self.on_event(event)
+        if self._imported is not None:
+            self._imported()
         code = await self.proc.wait()
         await self.on_exit(code)
 
