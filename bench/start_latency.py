@@ -324,7 +324,8 @@ POOL_NOTE = (
     "opens its outputs. Starts beyond the pool's size get a new process, as without a pool (the refill waits "
     "until those have imported, so as not to slow them); so with a pool of 2 the third of 3 simultaneous "
     "starts takes as long as an unpooled one. 6 at once is beyond what the default budget admits on 2 cores "
-    "(3 composites); this part lifts the budget to time the starts alone.")
+    "(3 composites; this part lifts the budget to time the starts alone): the pooled starts stay quick, and the "
+    "unpooled ones import while those already record, so they take longer than when all 6 start cold together.")
 
 def section(command: str, costs: list[Cost], runs: list[LatencyRun], burst: Burst | None,
             load: tuple[float, float]) -> str:

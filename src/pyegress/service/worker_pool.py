@@ -147,8 +147,9 @@ class WorkerPool:
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
 
         async def ready() -> bool:
-            if await proc.stdout.readline() == READY:
-                return True
+            async for line in proc.stdout:  # what an import may print before READY is no event
+                if line == READY:
+                    return True
             await proc.wait()
             return False
 
