@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     cluster_id: str = ""
     public_url: str = ""
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    worker_pool_size: int = Field(2, ge=0)
+    worker_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
