@@ -4,7 +4,7 @@ Not a test. For 1, 2 and 4 generated publishers it records a room composite
 through pyegress's Egress API against a real livekit-server, and measures
 
 - the CPU time (user + system, s) of the egress worker process tree
-  (``python -m pyegress.worker``, a child of ``pyegress serve``) between
+  (``python -m pyegress.handler``, a child of ``pyegress serve``) between
   EGRESS_ACTIVE and EGRESS_COMPLETE, per second of recorded media;
 - the worker's peak RSS (MiB), sampled every 0.5 s;
 - start latency (ms): StartRoomCompositeEgress call until ListEgress shows EGRESS_ACTIVE;
@@ -62,9 +62,9 @@ from pyegress.media.pipeline import LIVE_AUDIO_FRAME_MS
 from receive_floor import Floor, measure_floor
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.media.compose.video import i420_planes
-from pyegress.media.encode import encoder_threads
-from pyegress.worker.pooled import IDLE_LABEL
-from pyegress.media.encoding import EncodingSettings
+from pyegress.media.encode.encoder import encoder_threads
+from pyegress.handler.pooled import IDLE_LABEL
+from pyegress.contract.encoding import EncodingSettings
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 """The composite's output (LiveKit's default preset H264_720P_30): pixels, frames per second."""
@@ -317,7 +317,7 @@ class WorkerMonitor:
             for child in self.serve.children():
                 try:
                     cmdline = child.cmdline()
-                    if (child.pid not in self.ignore and "pyegress.worker" in " ".join(cmdline)
+                    if (child.pid not in self.ignore and "pyegress.handler" in " ".join(cmdline)
                             and IDLE_LABEL not in cmdline):
                         self.worker = child
                         break

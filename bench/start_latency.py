@@ -9,7 +9,7 @@ part through a real ``pyegress serve`` and livekit-api's own client:
    Chromium) and its audio-only form, one at a time; user + system CPU of the worker's process tree (Chromium
    and PulseAudio included) from EGRESS_ACTIVE over ``--cost-seconds``, in cores.
 2. **Start latency**: for each ``--pools`` size (0: no pool), ``pyegress serve`` with
-   ``PYEGRESS_WORKER_POOL_SIZE`` set and a CPU budget large enough to admit every start; then 1, 3 and 6 room
+   ``PYEGRESS_HANDLER_POOL_SIZE`` set and a CPU budget large enough to admit every start; then 1, 3 and 6 room
    composites started at once (``--repeats`` groups of 1, fewer of 3 and 6), each timed from its
    StartRoomCompositeEgress call to the first ListEgress (polled every 20 ms) that shows it EGRESS_ACTIVE.
    Each group is stopped once all are active; the next starts once the pool has refilled.
@@ -47,7 +47,7 @@ from pyegress.bus.admission import machine_cores
 from pyegress.config import CPUCostConfig, Settings
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer
-from pyegress.worker.pooled import IDLE_LABEL
+from pyegress.handler.pooled import IDLE_LABEL
 
 SECTION_START, SECTION_END = "<!-- bench/start_latency.py: start -->", "<!-- bench/start_latency.py: end -->"
 S = api.EgressStatus
@@ -228,7 +228,7 @@ async def start_group(eg: api.LiveKitAPI, room: str, n: int, tag: str) -> tuple[
 
 async def measure_latency(workdir: Path, lk: LiveKitServer, room: str, pool: int, repeats: int) -> LatencyRun:
     # a budget that admits every start: this part times starts, part 3 admission
-    server = serve(workdir / f"pool-{pool}", lk, PYEGRESS_WORKER_POOL_SIZE=str(pool),
+    server = serve(workdir / f"pool-{pool}", lk, PYEGRESS_HANDLER_POOL_SIZE=str(pool),
                    PYEGRESS_CPU_COST__ROOM_COMPOSITE_CPU_COST="0.01")
     run = LatencyRun(pool)
     other = OtherLoad()
@@ -278,7 +278,7 @@ async def measure_burst(workdir: Path, lk: LiveKitServer, room: str, count: int)
     try:
         async with api.LiveKitAPI(server.url, lk.api_key, lk.api_secret) as eg, \
                 api.LiveKitAPI(server.url, lk.api_key, lk.api_secret) as lister:
-            await wait_pool_idle(server, Settings.model_fields["worker_pool_size"].default)
+            await wait_pool_idle(server, Settings.model_fields["handler_pool_size"].default)
             list_ms: list[float] = []
             stop_listing = asyncio.Event()
 

@@ -2,7 +2,7 @@
 
 Not a test. Against a local SeaweedFS (``weed mini``, loopback) it measures
 
-1. throughput (MB/s, 10^6 bytes) of pyegress's upload (``S3Target.upload``: obstore multipart PUTs
+1. throughput (MB/s, 10^6 bytes) of pyegress's upload (``S3Storage.upload``: obstore multipart PUTs
    through SeaweedFS's S3 gateway) of a ``--size-mb`` file of random bytes, against SeaweedFS's own
    client writing the same file into the same bucket (``weed filer.copy`` to the filer, 4 MiB
    chunks); the median of ``--repeats`` runs each, alternating, and their ratio;
@@ -41,7 +41,7 @@ from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.devtools.s3_server import S3Server
-from pyegress.storage import S3Target
+from pyegress.storage import S3Storage
 
 SECTION_START = "<!-- bench/storage.py: start -->"
 SECTION_END = "<!-- bench/storage.py: end -->"
@@ -54,7 +54,7 @@ def throughput(s3: S3Server, workdir: Path, size_mb: int, repeats: int) -> tuple
     with open(path, "wb") as f:
         for _ in range(size_mb):
             f.write(os.urandom(1_000_000))
-    target = S3Target(bucket="recordings", endpoint=s3.endpoint, force_path_style=True, access_key="bench",
+    target = S3Storage(bucket="recordings", endpoint=s3.endpoint, force_path_style=True, access_key="bench",
                       secret="bench")
     weed = str(Path(sys.executable).parent / "weed")
     filer = f"http://127.0.0.1:{s3.ports['filer.port']}.{s3.ports['filer.port.grpc']}"
@@ -103,7 +103,7 @@ async def stop_latencies(lk: LiveKitServer, s3: S3Server, workdir: Path, seconds
             latency_ms = (time.perf_counter() - t) * 1000
             (result,) = info.file_results
             key = f"stop/{mode.replace(' ', '-')}.mp4"
-            head = obstore.head(S3Target(bucket="recordings", endpoint=s3.endpoint, force_path_style=True,
+            head = obstore.head(S3Storage(bucket="recordings", endpoint=s3.endpoint, force_path_style=True,
                                          access_key="bench", secret="bench").store(), key)
             assert head["size"] == result.size and not info.backup_storage_used, (mode, head, result)
             results[mode] = {"latency_ms": latency_ms, "size_mb": result.size / 1e6,
@@ -135,7 +135,7 @@ Throughput of a {size_mb} MB file of random bytes (MB/s, median of {len(ours)}; 
 
 | client | MB/s | ratio to weed |
 |---|---:|---:|
-| pyegress `S3Target.upload` (obstore, S3 multipart) | {o:.0f} | {o / w:.2f} |
+| pyegress `S3Storage.upload` (obstore, S3 multipart) | {o:.0f} | {o / w:.2f} |
 | `weed filer.copy` (SeaweedFS's own client, to the filer) | {w:.0f} | 1.00 |
 
 Stop → EGRESS_COMPLETE of a {seconds:.0f} s room composite (1280x720 30 fps, 3000 kbps) whose MP4 goes to

@@ -23,7 +23,7 @@ from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 from pyegress.devtools.redis_server import RedisServer
-from pyegress.worker.pooled import IDLE_LABEL
+from pyegress.handler.pooled import IDLE_LABEL
 
 S = api.EgressStatus
 ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_REACHED)
@@ -113,7 +113,7 @@ async def test_burst_beyond_budget_is_refused_and_admitted_ones_go_active(liveki
 async def test_pooled_worker_records_a_playable_file(livekit, lkapi, publishers, room_name, tmp_path):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 2)
-    with serve(tmp_path / "srv", livekit, PYEGRESS_WORKER_POOL_SIZE="1") as server:
+    with serve(tmp_path / "srv", livekit, PYEGRESS_HANDLER_POOL_SIZE="1") as server:
         (pooled,) = wait_until(lambda: pooled_children(server), 20, "a pooled worker")
         async with api.LiveKitAPI(server.url, livekit.api_key, livekit.api_secret) as lk:
             info = await lk.egress.start_room_composite_egress(composite(room_name, "pooled"))
@@ -137,7 +137,7 @@ async def test_pooled_worker_records_a_playable_file(livekit, lkapi, publishers,
 async def test_sigkill_of_serve_leaves_no_pooled_workers(livekit, lkapi, publishers, room_name, tmp_path):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)
-    with serve(tmp_path / "srv", livekit, PYEGRESS_WORKER_POOL_SIZE="2") as server:
+    with serve(tmp_path / "srv", livekit, PYEGRESS_HANDLER_POOL_SIZE="2") as server:
         wait_until(lambda: len(pooled_children(server)) == 2, 30, "two pooled workers")
         async with api.LiveKitAPI(server.url, livekit.api_key, livekit.api_secret) as lk:
             info = await lk.egress.start_room_composite_egress(composite(room_name, "survivor"))

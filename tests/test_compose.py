@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pyegress.media.compose.audio import AudioMixer
-from pyegress.media.compose.layout import Layout, Rect, fit, grid_rects, tile_rects
+from pyegress.contract.layouts import Layout
+from pyegress.media.compose.layout import Rect, fit, grid_rects, tile_rects
 from pyegress.media.compose.video import VideoCompositor
 
 

@@ -15,10 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from livekit.protocol import egress as eg
 
-from pyegress.store import Base, database
-from pyegress.store.egress_store import EgressStore
-from pyegress.store.recordings_store import Recording, RecordingStore
-from pyegress.store.webhook_store import WebhookStore
+from pyegress.database import Base, engine as database
+from pyegress.database.egress_store import EgressStore
+from pyegress.database.recordings_store import Recording, RecordingStore
+from pyegress.database.webhook_store import WebhookStore
 
 TABLES = {"alembic_version", "egress", "webhook_delivery", "recordings"}
 #: The seed's Drizzle schema (seed 003, recordings.ts): column -> nullable.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pyegress.devtools.probe import ffprobe
-from pyegress.media.encode import MediaEncoder
-from pyegress.media.encoding import EncodingSettings
+from pyegress.media.encode.encoder import MediaEncoder
+from pyegress.contract.encoding import EncodingSettings
 from pyegress.media.outputs.file import FileOutput
-from pyegress.worker.protocol import FileTarget
+from pyegress.contract.job import FileTarget
 
 
 def test_mp4_closed_before_its_first_packet_is_valid(tmp_path):

@@ -16,15 +16,15 @@ from livekit import api
 
 from pyegress.devtools.probe import ffprobe
 from pyegress.errors import EgressError
-from pyegress.media.encode import MediaEncoder
-from pyegress.media.encoding import EncodingSettings
+from pyegress.media.encode.encoder import MediaEncoder
+from pyegress.contract.encoding import EncodingSettings
 from pyegress.media.outputs.file import FileOutput
 from pyegress.media.outputs.images import ImagesOutput
 from pyegress.media.outputs.segments import SegmentsOutput
 from pyegress.service.paths import confine, unique_path
 from pyegress.service.requests import resolve_outputs, resolve_track_egress, unified_to_composite
 from pyegress.storage.local import InvalidPath, LocalDir, open_existing, open_new, replace_atomically
-from pyegress.worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
+from pyegress.contract.job import FileTarget, ImagesTarget, SegmentsTarget
 
 from conftest import wait_status
 

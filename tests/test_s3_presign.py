@@ -11,14 +11,14 @@ import obstore
 import pytest
 
 from pyegress.devtools.s3_server import S3Server
-from pyegress.storage.s3 import S3Target
+from pyegress.storage.s3 import S3Storage
 
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     keys = ("AKIDEXAMPLE", "presign-secret")
     with S3Server(tmp_path_factory.mktemp("s3-presign"), credentials=keys) as s3:  # signatures are checked
-        target = S3Target(bucket="recordings", endpoint=s3.endpoint, region="us-east-1", force_path_style=True,
+        target = S3Storage(bucket="recordings", endpoint=s3.endpoint, region="us-east-1", force_path_style=True,
                           access_key=keys[0], secret=keys[1])
         yield target  # S3Server.start returns once SeaweedFS accepts writes
 

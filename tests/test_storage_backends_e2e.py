@@ -205,8 +205,8 @@ async def test_config_default_storage(lkapi, configured_api, configured_server, 
     assert final.status == S.EGRESS_COMPLETE and not final.backup_storage_used, final.error
     (result,) = final.file_results
     assert result.location == f"{azure.endpoint}/recordings/pfx/{room_name}/default.mp4"
-    from pyegress.storage import AzureTarget
-    container = AzureTarget(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, container_name="recordings",
+    from pyegress.storage import AzureStorage
+    container = AzureStorage(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, container_name="recordings",
                             endpoint=azure.endpoint, prefix="pfx")
     data = httpx.get(container.presign(f"{room_name}/default.mp4", 60)).content  # a SAS URL, as a user shares it
     assert len(data) == result.size

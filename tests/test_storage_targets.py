@@ -21,7 +21,7 @@ from pyegress.devtools.livekit_server import free_port
 from pyegress.devtools.s3_server import S3Server
 from pyegress.devtools.sftp_server import SFTPServer
 from pyegress.service.requests import redacted_request
-from pyegress.storage import AzureTarget, GCSTarget, S3Target, SFTPTarget, from_config
+from pyegress.storage import AzureStorage, GCSStorage, S3Storage, SFTPStorage, from_config
 from pyegress.storage.uploads import StreamedUpload, UploadQueue
 
 
@@ -41,13 +41,13 @@ def servers(tmp_path_factory):
 def targets(servers, prefix: str = "") -> dict:
     s3, gcs, azure, sftp = (servers[k] for k in ("s3", "gcs", "azure", "sftp"))
     return {
-        "s3": S3Target(bucket="recordings", endpoint=s3.endpoint, force_path_style=True, access_key="k",
+        "s3": S3Storage(bucket="recordings", endpoint=s3.endpoint, force_path_style=True, access_key="k",
                        secret="s", prefix=prefix),
-        "gcs": GCSTarget(bucket="recordings", endpoint=gcs.endpoint, credentials_json=gcs.credentials_json,
+        "gcs": GCSStorage(bucket="recordings", endpoint=gcs.endpoint, credentials_json=gcs.credentials_json,
                          prefix=prefix),
-        "azure": AzureTarget(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, container_name="recordings",
+        "azure": AzureStorage(account_name=ACCOUNT_NAME, account_key=ACCOUNT_KEY, container_name="recordings",
                              endpoint=azure.endpoint, prefix=prefix),
-        "sftp": SFTPTarget(host="127.0.0.1", port=sftp.port, username=sftp.username, password=sftp.password,
+        "sftp": SFTPStorage(host="127.0.0.1", port=sftp.port, username=sftp.username, password=sftp.password,
                            host_key=sftp.host_key, base_path="/uploads", prefix=prefix),
     }
 
@@ -87,7 +87,7 @@ def test_gcs_presign_signs_with_the_service_account_key():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    target = GCSTarget(bucket="recordings", credentials_json=json.dumps(
+    target = GCSStorage(bucket="recordings", credentials_json=json.dumps(
         {"type": "service_account", "client_email": "egress@example.iam.gserviceaccount.com", "private_key": pem,
          "private_key_id": "1"}))
     url = target.presign("room/clip.mp4", 3600)
@@ -125,7 +125,7 @@ def test_streamed_upload_detects_a_rewritten_file(servers, tmp_path):
 
 
 def test_queue_uses_backup_when_the_destination_is_down_for_good(servers, tmp_path):
-    dead = S3Target(bucket="recordings", endpoint=f"http://127.0.0.1:{free_port()}", force_path_style=True,
+    dead = S3Storage(bucket="recordings", endpoint=f"http://127.0.0.1:{free_port()}", force_path_style=True,
                     access_key="k", secret="s")
     backup = targets(servers)["sftp"]
     queue = UploadQueue(attempts=2, base_delay_s=0.05, backup=backup)
@@ -148,7 +148,7 @@ def test_queue_uses_backup_when_the_destination_is_down_for_good(servers, tmp_pa
 
 def test_queue_waits_for_a_server_that_comes_back(tmp_path):
     late = S3Server(tmp_path / "late")
-    target = S3Target(bucket="recordings", endpoint=late.endpoint, force_path_style=True, access_key="k", secret="s")
+    target = S3Storage(bucket="recordings", endpoint=late.endpoint, force_path_style=True, access_key="k", secret="s")
     (tmp_path / "seg.ts").write_bytes(b"x" * 5000)
     queue = UploadQueue(attempts=8, base_delay_s=0.2)
     queue.submit(target, tmp_path / "seg.ts", "hls/seg.ts")
@@ -169,13 +169,13 @@ def test_config_blocks_in_livekit_shape():
         "access_key": "AK", "secret": "SK", "region": "eu-west-1", "bucket": "b", "force_path_style": True,
         "endpoint": "https://minio.example", "max_retries": 5,
         "proxy_config": {"url": "http://proxy:3128", "username": "u", "password": "p w"}}})
-    assert isinstance(s3, S3Target) and s3.key("room/a.mp4") == "recordings/room/a.mp4"
+    assert isinstance(s3, S3Storage) and s3.key("room/a.mp4") == "recordings/room/a.mp4"
     assert s3.proxy == "http://u:p%20w@proxy:3128" and "p%20w" not in repr(s3)
     with pytest.raises(ValueError, match=r"storage\.s3\.proxy_config\.url"):
         from_config({"s3": {"bucket": "b", "proxy_config": {"url": "socks5://proxy"}}})
     assert s3.location("room/a.mp4") == "https://minio.example/b/recordings/room/a.mp4"
     oss = from_config({"alioss": {"access_key": "AK", "secret": "SK", "bucket": "b", "region": "cn-shanghai"}})
-    assert isinstance(oss, S3Target) and oss.location("a.mp4") == "https://b.oss-cn-shanghai.aliyuncs.com/a.mp4"
+    assert isinstance(oss, S3Storage) and oss.location("a.mp4") == "https://b.oss-cn-shanghai.aliyuncs.com/a.mp4"
     oss = from_config({"alioss": {"bucket": "b", "endpoint": "oss-eu-central-1.aliyuncs.com"}})
     assert oss.location("a.mp4") == "https://b.oss-eu-central-1.aliyuncs.com/a.mp4"  # no scheme: https
     gcs = from_config({"gcp": {"credentials_json": "{}", "bucket": "g"}})

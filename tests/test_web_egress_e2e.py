@@ -218,7 +218,7 @@ async def test_room_composite_custom_base_url_renders_the_template(livekit, lkap
 def _web_worker(egress_server) -> tuple[psutil.Process, list[psutil.Process]]:
     """The running web egress worker of ``pyegress serve`` and its Chromium/PulseAudio descendants."""
     for worker in psutil.Process(egress_server.pid).children():
-        if "pyegress.worker" in " ".join(worker.cmdline()):
+        if "pyegress.handler" in " ".join(worker.cmdline()):
             helpers = [p for p in worker.children(recursive=True) if p.name() in ("chromium", "pulseaudio", "parec")]
             if helpers:
                 return worker, helpers

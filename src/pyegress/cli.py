@@ -84,8 +84,8 @@ def webhooks_list(egress_id: str = typer.Option("", help="only this egress"),
     from rich.console import Console
     from rich.table import Table
 
-    from .store.egress_store import EgressStore
-    from .store.webhook_store import WebhookStore
+    from .database.egress_store import EgressStore
+    from .database.webhook_store import WebhookStore
 
     rows = WebhookStore(EgressStore(_settings().database_url).engine).list(egress_id, pending)
     table = Table("id", "event", "egress", "url", "attempts", "delivered", "last error")
@@ -98,8 +98,8 @@ def webhooks_list(egress_id: str = typer.Option("", help="only this egress"),
 @webhooks_app.command("replay")
 def webhooks_replay(delivery_id: str) -> None:
     """Send a delivery again (a running `pyegress serve` picks it up)."""
-    from .store.egress_store import EgressStore
-    from .store.webhook_store import WebhookStore
+    from .database.egress_store import EgressStore
+    from .database.webhook_store import WebhookStore
 
     if not WebhookStore(EgressStore(_settings().database_url).engine).replay(delivery_id):
         typer.echo(f"no webhook delivery {delivery_id!r}", err=True)
@@ -114,7 +114,7 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Migrate the database of PYEGRESS_DATABASE_URL (`pyegress serve` does this itself at start)."""
-    from .store import database
+    from .database import engine as database
 
     engine = database.make_engine(_settings().database_url)
     database.upgrade(engine, revision)
@@ -124,7 +124,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's revision and the newest one this pyegress ships."""
-    from .store import database
+    from .database import engine as database
 
     current = database.current_revision(database.make_engine(_settings().database_url))
     typer.echo(f"current {current or 'none (not migrated)'}, head {database.head_revision()}")
@@ -133,12 +133,12 @@ def db_current() -> None:
 @db_app.command("revision")
 def db_revision(message: str = typer.Option(..., "-m", "--message", help="what the migration does"),
                 autogenerate: bool = typer.Option(False, help="diff the models against a scratch database")) -> None:
-    """Write a new migration into src/pyegress/store/migrations/versions (for developers; review it)."""
+    """Write a new migration into src/pyegress/database/migrations/versions (for developers; review it)."""
     import tempfile
 
     from alembic import command
 
-    from .store import database
+    from .database import engine as database
 
     cfg = database.alembic_config()
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     livekit-server over psrpc. ``cpu_cost``: admission of jobs by CPU.
     ``public_url``: the base URL clients reach pyegress at, for the download links it signs (never taken
     from a request's ``Host``); default ``http://{host}:{port}``. ``max_body_bytes``: the largest request
-    body accepted (413 beyond it). ``worker_pool_size``: worker processes kept started and imported, waiting
+    body accepted (413 beyond it). ``handler_pool_size``: worker processes kept started and imported, waiting
     for an egress, so a start skips Python's imports (0: start each worker when needed).
     """
 
@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     cluster_id: str = ""
     public_url: str = ""
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    worker_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
+    handler_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

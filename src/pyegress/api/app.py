@@ -10,9 +10,9 @@ from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
 from ..service.realtimekit import RealtimeKitRecordings
-from ..store.egress_store import EgressStore
-from ..store.realtimekit_store import RealtimeKitStore
-from ..store.webhook_store import WebhookStore
+from ..database.egress_store import EgressStore
+from ..database.realtimekit_store import RealtimeKitStore
+from ..database.webhook_store import WebhookStore
 from ..webhooks.sender import WebhookSender
 from .errors import install_error_handlers
 from .limits import BodyLimit

@@ -18,7 +18,7 @@ from livekit.protocol import egress as eg
 from ..config import Settings
 from ..errors import EgressError
 from ..service.egress_service import EgressService, StartOptions
-from ..store.egress_store import ACTIVE_STATUSES
+from ..database.egress_store import ACTIVE_STATUSES
 from .admission import request_cost
 from .pb import rpc_egress_pb2 as rpc
 from .psrpc import PsrpcError, RedisBus, RpcClient, RpcServer

@@ -8,7 +8,7 @@ import signal
 
 from ..config import Settings
 from ..service.egress_service import EgressService
-from ..store.egress_store import EgressStore
+from ..database.egress_store import EgressStore
 from .egress_worker import EgressWorker
 
 log = logging.getLogger(__name__)

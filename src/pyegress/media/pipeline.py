@@ -22,14 +22,14 @@ import time
 
 from livekit import rtc
 
-from ..worker.protocol import (END_API, END_LIMIT_REACHED, END_SOURCE_CLOSED, MSG_ROOM_CONNECTION_FAILED,
-                               MSG_STOPPED_BEFORE_STARTED, JobSpec, WorkerEvent)
-from .clock import MediaClock
+from ..contract.events import (END_API, END_LIMIT_REACHED, END_SOURCE_CLOSED, MSG_ROOM_CONNECTION_FAILED, MSG_STOPPED_BEFORE_STARTED, HandlerEvent)
+from ..contract.job import JobSpec
+from .sync.clock import MediaClock
 from .compose.audio import AudioMixer
-from .compose.layout import Layout
+from ..contract.layouts import Layout
 from .compose.video import VideoCompositor
-from .encode import MediaEncoder
-from .encoder import EncoderThread
+from .encode.encoder import MediaEncoder
+from .encode.thread import EncoderThread
 from .outputs.file import FileOutput
 from .outputs.images import ImagesOutput
 from .outputs.segments import SegmentsOutput
@@ -59,7 +59,7 @@ _SCREEN = (rtc.TrackSource.SOURCE_SCREENSHARE, rtc.TrackSource.SOURCE_SCREENSHAR
 class CompositePipeline:
     """Records the tracks ``spec`` selects into its outputs.
 
-    ``emit`` receives :class:`WorkerEvent` s; call :meth:`stop` (any time) to end
+    ``emit`` receives :class:`HandlerEvent` s; call :meth:`stop` (any time) to end
     the recording, :meth:`set_layout` to switch layout, :meth:`pause` and
     :meth:`resume` to leave out a stretch of the room.
     """
@@ -196,7 +196,7 @@ class CompositePipeline:
 
     # ---- control ----------------------------------------------------------
     def stop(self, reason: str = END_API) -> None:
-        """End the recording; ``reason`` is one of LiveKit's end reasons (``worker.protocol.END_*``)."""
+        """End the recording; ``reason`` is one of LiveKit's end reasons (``contract.events.END_*``)."""
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
@@ -243,8 +243,8 @@ class CompositePipeline:
             thread.call(lambda out=out: thread.outputs.append(out))
 
     # ---- results ----------------------------------------------------------
-    def _event(self, event: str, duration_ns: int, ended_at: int = 0, **kw) -> WorkerEvent:
-        return WorkerEvent(event=event, ended_at=ended_at,
+    def _event(self, event: str, duration_ns: int, ended_at: int = 0, **kw) -> HandlerEvent:
+        return HandlerEvent(event=event, ended_at=ended_at,
                            files=[f.result(duration_ns, ended_at) for f in self.files],
                            segments=[s.result(ended_at) for s in self.segments],
                            images=[i.result(ended_at) for i in self.images],
@@ -259,11 +259,11 @@ class CompositePipeline:
         spec = self.spec
         error = await self._connect()
         if error:
-            self.emit(WorkerEvent(event="failed", error=error, error_code=self.connect_error_code))
+            self.emit(HandlerEvent(event="failed", error=error, error_code=self.connect_error_code))
             return
         if self._stop.is_set():  # stopped before anything was recorded: no outputs, no success (LiveKit: ABORTED)
             await self.source.close()
-            self.emit(WorkerEvent(event="aborted", error=MSG_STOPPED_BEFORE_STARTED, reason=self._stop_reason))
+            self.emit(HandlerEvent(event="aborted", error=MSG_STOPPED_BEFORE_STARTED, reason=self._stop_reason))
             return
         try:
             encoder = MediaEncoder(spec.encoding, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
@@ -283,7 +283,7 @@ class CompositePipeline:
             self.websockets = [WebsocketOutput(spec.websocket_url)] if spec.websocket_url else []
         except Exception as e:  # bad encoder settings or an unwritable path
             await self.source.close()
-            self.emit(WorkerEvent(event="failed", error=f"cannot open output: {e}"))
+            self.emit(HandlerEvent(event="failed", error=f"cannot open output: {e}"))
             return
         thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams, *self.websockets])
         self._encoder, self._thread = encoder, thread
@@ -296,7 +296,7 @@ class CompositePipeline:
             error, end_ns = f"pipeline failed: {e}", self.clock.elapsed_ns()
         if self.dropped_frames:
             log.warning("skipped %d video frames: the encoder could not keep up", self.dropped_frames)
-        self.emit(WorkerEvent(event="ending"))
+        self.emit(HandlerEvent(event="ending"))
         await self.source.close()
         try:
             await asyncio.to_thread(thread.finish)
@@ -331,7 +331,7 @@ class CompositePipeline:
             except Exception as e:  # a destination obstore cannot even open: the upload at the end decides
                 log.warning("cannot stream %s to %s: %s", target.filename, target.upload.describe(), e)
 
-    def _finish_uploads(self, event: WorkerEvent) -> None:
+    def _finish_uploads(self, event: HandlerEvent) -> None:
         """Complete the uploads once every output is closed: streamed MP4s are completed (or, if that
         failed, uploaded whole), other files uploaded, and the queue (segments, playlists, images)
         drained. Each result's location becomes where its object ended up; a local file is deleted only

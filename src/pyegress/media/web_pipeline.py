@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..worker.protocol import JobSpec
-from .clock import MediaClock
+from ..contract.job import JobSpec
+from .sync.clock import MediaClock
 from .pipeline import CODE_INTERNAL, CompositePipeline
 from .web_source import START_RECORDING, WebSource
 

@@ -25,23 +25,24 @@ from ..bus.admission import CpuAdmission
 from ..config import Settings
 from ..errors import EgressError, invalid
 from ..ids import new_egress_id
-from ..media.outputs.stream import redact_url
-from ..media.compose.layout import Layout
-from ..storage import StorageTarget, from_config
-from ..store.egress_store import ACTIVE_STATUSES, EgressStore
+from ..contract.streams import redact_url
+from ..contract.layouts import Layout
+from ..storage import AnyStorage, from_config
+from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
-from ..worker.protocol import END_FAILURE, AudioRoute, Command, IOReport, JobSpec, WorkerEvent
+from ..contract.events import END_FAILURE, HandlerEvent
+from ..contract.job import AudioRoute, Command, IOReport, JobSpec
 from .admission import admitted, composite_cost, track_cost
 from .disk_results import file_results_from_disk
-from .egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
+from ..contract.egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
 from .job_record import JobRecord
 from .manifests import write_manifests
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
 from .web_requests import template_url, validate_web
-from .worker_pool import WorkerPool
-from .worker_process import WorkerProcess
+from .handler_pool import HandlerPool
+from .handler_process import HandlerProcess
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
@@ -64,7 +65,7 @@ class StartOptions:
     webhooks: bool = True  # False when livekit-server announces the egress itself (it gets IOInfo reports)
     # where outputs without an upload of their own go, instead of the config's default storage: for
     # destinations a LiveKit request cannot name (RealtimeKit's SFTP storage_config)
-    upload: StorageTarget | None = None
+    upload: AnyStorage | None = None
 
     def chosen_egress_id(self) -> str:
         """The ``egress_id`` given, else a new one.
@@ -103,7 +104,7 @@ class EgressService:
         self.backup = from_config(settings.backup, "backup")
         self.recordings_dir = Path(settings.recordings_dir).resolve()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self._workers: dict[str, WorkerProcess] = {}
+        self._workers: dict[str, HandlerProcess] = {}
         self._infos: dict[str, eg.EgressInfo] = {}
         self._legacy: dict[str, str] = {}  # egress ID -> legacy output oneof its request used
         self._listeners: list[Callable[[eg.EgressInfo], None]] = []
@@ -113,7 +114,7 @@ class EgressService:
         self._ending_watch: dict[str, asyncio.TimerHandle] = {}  # egress ID -> kill of a worker slow to end
         # one CPU budget for every egress of this process, from its own API or from livekit-server
         self.admission = CpuAdmission(settings.cpu_cost)
-        self.pool = WorkerPool(settings.worker_pool_size, settings.log_dir)  # its owner calls pool.start()
+        self.pool = HandlerPool(settings.handler_pool_size, settings.log_dir)  # its owner calls pool.start()
         self.orphans: list[eg.EgressInfo] | None = None  # set by recover()
 
     def recover(self) -> list[eg.EgressInfo]:
@@ -578,7 +579,7 @@ class EgressService:
         self.store.save_job(egress_id, JobRecord.of(spec, self._legacy.get(egress_id, ""),
                                                     egress_id in self._external).dump())
 
-        async def on_event(event: WorkerEvent) -> None:
+        async def on_event(event: HandlerEvent) -> None:
             if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
                 ack = self._pause_acks.get(egress_id)
                 if ack is not None and not ack.done():
@@ -632,7 +633,7 @@ class EgressService:
         if egress_id in self._external and self.settings.redis.configured:
             spec.io_report = IOReport(redis=self.settings.redis, legacy=self._legacy.get(egress_id, ""),
                                       info=base64.b64encode(info.SerializeToString()).decode())
-        worker = WorkerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit, self.pool)
+        worker = HandlerProcess(spec, self.settings.log_dir / f"{egress_id}.log", on_event, on_exit, self.pool)
         try:
             await worker.start()
         except OSError as e:
@@ -652,7 +653,7 @@ class EgressService:
             log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
 
     @staticmethod
-    def _files_renamed(spec: JobSpec, event: WorkerEvent) -> bool:
+    def _files_renamed(spec: JobSpec, event: HandlerEvent) -> bool:
         """Take the names the worker's files really got (``name-1.mp4`` when another egress took the
         name first) into ``spec``, so manifests and a restarted service find them; True if any changed."""
         renamed = False
@@ -676,7 +677,7 @@ class EgressService:
 
         self._ending_watch[egress_id] = asyncio.get_running_loop().call_later(self.settings.ending_timeout_s, kill)
 
-    def _apply(self, info: eg.EgressInfo, event: WorkerEvent) -> None:
+    def _apply(self, info: eg.EgressInfo, event: HandlerEvent) -> None:
         """Fold a worker event into ``info`` (its manifests are written by the caller, in a thread)."""
         apply_worker_event(info, event, self._legacy.get(info.egress_id, ""))
 

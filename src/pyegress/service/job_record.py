@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ..worker.protocol import FileTarget, JobSpec, SegmentsTarget
+from ..contract.job import FileTarget, JobSpec, SegmentsTarget
 
 
 class JobRecord(BaseModel):

@@ -9,9 +9,9 @@ from pathlib import Path
 from google.protobuf import json_format
 from livekit.protocol import egress as eg
 
-from ..storage import StorageTarget
+from ..storage import AnyStorage
 from ..storage.local import replace_atomically
-from ..worker.protocol import FileTarget, SegmentsTarget
+from ..contract.job import FileTarget, SegmentsTarget
 from .requests import request_outputs
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def write_manifests(info: eg.EgressInfo, files: list[FileTarget], segments: list
     """
     outputs = request_outputs(getattr(info, info.WhichOneof("request")))
     body = json_format.MessageToJson(info, preserving_proto_field_name=True)
-    targets: list[tuple[Path, str, StorageTarget | None, object]] = [
+    targets: list[tuple[Path, str, AnyStorage | None, object]] = [
         (Path(t.path), t.filename, t.upload, o) for t, o in zip(files, outputs["file"])]
     targets += [(Path(t.directory) / t.playlist, t.reported_prefix + t.playlist, t.upload, o)
                 for t, o in zip(segments, outputs["segments"])]

@@ -37,11 +37,11 @@ from livekit.protocol import models
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import EgressError, invalid
-from ..storage import AzureTarget, GCSTarget, S3Target, SFTPTarget, StorageTarget
-from ..store.egress_store import ACTIVE_STATUSES
-from ..store.realtimekit_store import RECORDING_STATUSES, RealtimeKitRecording, RealtimeKitStore
-from ..worker.protocol import END_SOURCE_CLOSED
-from .egress_info import end_details
+from ..storage import AzureStorage, GCSStorage, S3Storage, SFTPStorage, AnyStorage
+from ..database.egress_store import ACTIVE_STATUSES
+from ..database.realtimekit_store import RECORDING_STATUSES, RealtimeKitRecording, RealtimeKitStore
+from ..contract.events import END_SOURCE_CLOSED
+from ..contract.egress_info import end_details
 from .egress_service import EgressService, StartOptions
 from .web_requests import split_url, validate_page_url
 
@@ -179,7 +179,7 @@ class Action(_Body):
 # ---- storage -----------------------------------------------------------------------
 
 
-def storage_target(config: StorageConfig, field: str = "storage_config") -> StorageTarget:
+def storage_target(config: StorageConfig, field: str = "storage_config") -> AnyStorage:
     """Where a RealtimeKit ``storage_config`` sends the files (object keys are the output paths).
 
     ``aws`` → S3 in ``region``; ``digitalocean`` → Spaces' S3 API at ``https://{region}.digitaloceanspaces.com``
@@ -199,14 +199,14 @@ def storage_target(config: StorageConfig, field: str = "storage_config") -> Stor
             raise invalid(f"{field}.{name}", f"is required for type {config.type!r}")
     if config.type in ("aws", "digitalocean"):
         endpoint = f"https://{config.region}.digitaloceanspaces.com" if config.type == "digitalocean" else ""
-        return S3Target(access_key=config.access_key, secret=config.secret, region=config.region,
+        return S3Storage(access_key=config.access_key, secret=config.secret, region=config.region,
                         bucket=config.bucket, endpoint=endpoint)
     if config.type == "gcs":
-        return GCSTarget(bucket=config.bucket, credentials_json=config.secret)
+        return GCSStorage(bucket=config.bucket, credentials_json=config.secret)
     if config.type == "azure":
-        return AzureTarget(account_name=config.access_key, account_key=config.secret, container_name=config.bucket)
+        return AzureStorage(account_name=config.access_key, account_key=config.secret, container_name=config.bucket)
     key = config.auth_method == "KEY"
-    return SFTPTarget(host=config.host, port=config.port or 22, username=config.username,
+    return SFTPStorage(host=config.host, port=config.port or 22, username=config.username,
                       password="" if key else config.password, private_key=config.private_key if key else "",
                       passphrase=config.password if key else "")
 

@@ -15,13 +15,13 @@ from livekit.protocol import egress as eg
 from livekit.protocol import models
 
 from ..errors import EgressError, invalid
-from ..media.compose.layout import Layout
-from ..media.encoding import PRESETS, EncodingSettings, from_preset
-from ..media.outputs.stream import redact_url, srt_available
-from ..storage import AzureTarget, GCSTarget, S3Target, StorageTarget
+from ..contract.layouts import Layout
+from ..contract.encoding import PRESETS, EncodingSettings, from_preset
+from ..contract.streams import redact_url, srt_available
+from ..storage import AzureStorage, GCSStorage, S3Storage, AnyStorage
 from ..storage.base import proxy_url
 from ..storage.s3 import alioss_endpoint
-from ..worker.protocol import FileTarget, ImagesTarget, SegmentsTarget
+from ..contract.job import FileTarget, ImagesTarget, SegmentsTarget
 from .paths import check_fits, confine, expand_placeholders, unique_path
 from .web_requests import split_url, validate_page_url
 
@@ -114,7 +114,7 @@ def _proxy(up, field_name: str) -> str:
         raise invalid(f"{field_name}.proxy.url", str(e)) from None
 
 
-def upload_target(msg, field_name: str, default: StorageTarget | None = None) -> StorageTarget | None:
+def upload_target(msg, field_name: str, default: AnyStorage | None = None) -> AnyStorage | None:
     """The destination named by ``msg``'s upload fields (``s3``, ``gcp``, ``azure``, ``aliOSS``: an output's
     ``output`` oneof, or a ``livekit.StorageConfig``), else ``default`` (the config file's ``storage``).
 
@@ -131,12 +131,12 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
         if not getattr(up, name):
             raise invalid(f"{f}.{name}", "is required")
     if which == "s3":
-        return S3Target(bucket=up.bucket, region=up.region, endpoint=_endpoint(up.endpoint, f"{f}.endpoint"),
+        return S3Storage(bucket=up.bucket, region=up.region, endpoint=_endpoint(up.endpoint, f"{f}.endpoint"),
                         access_key=up.access_key, secret=up.secret, session_token=up.session_token,
                         force_path_style=up.force_path_style, metadata=dict(up.metadata), tagging=up.tagging,
                         content_disposition=up.content_disposition, proxy=_proxy(up, f))
     if which == "aliOSS":  # OSS speaks the S3 API (virtual-hosted buckets) at its regional endpoint
-        return S3Target(bucket=up.bucket, region=up.region, access_key=up.access_key, secret=up.secret,
+        return S3Storage(bucket=up.bucket, region=up.region, access_key=up.access_key, secret=up.secret,
                         endpoint=_endpoint(alioss_endpoint(up.region, up.endpoint), f"{f}.endpoint"))
     if which == "gcp":
         endpoint = ""
@@ -148,8 +148,8 @@ def upload_target(msg, field_name: str, default: StorageTarget | None = None) ->
             if not isinstance(key, dict):
                 raise invalid(f"{f}.credentials", "must be the JSON of a service account key")
             endpoint = _endpoint(str(key.get("gcs_base_url", "")), f"{f}.credentials.gcs_base_url")
-        return GCSTarget(bucket=up.bucket, credentials_json=up.credentials, endpoint=endpoint, proxy=_proxy(up, f))
-    return AzureTarget(account_name=up.account_name, account_key=up.account_key, container_name=up.container_name)
+        return GCSStorage(bucket=up.bucket, credentials_json=up.credentials, endpoint=endpoint, proxy=_proxy(up, f))
+    return AzureStorage(account_name=up.account_name, account_key=up.account_key, container_name=up.container_name)
 
 
 class _Resolver:
@@ -225,7 +225,7 @@ def _file_format(out, field_name: str, *, video: bool, encoding: EncodingSetting
 
 
 def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, video: bool,
-                    encoding: EncodingSettings, storage: StorageTarget | None = None) -> ResolvedOutputs:
+                    encoding: EncodingSettings, storage: AnyStorage | None = None) -> ResolvedOutputs:
     """Resolve the outputs of a composite-style request, adjusting ``encoding`` to fit them.
 
     Lists (``file_outputs``, ``segment_outputs``, ``image_outputs``) take
@@ -331,7 +331,7 @@ def track_values(track, identity: str) -> dict[str, str]:
 
 
 def resolve_track_egress(req: eg.TrackEgressRequest, track, *, root: Path, values: dict[str, str],
-                         storage: StorageTarget | None = None) -> tuple[EncodingSettings, list[FileTarget], str]:
+                         storage: AnyStorage | None = None) -> tuple[EncodingSettings, list[FileTarget], str]:
     """Encoding, file targets and websocket URL of a track egress for ``track`` (``livekit.TrackInfo``).
 
     The SDK gives decoded media only, so tracks are re-encoded, keeping the

@@ -7,21 +7,21 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from .azure import AzureTarget
+from .azure import AzureStorage
 from .base import proxy_url
-from .gcs import GCSTarget
-from .s3 import S3Target, alioss_endpoint
-from .sftp import SFTPTarget
+from .gcs import GCSStorage
+from .s3 import S3Storage, alioss_endpoint
+from .sftp import SFTPStorage
 
-StorageTarget = Annotated[Union[S3Target, GCSTarget, AzureTarget, SFTPTarget], Field(discriminator="kind")]
+AnyStorage = Annotated[Union[S3Storage, GCSStorage, AzureStorage, SFTPStorage], Field(discriminator="kind")]
 """Any destination; ``kind`` (``s3``, ``gcs``, ``azure``, ``sftp``) tells which."""
 
-_ADAPTER = TypeAdapter(StorageTarget)
+_ADAPTER = TypeAdapter(AnyStorage)
 
-__all__ = ["AzureTarget", "GCSTarget", "S3Target", "SFTPTarget", "StorageTarget", "from_config"]
+__all__ = ["AzureStorage", "GCSStorage", "S3Storage", "SFTPStorage", "AnyStorage", "from_config"]
 
 
-def from_config(block: dict[str, Any] | None, name: str = "storage") -> StorageTarget | None:
+def from_config(block: dict[str, Any] | None, name: str = "storage") -> AnyStorage | None:
     """The destination of a config file's ``storage:`` / ``backup:`` block, or None when it names none.
 
     The block has LiveKit egress's shape (livekit/egress ``pkg/config/storage.go``): ``prefix`` and one

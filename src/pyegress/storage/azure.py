@@ -10,7 +10,7 @@ from pydantic import Field
 from .base import RETRY_CONFIG, ObjectStorage, client_options
 
 
-class AzureTarget(ObjectStorage):
+class AzureStorage(ObjectStorage):
     """A blob container. ``account_key`` (base64, as the portal shows it) signs requests and SAS URLs.
     ``endpoint``: the account's blob URL when it is not ``https://<account_name>.blob.core.windows.net``
     (Azurite: ``http://127.0.0.1:10000/devstoreaccount1``)."""

@@ -12,7 +12,7 @@ from .base import RETRY_CONFIG, ObjectStorage, client_options
 PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 
 
-class GCSTarget(ObjectStorage):
+class GCSStorage(ObjectStorage):
     """A GCS bucket. ``credentials_json``: the contents of a service-account key file (its private key
     signs requests and presigned URLs); empty uses the machine's default credentials.
     ``endpoint``: another base URL instead of ``https://storage.googleapis.com`` (an emulator such as

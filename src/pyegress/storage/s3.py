@@ -12,7 +12,7 @@ from pydantic import Field
 from .base import RETRY_CONFIG, ObjectStorage, client_options
 
 
-class S3Target(ObjectStorage):
+class S3Storage(ObjectStorage):
     """Where to put objects: the fields of LiveKit's ``S3Upload`` that pyegress honours.
 
     ``endpoint``: an ``http(s)://`` URL for non-AWS servers; ``force_path_style`` keeps the bucket in

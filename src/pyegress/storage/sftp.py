@@ -16,7 +16,7 @@ from .local import open_existing
 _CHUNK = 256 * 1024  # bytes per SFTP write
 
 
-class SFTPTarget(Storage):
+class SFTPStorage(Storage):
     """A directory ``base_path`` on an SFTP server, reached as ``username`` with ``password`` or
     ``private_key`` (OpenSSH/PEM text, with ``passphrase`` if encrypted). ``host_key``: the server's
     public key (``ssh-ed25519 AAAA...``); empty accepts any key, as the services that take bare

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Job:
-    target: Storage
+    storage: Storage
     path: Path
     key: str
     delete: bool
@@ -46,7 +46,7 @@ class UploadQueue:
         self.attempts, self.base_delay_s, self.backup = attempts, base_delay_s, backup
         self.max_delay_s = max_delay_s
         self.backup_used = False
-        self.locations: dict[tuple[int, str], str] = {}  # (id(target), key) -> where the file ended up
+        self.locations: dict[tuple[int, str], str] = {}  # (id(storage), key) -> where the file ended up
         self._down: set[int] = set()
         self._refresh_pending: set[tuple[int, str]] = set()
         self._lock = threading.Lock()
@@ -54,20 +54,20 @@ class UploadQueue:
         self._thread = threading.Thread(target=self._run, name="uploads", daemon=True)
         self._thread.start()
 
-    def submit(self, target: Storage, path: Path, key: str, *, delete: bool = True) -> None:
+    def submit(self, storage: Storage, path: Path, key: str, *, delete: bool = True) -> None:
         """Queue ``path`` for upload as ``key``. ``delete=False`` marks a file that is rewritten (a
         playlist): it stays local, and a copy already waiting in the queue is not queued twice."""
         if not delete:
             with self._lock:
-                if (id(target), key) in self._refresh_pending:
+                if (id(storage), key) in self._refresh_pending:
                     return
-                self._refresh_pending.add((id(target), key))
-        self._jobs.put(_Job(target, Path(path), key, delete))
+                self._refresh_pending.add((id(storage), key))
+        self._jobs.put(_Job(storage, Path(path), key, delete))
 
-    def location(self, target: Storage, key: str) -> str:
+    def location(self, storage: Storage, key: str) -> str:
         """Where ``key`` ended up: the object's location, a backup's, or the local path; before its upload
         finished, the location it will have."""
-        return self.locations.get((id(target), key)) or target.location(key)
+        return self.locations.get((id(storage), key)) or storage.location(key)
 
     def drain(self) -> None:
         """Wait for every queued upload to finish; the queue takes nothing afterwards."""
@@ -78,22 +78,22 @@ class UploadQueue:
         while (job := self._jobs.get()) is not None:
             if not job.delete:
                 with self._lock:
-                    self._refresh_pending.discard((id(job.target), job.key))
+                    self._refresh_pending.discard((id(job.storage), job.key))
             try:
-                self.locations[(id(job.target), job.key)] = self._upload(job)
+                self.locations[(id(job.storage), job.key)] = self._upload(job)
             except Exception:  # a bug here must not stop the uploads after it
                 log.exception("upload of %s failed", job.path)
 
     def _upload(self, job: _Job) -> str:
         if not job.path.exists():  # replaced and already uploaded by a later job (overwritten images)
-            return job.target.location(job.key)
-        down = id(job.target) in self._down
+            return job.storage.location(job.key)
+        down = id(job.storage) in self._down
         try:
-            location = job.target.upload(job.path, job.key, attempts=1 if down else self.attempts,
+            location = job.storage.upload(job.path, job.key, attempts=1 if down else self.attempts,
                                          base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
-            self._down.discard(id(job.target))
+            self._down.discard(id(job.storage))
         except Exception as e:  # the destination stayed down: backup, else keep it here
-            self._down.add(id(job.target))
+            self._down.add(id(job.storage))
             self.backup_used = True
             location = self._fallback(job, e)
             if location is None:
@@ -108,11 +108,11 @@ class UploadQueue:
                 location = self.backup.upload(job.path, job.key, attempts=self.attempts,
                                               base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
                 log.error("upload of %s to %s failed for good (%s); stored in backup storage %s",
-                          job.key, job.target.describe(), error, self.backup.describe())
+                          job.key, job.storage.describe(), error, self.backup.describe())
                 return location
             except Exception as e:  # the backup is down too
                 error = e
-        log.error("upload of %s to %s failed for good, kept at %s: %s", job.key, job.target.describe(), job.path,
+        log.error("upload of %s to %s failed for good, kept at %s: %s", job.key, job.storage.describe(), job.path,
                   error)
         return None
 
@@ -127,11 +127,11 @@ class StreamedUpload:
     bytes against the final file), :meth:`finish` returns False and the caller uploads it whole.
     """
 
-    def __init__(self, target: ObjectStorage, path: Path, key: str, *, poll_s: float = 1.0,
+    def __init__(self, storage: ObjectStorage, path: Path, key: str, *, poll_s: float = 1.0,
                  buffer_size: int = 10 * 1024 * 1024) -> None:
-        self.target, self.path, self.key = target, Path(path), key
+        self.storage, self.path, self.key = storage, Path(path), key
         self.poll_s = poll_s
-        self._writer = target.open_writer(key, buffer_size=buffer_size)
+        self._writer = storage.open_writer(key, buffer_size=buffer_size)
         self._sent = 0
         self._crc = 0
         self.error: Exception | None = None
@@ -153,7 +153,7 @@ class StreamedUpload:
                 self._pump()
             except Exception as e:  # the destination went away: stop streaming, the file is kept
                 log.warning("streaming %s to %s stopped (%s); it will be uploaded whole at the end",
-                            self.key, self.target.describe(), e)
+                            self.key, self.storage.describe(), e)
                 self.error = e
                 return
 
@@ -177,7 +177,7 @@ class StreamedUpload:
             log.warning("%s changed after it was streamed; uploading it whole", self.key)
             return False
         try:
-            head = obstore.head(self.target.store(), self.target.key(self.key))
+            head = obstore.head(self.storage.store(), self.storage.key(self.key))
         except Exception as e:  # cannot confirm: the file is not deleted, it is uploaded whole
             log.warning("cannot confirm the streamed object %s: %s", self.key, e)
             return False

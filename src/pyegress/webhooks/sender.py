@@ -26,7 +26,7 @@ from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol.webhook import WebhookEvent
 
-from ..store.webhook_store import LIVEKIT_WEBHOOK_TYPE, WebhookDelivery, WebhookStore
+from ..database.webhook_store import LIVEKIT_WEBHOOK_TYPE, WebhookDelivery, WebhookStore
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from pydantic import BaseModel, ValidationError
 
 from ...errors import EgressError, invalid
 from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
-from ...storage import StorageTarget
-from ...store.realtimekit_store import RealtimeKitRecording
+from ...storage import AnyStorage
+from ...database.realtimekit_store import RealtimeKitRecording
 from ..auth import Authorizer, Caller
 from . import iso_ms, openapi_body, safe_room_name
 from .downloads import signed_url
@@ -95,7 +95,7 @@ def _page_number(raw: str, name: str, default: int, top: int) -> int:
 
 
 def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str,
-                       default_storage: StorageTarget | None, public_url: str) -> APIRouter:
+                       default_storage: AnyStorage | None, public_url: str) -> APIRouter:
     """The recordings resource on both path prefixes; ``default_storage`` is where REALTIMEKIT_BUCKET files
     are uploaded (it presigns their download URLs), None when they stay on local disk; ``public_url`` is
     the base of pyegress's own signed download URLs."""

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import EgressError
 from ...service.egress_service import EgressService
 from ...service.paths import confine
-from ...storage import StorageTarget
-from ...store.egress_store import ACTIVE_STATUSES
-from ...store.recordings_store import FINAL_STATUSES, Recording, RecordingStore
+from ...storage import AnyStorage
+from ...database.egress_store import ACTIVE_STATUSES
+from ...database.recordings_store import FINAL_STATUSES, Recording, RecordingStore
 from ..auth import Authorizer, Caller
 from . import error, from_egress_error, iso_ms, safe_room_name
 from .downloads import signed_url
@@ -112,7 +112,7 @@ def _is_local(row: Recording) -> bool:
 
 
 def recordings_router(service: EgressService, api_key: str, api_secret: str,
-                      storage: StorageTarget | None, public_url: str) -> APIRouter:
+                      storage: AnyStorage | None, public_url: str) -> APIRouter:
     """The seed 003 routes on ``service``; ``storage`` is the default upload destination (presigned
     download URLs and deletes of uploaded files), None when files stay on local disk; ``public_url``
     is the base of pyegress's own signed download URLs."""

@@ -27,7 +27,7 @@ from livekit.protocol import egress as eg
 
 from ...errors import EgressError
 from ...service.egress_service import EgressService
-from ...store.egress_store import ACTIVE_STATUSES
+from ...database.egress_store import ACTIVE_STATUSES
 from ...webhooks.sender import WebhookSender
 from ..auth import Authorizer, Caller
 from . import error, from_egress_error, iso_ms, safe_room_name

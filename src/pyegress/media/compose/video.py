@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from .layout import Layout, Rect, fit, tile_rects
+from ...contract.layouts import Layout
+from .layout import Rect, fit, tile_rects
 
 
 def i420_planes(buf: memoryview | bytes, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

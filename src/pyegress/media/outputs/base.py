@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import av
 import numpy as np
 
-from ..encode import MediaEncoder
+from ..encode.encoder import MediaEncoder
 
 
 def utc_stamp(wall_ns: float) -> str:

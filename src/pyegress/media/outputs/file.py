@@ -14,8 +14,9 @@ from pathlib import Path
 import av
 
 from ...storage.local import open_new
-from ...worker.protocol import FileResult, FileTarget
-from ..encode import MediaEncoder
+from ...contract.events import FileResult
+from ...contract.job import FileTarget
+from ..encode.encoder import MediaEncoder
 from .base import Muxer, Output
 
 _FRAGMENT_US = 1_000_000

@@ -8,7 +8,8 @@ from pathlib import Path
 import av
 
 from ...storage.local import LocalDir
-from ...worker.protocol import ImagesResult, ImagesTarget
+from ...contract.events import ImagesResult
+from ...contract.job import ImagesTarget
 from .base import Output, utc_stamp
 
 

@@ -27,8 +27,9 @@ from typing import BinaryIO
 import av
 
 from ...storage.local import LocalDir
-from ...worker.protocol import SegmentsResult, SegmentsTarget
-from ..encode import MediaEncoder
+from ...contract.events import SegmentsResult
+from ...contract.job import SegmentsTarget
+from ..encode.encoder import MediaEncoder
 from .base import Muxer, Output, utc_stamp
 
 LIVE_WINDOW = 5

@@ -14,52 +14,23 @@ protocol: PyAV's bundled FFmpeg is built without libsrt.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
-import re
-import shutil
 import subprocess
 import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import av
 
-from ...worker.protocol import StreamResult
-from ..encode import MediaEncoder
+from ...contract.events import StreamResult
+from ...contract.streams import redact_error, redact_url
+from ..encode.encoder import MediaEncoder
 from .base import Muxer, Output
 
 log = logging.getLogger(__name__)
 
 QUEUE_PACKETS = 600  # ~5 s of 30 fps video plus audio; more than that and the server is too slow
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its stream key (last path segment) and any password masked, for results and logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "****@" + netloc.split("@", 1)[1]
-    head, _, key = parts.path.rpartition("/")
-    path = f"{head}/{'*' * 4}" if key else parts.path
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
-
-
-_SRT_SECRETS = re.compile(r"(passphrase|streamid|pbkeylen)=[^&\s]*")
-
-
-@functools.cache
-def srt_available() -> bool:
-    """Whether an ``ffmpeg`` on PATH can send SRT (Debian's is built with libsrt)."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        return False
-    try:
-        out = subprocess.run([ffmpeg, "-hide_banner", "-protocols"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "srt" in out.partition("Output:")[2].split()
 
 
 class SrtSender:
@@ -137,8 +108,7 @@ class StreamOutput(Output):
                 return
 
     def _fail(self, error: str) -> None:
-        # FFmpeg's messages quote the URL, stream key, SRT passphrase and all: results and logs get it redacted
-        error = _SRT_SECRETS.sub(r"\1=****", error.replace(self.url, redact_url(self.url)))
+        error = redact_error(error, self.url)
         if self.status == "ACTIVE":
             log.warning("stream %s failed: %s", redact_url(self.url), error)
             self.status, self.error, self.ended_at = "FAILED", error, time.time_ns()

@@ -50,7 +50,7 @@ class Recording(Base):
 
 
 class RecordingStore:
-    """Queries on the ``recordings`` table, on the engine of an :class:`~pyegress.store.egress_store.EgressStore`."""
+    """Queries on the ``recordings`` table, on the engine of an :class:`~pyegress.database.egress_store.EgressStore`."""
 
     def __init__(self, engine) -> None:
         self.engine = engine

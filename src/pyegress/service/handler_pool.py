@@ -2,7 +2,7 @@
 
 A worker process spends most of its start importing (livekit rtc, PyAV, numpy, pydantic models): about
 0.7 CPU-s, several seconds of wall time on a busy machine. The pool keeps ``size`` processes that have
-done so and wait for an egress (:mod:`pyegress.worker.pooled`); :meth:`WorkerPool.take` hands one out
+done so and wait for an egress (:mod:`pyegress.handler.pooled`); :meth:`HandlerPool.take` hands one out
 and the pool starts a replacement in the background: one at a time, and only once the starts have done
 theirs (1 s after the last take, and after the imports of workers started because the pool was empty),
 so that refilling never slows the starts it is for.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..worker.pooled import IDLE_LABEL, POOL_ARG, READY
+from ..handler.pooled import IDLE_LABEL, POOL_ARG, READY
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class _Pooled:
     ready: asyncio.Task  # True once the process wrote READY, False if it exited first
 
 
-class WorkerPool:
+class HandlerPool:
     """Keeps ``size`` (≥ 0; 0 disables the pool) imported worker processes waiting for an egress.
 
     Idle processes log to ``log_dir/worker-pool.log`` until they get an egress. Call :meth:`start` on the
@@ -65,7 +65,7 @@ class WorkerPool:
             self._task = asyncio.create_task(self._fill(), name="worker-pool")
 
     async def take(self) -> asyncio.subprocess.Process | None:
-        """An imported worker process waiting for its :class:`~pyegress.worker.pooled.Assignment` line, or
+        """An imported worker process waiting for its :class:`~pyegress.handler.pooled.Assignment` line, or
         None if the pool is empty (the caller starts one itself, see :meth:`unpooled_start`). Waits for a
         process still importing: that is sooner than starting another."""
         self._taken_at = asyncio.get_running_loop().time()
@@ -143,7 +143,7 @@ class WorkerPool:
         setpriv = [SETPRIV, "--pdeathsig", "KILL"] if SETPRIV else []
         with open(self.log_path, "ab") as log_file:
             proc = await asyncio.create_subprocess_exec(
-                *setpriv, sys.executable, "-m", "pyegress.worker", f"{POOL_ARG}{os.getpid()}", IDLE_LABEL,
+                *setpriv, sys.executable, "-m", "pyegress.handler", f"{POOL_ARG}{os.getpid()}", IDLE_LABEL,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
 
         async def ready() -> bool:

@@ -1,4 +1,4 @@
-"""The RealtimeKit recordings dialect's tables (store/realtimekit_store.py).
+"""The RealtimeKit recordings dialect's tables (database/realtimekit_store.py).
 
 ``realtimekit_recording``: one row per recording (COMPAT.md's recording object),
 owned by ``user_id`` (the identity of the caller's token) under

@@ -1,6 +1,6 @@
 """The database: one SQLAlchemy engine per URL, its schema managed by Alembic migrations shipped in the package.
 
-Migrations live in ``store/migrations/versions``; :func:`open_database` brings
+Migrations live in ``database/migrations/versions``; :func:`open_database` brings
 any database to the newest revision before it is used (``pyegress serve`` and
 every CLI command open it this way; ``pyegress db upgrade`` does only that).
 A SQLite file made before migrations existed (its tables came from
@@ -26,7 +26,7 @@ _PG_LOCK_KEY = 0x70796567  # "pyeg"
 def alembic_config(url: str = "") -> Config:
     """Alembic's configuration for pyegress's migrations (no alembic.ini needed); ``url`` for the CLI."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(files("pyegress.store") / "migrations"))
+    cfg.set_main_option("script_location", str(files("pyegress.database") / "migrations"))
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # ConfigParser interpolation
     return cfg

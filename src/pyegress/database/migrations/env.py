@@ -1,10 +1,10 @@
-"""Alembic environment of pyegress: run by pyegress.store.database (a shared connection) or the
-``pyegress db`` CLI (a URL). Autogenerate compares against every table registered in pyegress.store."""
+"""Alembic environment of pyegress: run by pyegress.database.engine (a shared connection) or the
+``pyegress db`` CLI (a URL). Autogenerate compares against every table registered in pyegress.database."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from pyegress.store import Base
+from pyegress.database import Base
 
 config = context.config
 

@@ -10,13 +10,13 @@ from livekit.protocol.egress import EgressInfo, EgressStatus
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from .database import open_database
+from .engine import open_database
 
 ACTIVE_STATUSES = (EgressStatus.EGRESS_STARTING, EgressStatus.EGRESS_ACTIVE, EgressStatus.EGRESS_ENDING)
 
 
 class Base(DeclarativeBase):
-    """Every pyegress table; the schema itself is made by the migrations (store/migrations)."""
+    """Every pyegress table; the schema itself is made by the migrations (database/migrations)."""
 
 
 class EgressRow(Base):
@@ -34,7 +34,7 @@ class EgressStore:
     """Saves and queries ``EgressInfo`` messages.
 
     ``url`` is a SQLAlchemy URL; the database is migrated to the newest
-    schema first (:func:`~pyegress.store.database.open_database`), and
+    schema first (:func:`~pyegress.database.engine.open_database`), and
     ``engine`` is shared by the other stores.
     """
 

@@ -1,7 +1,7 @@
 """The messages between the service and an egress worker process.
 
 The service writes one :class:`JobSpec` JSON line to the worker's stdin, then
-:class:`Command` lines; the worker writes :class:`WorkerEvent` JSON lines to
+:class:`Command` lines; the worker writes :class:`HandlerEvent` JSON lines to
 stdout and logs to stderr. Everything the worker needs is resolved by the
 service first (paths, encoding, token), so the worker never sees a request.
 Times are ns since the Unix epoch, durations ns, sizes bytes.
@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from ..config import RedisConfig
-from ..media.encoding import EncodingSettings
-from ..storage import StorageTarget
+from ..storage import AnyStorage
+from .encoding import EncodingSettings
 
 
 class FileTarget(BaseModel):
@@ -26,7 +26,7 @@ class FileTarget(BaseModel):
     path: str
     filename: str
     format: Literal["mp4", "ogg", "webm", "mp3"] = "mp4"
-    upload: StorageTarget | None = None
+    upload: AnyStorage | None = None
 
 
 class SegmentsTarget(BaseModel):
@@ -44,7 +44,7 @@ class SegmentsTarget(BaseModel):
     segment_duration: float = 4.0
     suffix: Literal["index", "timestamp"] = "index"
     reported_prefix: str = ""
-    upload: StorageTarget | None = None
+    upload: AnyStorage | None = None
 
 
 class ImagesTarget(BaseModel):
@@ -58,7 +58,7 @@ class ImagesTarget(BaseModel):
     height: int = 0
     suffix: Literal["index", "timestamp", "none"] = "index"
     reported_prefix: str = ""
-    upload: StorageTarget | None = None
+    upload: AnyStorage | None = None
 
 
 class AudioRoute(BaseModel):
@@ -130,7 +130,7 @@ class JobSpec(BaseModel):
     upload_retry_base_s: float = 1.0
     upload_retry_max_s: float = 0.0  # 0: waits keep doubling
     io_report: IOReport | None = None
-    backup: StorageTarget | None = None  # where uploads that failed for good go (None: kept locally)
+    backup: AnyStorage | None = None  # where uploads that failed for good go (None: kept locally)
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
 
 
@@ -143,92 +143,3 @@ class Command(BaseModel):
     layout: str = ""
     add_urls: list[str] = []
     remove_urls: list[str] = []
-
-
-class FileResult(BaseModel):
-    """A file as ``livekit.FileInfo`` reports it (``path`` becomes ``location``)."""
-
-    filename: str
-    path: str
-    size: int
-    duration: int
-    started_at: int
-    ended_at: int = 0
-
-
-class SegmentsResult(BaseModel):
-    """An HLS output as ``livekit.SegmentsInfo`` reports it."""
-
-    playlist_name: str
-    live_playlist_name: str = ""
-    playlist_location: str
-    live_playlist_location: str = ""
-    duration: int
-    size: int
-    segment_count: int
-    started_at: int
-    ended_at: int = 0
-
-
-class ImagesResult(BaseModel):
-    """Thumbnails as ``livekit.ImagesInfo`` reports them."""
-
-    filename_prefix: str
-    image_count: int
-    started_at: int
-    ended_at: int = 0
-
-
-class StreamResult(BaseModel):
-    """A stream URL as ``livekit.StreamInfo`` reports it (``url`` with its stream key masked);
-    ``status`` is a ``StreamInfo.Status`` name."""
-
-    url: str
-    status: Literal["ACTIVE", "FINISHED", "FAILED"]
-    error: str = ""
-    started_at: int = 0
-    ended_at: int = 0
-    duration: int = 0
-
-
-#: Why an egress ended, as LiveKit words it (livekit/protocol ``livekit/livekit_egress.go``, ``EndReason*``);
-#: EgressInfo.details is ``"End reason: <reason>"``.
-END_API = "StopEgress API"
-END_KILLED = "Process killed"
-END_SOURCE_CLOSED = "Source closed"
-END_LIMIT_REACHED = "Session limit reached"
-END_FAILURE = "Failure"
-#: EgressInfo.error of an egress stopped before it recorded anything (LiveKit's ``MsgStoppedBeforeStarted``).
-MSG_STOPPED_BEFORE_STARTED = "Stop called before pipeline could start"
-#: EgressInfo.error when the room connection was lost for good (livekit/egress ``ErrRoomConnectionFailed``).
-MSG_ROOM_CONNECTION_FAILED = "recording ended early: connection to room failed"
-
-
-class WorkerEvent(BaseModel):
-    """Worker → service.
-
-    ``active``: recording started at ``started_at`` in room ``room_id`` (with the outputs' results,
-    so a service that dies right after knows where the files are); ``progress``: results so far while
-    active; ``ending``: finishing outputs; ``complete``: done, with results and the ``reason`` it
-    ended (one of the ``END_*`` reasons; ``limit_reached`` when a session limit ended it);
-    ``aborted``: stopped before anything was recorded (``error`` says why, no outputs are kept);
-    ``failed``: ``error`` says why, ``error_code`` is LiveKit's HTTP-style code (500, or 503 when the
-    room connection failed), with whatever results exist; ``paused`` / ``resumed``: a ``pause`` /
-    ``resume`` command has taken effect. ``reconnects`` lists the gaps (ns) in which the room
-    connection was lost and regained.
-    """
-
-    event: Literal["active", "progress", "ending", "complete", "aborted", "failed", "paused", "resumed"]
-    started_at: int = 0
-    ended_at: int = 0
-    room_id: str = ""
-    files: list[FileResult] = []
-    segments: list[SegmentsResult] = []
-    images: list[ImagesResult] = []
-    streams: list[StreamResult] = []
-    reason: str = ""
-    limit_reached: bool = False
-    backup_storage_used: bool = False
-    error: str = ""
-    error_code: int = 0
-    reconnects: list[int] = []

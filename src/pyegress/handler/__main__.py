@@ -1,6 +1,6 @@
-"""Entry point of an egress worker process: ``python -m pyegress.worker``.
+"""Entry point of an egress worker process: ``python -m pyegress.handler``.
 
-Reads a :class:`~pyegress.worker.protocol.JobSpec` line from stdin, then
+Reads a :class:`~pyegress.contract.job.JobSpec` line from stdin, then
 commands; writes events to stdout; logs to stderr. SIGTERM and SIGINT end the
 recording cleanly (the file is finished), as a ``stop`` command would. Started
 with ``--pool=<pid>`` it first waits, imported, until the service assigns it an
@@ -19,10 +19,11 @@ import time
 
 from ..media.pipeline import CompositePipeline
 from ..media.web_pipeline import WebPipeline
-from .protocol import END_KILLED, Command, IOReport, JobSpec, WorkerEvent
+from ..contract.events import END_KILLED, HandlerEvent
+from ..contract.job import Command, IOReport, JobSpec
 from .pooled import POOL_ARG, wait_for_job
 
-log = logging.getLogger("pyegress.worker")
+log = logging.getLogger("pyegress.handler")
 
 
 class EventLog:
@@ -30,10 +31,10 @@ class EventLog:
     worker must report its egress's end itself (:func:`_report_orphaned`)."""
 
     def __init__(self) -> None:
-        self.events: list[WorkerEvent] = []
+        self.events: list[HandlerEvent] = []
         self.service_gone = False
 
-    def __call__(self, event: WorkerEvent) -> None:
+    def __call__(self, event: HandlerEvent) -> None:
         self.events.append(event)
         if self.service_gone:
             return
@@ -61,7 +62,7 @@ async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
             pipeline.stop()
         elif cmd.cmd in ("pause", "resume"):
             pipeline.pause() if cmd.cmd == "pause" else pipeline.resume()
-            events(WorkerEvent(event="paused" if cmd.cmd == "pause" else "resumed"))
+            events(HandlerEvent(event="paused" if cmd.cmd == "pause" else "resumed"))
         elif cmd.cmd == "update_stream":
             pipeline.update_streams(cmd.add_urls, cmd.remove_urls)
         elif cmd.cmd == "layout":
@@ -95,14 +96,14 @@ async def main() -> None:
     os._exit(0)
 
 
-async def _report_orphaned(report: IOReport, events: list[WorkerEvent]) -> None:
+async def _report_orphaned(report: IOReport, events: list[HandlerEvent]) -> None:
     """Tell livekit-server (IOInfo.UpdateEgress) how the egress ended when its service is gone:
     EGRESS_FAILED, since it was cut short, with the finished files in its results."""
     import redis
     from livekit.protocol import egress as eg
 
     from ..bus.psrpc import PsrpcError, RedisBus, RpcClient
-    from ..service.egress_info import apply_worker_event, set_failed
+    from ..contract.egress_info import apply_worker_event, set_failed
 
     info = eg.EgressInfo.FromString(base64.b64decode(report.info))
     for event in events:

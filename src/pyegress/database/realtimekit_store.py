@@ -63,7 +63,7 @@ class RealtimeKitRecordingEgress(Base):
 
 
 class RealtimeKitStore:
-    """Queries on the engine of an :class:`~pyegress.store.egress_store.EgressStore` (tables created there)."""
+    """Queries on the engine of an :class:`~pyegress.database.egress_store.EgressStore` (tables created there)."""
 
     def __init__(self, engine) -> None:
         self.engine = engine

@@ -1,4 +1,4 @@
-"""The service's handle on one worker process (``python -m pyegress.worker``)."""
+"""The service's handle on one worker process (``python -m pyegress.handler``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from ..worker.pooled import Assignment
-from ..worker.protocol import Command, JobSpec, WorkerEvent
-from .worker_pool import WorkerPool
+from ..handler.pooled import Assignment
+from ..contract.job import Command, JobSpec
+from ..contract.events import HandlerEvent
+from .handler_pool import HandlerPool
 
 log = logging.getLogger(__name__)
 
 
-class WorkerProcess:
+class HandlerProcess:
     """Starts a worker for ``spec`` and relays its events to ``on_event``.
 
     ``on_exit(returncode)`` runs once the process has exited and every event was
@@ -24,8 +25,8 @@ class WorkerProcess:
     """
 
     def __init__(self, spec: JobSpec, log_path: Path,
-                 on_event: Callable[[WorkerEvent], Awaitable[None]],
-                 on_exit: Callable[[int], Awaitable[None]], pool: WorkerPool | None = None) -> None:
+                 on_event: Callable[[HandlerEvent], Awaitable[None]],
+                 on_exit: Callable[[int], Awaitable[None]], pool: HandlerPool | None = None) -> None:
         self.spec = spec
         self.log_path = log_path
         self.on_event, self.on_exit = on_event, on_exit
@@ -55,7 +56,7 @@ class WorkerProcess:
             with open(self.log_path, "ab") as log_file:
                 self.proc = await asyncio.create_subprocess_exec(
                     # the egress ID on the command line only labels the process (ps, kill)
-                    sys.executable, "-m", "pyegress.worker", self.spec.egress_id,
+                    sys.executable, "-m", "pyegress.handler", self.spec.egress_id,
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log_file)
             self.proc.stdin.write(job)
             await self.proc.stdin.drain()
@@ -83,7 +84,7 @@ class WorkerProcess:
             if self._imported is not None:  # a worker's first event comes after its imports
                 self._imported()
             try:
-                event = WorkerEvent.model_validate_json(line)
+                event = HandlerEvent.model_validate_json(line)
             except ValueError:
                 log.warning("egress %s: unreadable worker output %r", self.spec.egress_id, line[:200])
                 continue

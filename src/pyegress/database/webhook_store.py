@@ -32,7 +32,7 @@ class WebhookDelivery(Base):
 
 
 class WebhookStore:
-    """Outbox queries on the engine of an :class:`~pyegress.store.egress_store.EgressStore`."""
+    """Outbox queries on the engine of an :class:`~pyegress.database.egress_store.EgressStore`."""
 
     def __init__(self, engine) -> None:
         self.engine = engine

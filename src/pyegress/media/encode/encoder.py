@@ -16,7 +16,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .encoding import EncodingSettings
+from ...contract.encoding import EncodingSettings
 
 _H264_PROFILES = {"h264_baseline": "baseline", "h264_main": "main", "h264_high": "high"}
 _AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}

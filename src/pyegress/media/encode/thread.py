@@ -13,8 +13,8 @@ import threading
 import av
 import numpy as np
 
-from .encode import MediaEncoder
-from .outputs.base import Output
+from .encoder import MediaEncoder
+from ..outputs.base import Output
 
 log = logging.getLogger(__name__)
 

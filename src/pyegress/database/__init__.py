@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy, SQLite by default, Postgres (or any SQLAlchemy URL) by configuration.
 
-The schema is Alembic's (``migrations/``); see ``database.py``. A new table:
+The schema is Alembic's (``migrations/``); see ``engine.py``. A new table:
 its model here (on :class:`Base`), imported below so autogenerate sees it, and
 a revision made with ``pyegress db revision -m "..." --autogenerate``
 (docs/architecture.md, "Database migrations").

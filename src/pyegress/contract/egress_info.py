@@ -7,7 +7,7 @@ import time
 
 from livekit.protocol import egress as eg
 
-from ..worker.protocol import END_FAILURE, END_LIMIT_REACHED, WorkerEvent
+from .events import END_FAILURE, END_LIMIT_REACHED, HandlerEvent
 
 S = eg.EgressStatus
 #: EgressInfo.error_code of each way to end, HTTP-style as LiveKit sets them (livekit/protocol
@@ -33,7 +33,7 @@ def set_failed(info: eg.EgressInfo, error: str, code: int = CODE_FAILED, ended_a
     info.ended_at = ended_at or info.ended_at or time.time_ns()
 
 
-def apply_worker_event(info: eg.EgressInfo, event: WorkerEvent, legacy: str = "") -> None:
+def apply_worker_event(info: eg.EgressInfo, event: HandlerEvent, legacy: str = "") -> None:
     """Update ``info`` in place from ``event``: status, times (ns) and results.
 
     ``legacy`` names the legacy result oneof (``file``, ``segments``, ``stream``)

@@ -1,6 +1,6 @@
 """A worker process waiting in the service's pool (:mod:`pyegress.service.worker_pool`).
 
-A pooled process is started as ``python -m pyegress.worker --pool=<service pid> <IDLE_LABEL>``: it
+A pooled process is started as ``python -m pyegress.handler --pool=<service pid> <IDLE_LABEL>``: it
 imports the whole stack, writes ``ready`` on stdout and waits. The service hands it an egress with one
 :class:`Assignment` line; from then on it is an ordinary worker (JobSpec line, commands, events), logging
 to that egress's log file. Until then it dies with the service: SIGKILL on the parent's death

@@ -1,0 +1,96 @@
+"""Handler → service events: results, end reasons and the events themselves (JSON lines on the
+handler's stdout). Times are ns since the Unix epoch, durations ns, sizes bytes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+#: Why an egress ended, as LiveKit words it (livekit/protocol ``livekit/livekit_egress.go``, ``EndReason*``);
+#: EgressInfo.details is ``"End reason: <reason>"``.
+END_API = "StopEgress API"
+END_KILLED = "Process killed"
+END_SOURCE_CLOSED = "Source closed"
+END_LIMIT_REACHED = "Session limit reached"
+END_FAILURE = "Failure"
+#: EgressInfo.error of an egress stopped before it recorded anything (LiveKit's ``MsgStoppedBeforeStarted``).
+MSG_STOPPED_BEFORE_STARTED = "Stop called before pipeline could start"
+#: EgressInfo.error when the room connection was lost for good (livekit/egress ``ErrRoomConnectionFailed``).
+MSG_ROOM_CONNECTION_FAILED = "recording ended early: connection to room failed"
+
+
+class FileResult(BaseModel):
+    """A file as ``livekit.FileInfo`` reports it (``path`` becomes ``location``)."""
+
+    filename: str
+    path: str
+    size: int
+    duration: int
+    started_at: int
+    ended_at: int = 0
+
+
+class SegmentsResult(BaseModel):
+    """An HLS output as ``livekit.SegmentsInfo`` reports it."""
+
+    playlist_name: str
+    live_playlist_name: str = ""
+    playlist_location: str
+    live_playlist_location: str = ""
+    duration: int
+    size: int
+    segment_count: int
+    started_at: int
+    ended_at: int = 0
+
+
+class ImagesResult(BaseModel):
+    """Thumbnails as ``livekit.ImagesInfo`` reports them."""
+
+    filename_prefix: str
+    image_count: int
+    started_at: int
+    ended_at: int = 0
+
+
+class StreamResult(BaseModel):
+    """A stream URL as ``livekit.StreamInfo`` reports it (``url`` with its stream key masked);
+    ``status`` is a ``StreamInfo.Status`` name."""
+
+    url: str
+    status: Literal["ACTIVE", "FINISHED", "FAILED"]
+    error: str = ""
+    started_at: int = 0
+    ended_at: int = 0
+    duration: int = 0
+
+
+class HandlerEvent(BaseModel):
+    """Worker → service.
+
+    ``active``: recording started at ``started_at`` in room ``room_id`` (with the outputs' results,
+    so a service that dies right after knows where the files are); ``progress``: results so far while
+    active; ``ending``: finishing outputs; ``complete``: done, with results and the ``reason`` it
+    ended (one of the ``END_*`` reasons; ``limit_reached`` when a session limit ended it);
+    ``aborted``: stopped before anything was recorded (``error`` says why, no outputs are kept);
+    ``failed``: ``error`` says why, ``error_code`` is LiveKit's HTTP-style code (500, or 503 when the
+    room connection failed), with whatever results exist; ``paused`` / ``resumed``: a ``pause`` /
+    ``resume`` command has taken effect. ``reconnects`` lists the gaps (ns) in which the room
+    connection was lost and regained.
+    """
+
+    event: Literal["active", "progress", "ending", "complete", "aborted", "failed", "paused", "resumed"]
+    started_at: int = 0
+    ended_at: int = 0
+    room_id: str = ""
+    files: list[FileResult] = []
+    segments: list[SegmentsResult] = []
+    images: list[ImagesResult] = []
+    streams: list[StreamResult] = []
+    reason: str = ""
+    limit_reached: bool = False
+    backup_storage_used: bool = False
+    error: str = ""
+    error_code: int = 0
+    reconnects: list[int] = []

@@ -1,0 +1,1 @@
+"""Sync: the media clock every output's PTS come from."""
