@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from composite import (OtherLoad, code_version, command_line, machine, start_publishers,  # noqa: E402
                        stop_process, update_results)
 
-from pyegress.bus.pb import psrpc_internal_pb2 as pb  # noqa: E402
-from pyegress.bus.psrpc import unwrap  # noqa: E402
+from pyegress.psrpc.pb import psrpc_internal_pb2 as pb  # noqa: E402
+from pyegress.psrpc.rpc import unwrap  # noqa: E402
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer  # noqa: E402
 from pyegress.devtools.probe import ffprobe  # noqa: E402
 from pyegress.devtools.pyegress_server import PyegressWorker  # noqa: E402

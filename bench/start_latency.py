@@ -43,7 +43,7 @@ from livekit import api
 
 from composite import OtherLoad, code_version, command_line, machine, start_publishers, stop_process, update_results
 from web import serve_pages
-from pyegress.bus.admission import machine_cores
+from pyegress.service.admission import machine_cores
 from pyegress.config import CPUCostConfig, Settings
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer

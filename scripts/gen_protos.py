@@ -2,7 +2,7 @@
 
 livekit-protocol on PyPI ships no `rpc` package and no psrpc envelope, so the
 few messages a worker needs are kept as .proto files in proto/ and compiled
-here into src/pyegress/bus/pb/. The livekit.* types they use are not
+here into src/pyegress/psrpc/pb/. The livekit.* types they use are not
 recompiled: protoc reads them from the descriptors the livekit-protocol wheel
 registers, and the generated import is pointed at `livekit.protocol.egress`,
 so there is exactly one definition of each livekit message in the process.
@@ -21,7 +21,7 @@ from grpc_tools import protoc
 from livekit.protocol import egress
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "src/pyegress/bus/pb"
+OUT = ROOT / "src/pyegress/psrpc/pb"
 PROTOS = ["psrpc_internal.proto", "rpc_egress.proto"]
 
 

@@ -18,7 +18,7 @@ import psutil
 from livekit import api
 
 from conftest import publisher_factory, wait_status
-from pyegress.bus.admission import machine_cores
+from pyegress.service.admission import machine_cores
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer

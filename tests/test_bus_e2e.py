@@ -260,9 +260,9 @@ async def test_update_stream_and_list_active_over_psrpc(lk, workers, room_publis
                                                         tmp_path):
     """UpdateStream goes to the egress's worker (EgressHandler topic); ListActiveEgress (multi) answers from
     every worker."""
-    from pyegress.bus.pb import psrpc_internal_pb2 as pb
-    from pyegress.bus.pb import rpc_egress_pb2 as rpc
-    from pyegress.bus.psrpc import RedisBus, channel, new_id, unwrap
+    from pyegress.psrpc.pb import psrpc_internal_pb2 as pb
+    from pyegress.psrpc.pb import rpc_egress_pb2 as rpc
+    from pyegress.psrpc.rpc import RedisBus, channel, new_id, unwrap
     from pyegress.config import RedisConfig
     from pyegress.devtools.rtmp_server import RtmpServer
 

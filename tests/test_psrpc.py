@@ -7,10 +7,11 @@ import hashlib
 
 from livekit.protocol import egress as eg
 
-from pyegress.bus.admission import CpuAdmission, request_cost
-from pyegress.bus.pb import psrpc_internal_pb2 as pb
-from pyegress.bus.pb import rpc_egress_pb2 as rpc
-from pyegress.bus.psrpc import channel, unwrap, wrap
+from pyegress.bus.admission import request_cost
+from pyegress.service.admission import CpuAdmission
+from pyegress.psrpc.pb import psrpc_internal_pb2 as pb
+from pyegress.psrpc.pb import rpc_egress_pb2 as rpc
+from pyegress.psrpc.rpc import channel, unwrap, wrap
 from pyegress.config import CPUCostConfig
 
 

@@ -20,8 +20,8 @@ from ..errors import EgressError
 from ..service.egress_service import EgressService, StartOptions
 from ..database.egress_store import ACTIVE_STATUSES
 from .admission import request_cost
-from .pb import rpc_egress_pb2 as rpc
-from .psrpc import PsrpcError, RedisBus, RpcClient, RpcServer
+from ..psrpc.pb import rpc_egress_pb2 as rpc
+from ..psrpc.rpc import PsrpcError, RedisBus, RpcClient, RpcServer
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus

@@ -102,7 +102,7 @@ async def _report_orphaned(report: IOReport, events: list[HandlerEvent]) -> None
     import redis
     from livekit.protocol import egress as eg
 
-    from ..bus.psrpc import PsrpcError, RedisBus, RpcClient
+    from ..psrpc.rpc import PsrpcError, RedisBus, RpcClient
     from ..contract.egress_info import apply_worker_event, set_failed
 
     info = eg.EgressInfo.FromString(base64.b64decode(report.info))

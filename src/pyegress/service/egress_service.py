@@ -21,7 +21,7 @@ from livekit import api
 from livekit.protocol import egress as eg
 from livekit.protocol import models
 
-from ..bus.admission import CpuAdmission
+
 from ..config import Settings
 from ..errors import EgressError, invalid
 from ..ids import new_egress_id
@@ -32,7 +32,7 @@ from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..webhooks.sender import WebhookSender
 from ..contract.events import END_FAILURE, HandlerEvent
 from ..contract.job import AudioRoute, Command, IOReport, JobSpec
-from .admission import admitted, composite_cost, track_cost
+from .admission import CpuAdmission, admitted, composite_cost, track_cost
 from .disk_results import file_results_from_disk
 from ..contract.egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
 from .job_record import JobRecord
