@@ -50,7 +50,7 @@ from pyegress.psrpc.rpc import unwrap  # noqa: E402
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer  # noqa: E402
 from pyegress.devtools.probe import ffprobe  # noqa: E402
 from pyegress.devtools.pyegress_server import PyegressWorker  # noqa: E402
-from pyegress.devtools.redis_server import RedisServer  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
 
 S = api.EgressStatus
 SECTION_START, SECTION_END = "<!-- bench/bus.py: start -->", "<!-- bench/bus.py: end -->"

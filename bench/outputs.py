@@ -34,7 +34,7 @@ from composite import (OtherLoad, WorkerMonitor, _wait_for, command_line, create
                        stop_process, update_results)
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer
-from pyegress.devtools.rtmp_server import RtmpServer
+from support.rtmp_server import RtmpServer
 from pyegress.media.pipeline import BULK_AUDIO_FRAME_MS, LIVE_AUDIO_FRAME_MS
 from receive_floor import measure_floor
 

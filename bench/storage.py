@@ -40,7 +40,7 @@ from composite import _wait_for, command_line, create_room, machine, start_publi
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
-from pyegress.devtools.s3_server import S3Server
+from support.s3_server import S3Server
 from pyegress.storage import S3Storage
 
 SECTION_START = "<!-- bench/storage.py: start -->"

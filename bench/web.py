@@ -59,8 +59,8 @@ from livekit import api
 
 from composite import (MIB, RSS_SAMPLE_S, X264_OPTIONS, BaselineResult, OtherLoad, WorkerMonitor, _wait_for,
                        code_version, command_line, machine, run_baseline, update_results)
-from pyegress.devtools.livekit_server import free_port
-from pyegress.devtools.media_file import write_publisher_webm
+from pyegress.devtools.process import free_port
+from support.media_file import write_publisher_webm
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 

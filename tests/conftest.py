@@ -14,7 +14,7 @@ import pytest
 from livekit import api
 
 from pyegress.devtools.livekit_server import LiveKitServer
-from pyegress.devtools.postgres_server import PostgresServer
+from support.postgres_server import PostgresServer
 from pyegress.devtools.pyegress_server import PyegressServer
 
 EMPTY_TIMEOUT_S = 3.0

@@ -22,7 +22,7 @@ from pyegress.service.admission import machine_cores
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
-from pyegress.devtools.redis_server import RedisServer
+from support.redis_server import RedisServer
 from pyegress.handler.pooled import IDLE_LABEL
 
 S = api.EgressStatus

@@ -18,7 +18,7 @@ from livekit import api
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressWorker
-from pyegress.devtools.redis_server import RedisServer
+from support.redis_server import RedisServer
 
 from conftest import publisher_factory
 from test_web_egress_e2e import pages  # noqa: F401 (fixture: the test page server)
@@ -264,7 +264,7 @@ async def test_update_stream_and_list_active_over_psrpc(lk, workers, room_publis
     from pyegress.psrpc.pb import rpc_egress_pb2 as rpc
     from pyegress.psrpc.rpc import RedisBus, channel, new_id, unwrap
     from pyegress.config import RedisConfig
-    from pyegress.devtools.rtmp_server import RtmpServer
+    from support.rtmp_server import RtmpServer
 
     room_publishers(room_name, 1)
     with RtmpServer(tmp_path / "rtmp") as rtmp:

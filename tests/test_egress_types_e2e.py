@@ -181,7 +181,7 @@ async def test_update_layout_changes_the_picture(lkapi, egress_api, publishers, 
 
 @pytest.fixture(scope="module")
 def rtmp(tmp_path_factory):
-    from pyegress.devtools.rtmp_server import RtmpServer
+    from support.rtmp_server import RtmpServer
 
     with RtmpServer(tmp_path_factory.mktemp("rtmp")) as server:
         yield server
@@ -226,7 +226,7 @@ async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room
 
 async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path, egress_server):
     """SRT (caller, with a passphrase) into a real libsrt listener; a URL nobody listens on fails alone."""
-    from pyegress.devtools.srt_server import SrtReceiver
+    from support.srt_server import SrtReceiver
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 2)

@@ -322,7 +322,7 @@ async def test_errors_name_the_field(cf, egress_server, livekit):
 
 async def test_composite_uploads_to_sftp_storage_config(cf, lkapi, publishers, room_name, egress_server, tmp_path):
     """STORAGE_CONFIG ``sftp`` (password auth) against a real SFTP server: the MP4 lands under ``path``."""
-    from pyegress.devtools.sftp_server import SFTPServer
+    from support.sftp_server import SFTPServer
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)

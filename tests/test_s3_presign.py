@@ -10,7 +10,7 @@ import httpx
 import obstore
 import pytest
 
-from pyegress.devtools.s3_server import S3Server
+from support.s3_server import S3Server
 from pyegress.storage.s3 import S3Storage
 
 

@@ -16,13 +16,13 @@ from livekit import api
 from obstore.store import S3Store
 
 from conftest import EMPTY_TIMEOUT_S, wait_status
-from pyegress.devtools.azure_server import ACCOUNT_KEY, ACCOUNT_NAME, AzureServer
-from pyegress.devtools.gcs_server import GCSServer
-from pyegress.devtools.livekit_server import free_port
+from support.azure_server import ACCOUNT_KEY, ACCOUNT_NAME, AzureServer
+from support.gcs_server import GCSServer
+from pyegress.devtools.process import free_port
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
-from pyegress.devtools.s3_server import S3Server
-from pyegress.devtools.sftp_server import SFTPServer
+from support.s3_server import S3Server
+from support.sftp_server import SFTPServer
 
 S = api.EgressStatus
 ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_LIMIT_REACHED, S.EGRESS_ABORTED)

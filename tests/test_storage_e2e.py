@@ -15,7 +15,7 @@ from obstore.store import S3Store
 
 from conftest import wait_status
 from pyegress.devtools.probe import ffprobe
-from pyegress.devtools.s3_server import S3Server
+from support.s3_server import S3Server
 
 S = api.EgressStatus
 SECRET = "s3cr3t-never-echoed"
@@ -98,7 +98,7 @@ async def test_upload_waits_for_the_server_to_come_back(lkapi, egress_api, publi
 
 
 async def test_upload_that_keeps_failing_keeps_the_file(lkapi, egress_api, publishers, room_name, egress_server):
-    from pyegress.devtools.livekit_server import free_port
+    from pyegress.devtools.process import free_port
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)
@@ -113,7 +113,7 @@ async def test_upload_that_keeps_failing_keeps_the_file(lkapi, egress_api, publi
 async def test_upload_through_a_proxy(lkapi, egress_api, publishers, room_name, s3, egress_server, tmp_path):
     """S3Upload.proxy (url, username, password): every request goes through a real forward proxy
     (tinyproxy with basic auth); a wrong password fails the upload, and the file is kept locally."""
-    from pyegress.devtools.http_proxy import HttpProxy
+    from support.http_proxy import HttpProxy
 
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from livekit import api
 
-from pyegress.devtools.azure_server import ACCOUNT_KEY, ACCOUNT_NAME, AzureServer
-from pyegress.devtools.gcs_server import GCSServer
-from pyegress.devtools.livekit_server import free_port
-from pyegress.devtools.s3_server import S3Server
-from pyegress.devtools.sftp_server import SFTPServer
+from support.azure_server import ACCOUNT_KEY, ACCOUNT_NAME, AzureServer
+from support.gcs_server import GCSServer
+from pyegress.devtools.process import free_port
+from support.s3_server import S3Server
+from support.sftp_server import SFTPServer
 from pyegress.service.requests import redacted_request
 from pyegress.storage import AzureStorage, GCSStorage, S3Storage, SFTPStorage, from_config
 from pyegress.storage.uploads import StreamedUpload, UploadQueue

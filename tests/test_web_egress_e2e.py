@@ -20,8 +20,8 @@ from livekit import api
 
 from conftest import wait_status
 from media_checks import av_offsets_s, bar_phases, dominant_hz, frame_at, frame_chroma
-from pyegress.devtools.livekit_server import free_port
-from pyegress.devtools.media_file import write_publisher_webm
+from pyegress.devtools.process import free_port
+from support.media_file import write_publisher_webm
 from pyegress.devtools.probe import ffprobe
 from test_egress_types_e2e import ENDED, S, parse_playlist, run_egress
 

@@ -111,7 +111,7 @@ async def test_failed_deliveries_are_retried_and_listed(lkapi, egress_api, publi
 
 
 async def test_pending_webhooks_survive_a_restart(lkapi, publishers, room_name, livekit, tmp_path):
-    from pyegress.devtools.livekit_server import free_port
+    from pyegress.devtools.process import free_port
     from pyegress.devtools.pyegress_server import PyegressServer
 
     port = free_port()  # nobody listens there yet

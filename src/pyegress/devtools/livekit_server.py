@@ -7,14 +7,12 @@ The binary is built from its Go module (``go install``) and cached under
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .process import ServerProcess, http_ok
+from .process import ServerProcess, free_port, http_ok
 
 LIVEKIT_SERVER_VERSION = "v1.13.5"
 DEV_API_KEY = "devkey"
@@ -53,30 +51,6 @@ def ensure_built() -> Path:
         binary.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(Path(gobin) / "server"), binary)
     return binary
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now, below the ephemeral range: a port handed out
-    before its server starts must not be taken meanwhile by some process's outgoing connection."""
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(10_000, low) if low > 10_100 else 0
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    with socket.socket() as s:  # everything tried was busy: let the kernel choose
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveKitServer(ServerProcess):

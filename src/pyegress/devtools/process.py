@@ -1,13 +1,40 @@
-"""What the devtools servers share: a child process that is ready when a probe says so."""
+"""What the servers of the demo, tests and benchmarks share: a free port, and a child process that is ready
+when a probe says so."""
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable
 
 import httpx
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now, below the ephemeral range: a port handed out
+    before its server starts must not be taken meanwhile by some process's outgoing connection."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10_000, low) if low > 10_100 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    with socket.socket() as s:  # everything tried was busy: let the kernel choose
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def http_ok(url: str) -> bool:

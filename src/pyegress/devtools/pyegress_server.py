@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess, http_ok
+from .process import ServerProcess, free_port, http_ok
 
 
 class PyegressServer(ServerProcess):

@@ -7,8 +7,7 @@ import subprocess
 
 import redis
 
-from .livekit_server import free_port
-from .process import ServerProcess
+from pyegress.devtools.process import ServerProcess, free_port
 
 
 def _pings(port: int) -> bool:

@@ -19,8 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess
+from pyegress.devtools.process import ServerProcess, free_port
 
 
 def postgres_bindir() -> Path:

@@ -11,8 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess, tcp_open
+from pyegress.devtools.process import ServerProcess, free_port, tcp_open
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 

@@ -7,13 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess, tcp_open
+from pyegress.devtools.process import ServerProcess, free_port, tcp_open
 
 # Azurite's well-known development account (learn.microsoft.com: "Use the Azurite emulator").
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-_AZURITE = Path(__file__).resolve().parents[3] / "tests" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+_AZURITE = Path(__file__).resolve().parents[1] / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 
 
 class AzureServer(ServerProcess):

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..media.compose.video import i420_to_av
-from .publisher import AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern
+from pyegress.devtools.publisher import AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern
+from pyegress.media.compose.video import i420_to_av
 
 _OPUS_FRAME = AUDIO_SAMPLE_RATE // 50  # 20 ms
 

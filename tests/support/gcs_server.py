@@ -1,5 +1,5 @@
-"""A GCS server for tests: PyPI ``gcp-storage-emulator`` on loopback, run as ``python -m
-pyegress.devtools.gcs_server``.
+"""A GCS server for tests: PyPI ``gcp-storage-emulator`` on loopback, run as ``python
+tests/support/gcs_server.py``.
 
 obstore (Rust ``object_store``) speaks GCS's XML API for objects. The emulator
 stores and serves XML-API PUTs and GETs, but leaves out four things the real
@@ -20,8 +20,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess, http_ok
+from pyegress.devtools.process import ServerProcess, free_port, http_ok
 
 
 class GCSServer(ServerProcess):
@@ -47,7 +46,7 @@ class GCSServer(ServerProcess):
 
     def start(self, timeout_s: float = 30.0) -> "GCSServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._spawn([sys.executable, "-m", "pyegress.devtools.gcs_server", "--port", str(self.port),
+        self._spawn([sys.executable, __file__, "--port", str(self.port),
                      "--data", str(self.workdir / "data"), "--bucket", self.bucket],
                     lambda: http_ok(f"{self.endpoint}/"), timeout_s,
                     stdout=open(self.workdir / "gcs.log", "ab"), stderr=subprocess.STDOUT)

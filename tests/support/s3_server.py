@@ -17,8 +17,7 @@ from pathlib import Path
 import obstore
 from obstore.store import S3Store
 
-from .livekit_server import free_port
-from .process import ServerProcess, tcp_open
+from pyegress.devtools.process import ServerProcess, free_port, tcp_open
 
 _PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
           "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "s3.debug.port", "admin.port",

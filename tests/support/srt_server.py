@@ -11,8 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess
+from pyegress.devtools.process import ServerProcess, free_port
 
 
 def udp_bound(port: int) -> bool:

@@ -1,5 +1,5 @@
 """A real SFTP server for tests: asyncssh's SFTP server on loopback, rooted (chroot-like) at a directory,
-run as ``python -m pyegress.devtools.sftp_server``."""
+run as ``python tests/support/sftp_server.py``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .livekit_server import free_port
-from .process import ServerProcess, tcp_open
+from pyegress.devtools.process import ServerProcess, free_port, tcp_open
 
 
 class SFTPServer(ServerProcess):
@@ -40,7 +39,7 @@ class SFTPServer(ServerProcess):
 
     def start(self, timeout_s: float = 30.0) -> "SFTPServer":
         self.root.mkdir(parents=True, exist_ok=True)
-        self._spawn([sys.executable, "-m", "pyegress.devtools.sftp_server", "--port", str(self.port),
+        self._spawn([sys.executable, __file__, "--port", str(self.port),
                      "--workdir", str(self.workdir), "--username", self.username, "--password", self.password],
                     lambda: tcp_open("127.0.0.1", self.port), timeout_s,
                     stdout=open(self.workdir / "sftp.log", "ab"), stderr=subprocess.STDOUT)
