@@ -41,16 +41,13 @@ import redis.asyncio as aioredis
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from composite import (OtherLoad, code_version, command_line, machine, start_publishers,  # noqa: E402
-                       stop_process, update_results)
-
-from pyegress.psrpc.pb import psrpc_internal_pb2 as pb  # noqa: E402
-from pyegress.psrpc.rpc import unwrap  # noqa: E402
-from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer  # noqa: E402
-from pyegress.devtools.probe import ffprobe  # noqa: E402
-from pyegress.devtools.pyegress_server import PyegressWorker  # noqa: E402
-from support.redis_server import RedisServer  # noqa: E402
+from harness import OtherLoad, code_version, command_line, machine, start_publishers, stop_process, update_results
+from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
+from pyegress.devtools.probe import ffprobe
+from pyegress.devtools.pyegress_server import PyegressWorker
+from pyegress.psrpc.pb import psrpc_internal_pb2 as pb
+from pyegress.psrpc.rpc import unwrap
+from support.redis_server import RedisServer
 
 S = api.EgressStatus
 SECTION_START, SECTION_END = "<!-- bench/bus.py: start -->", "<!-- bench/bus.py: end -->"

@@ -30,8 +30,8 @@ from pathlib import Path
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
-from composite import (OtherLoad, WorkerMonitor, _wait_for, command_line, create_room, machine, start_publishers,
-                       stop_process, update_results)
+from harness import (OtherLoad, WorkerMonitor, command_line, create_room, machine, start_publishers, stop_process,
+                     update_results, wait_for)
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer
 from support.rtmp_server import RtmpServer
@@ -67,14 +67,14 @@ async def measure(egress: PyegressServer, lk: LiveKitServer, name: str, start, s
     monitor = WorkerMonitor(egress.pid, seen)
     async with api.LiveKitAPI(egress.url, lk.api_key, lk.api_secret) as eg:
         info = await start(eg)
-        await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
+        await wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
         monitor.mark_active()
         other = OtherLoad()
         other.start()
         t0 = time.monotonic()
         await asyncio.sleep(seconds)
         await eg.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
-        await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
+        await wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
         media_s = time.monotonic() - t0
         cpu_s = await asyncio.to_thread(monitor.cpu_since_active)
         other.stop()

@@ -41,8 +41,8 @@ import psutil
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
-from composite import OtherLoad, code_version, command_line, machine, start_publishers, stop_process, update_results
-from web import serve_pages
+from harness import (OtherLoad, code_version, command_line, machine, serve_pages, start_publishers, stop_process,
+                     update_results)
 from pyegress.service.admission import machine_cores
 from pyegress.config import CPUCostConfig, Settings
 from pyegress.devtools.livekit_server import LiveKitServer

@@ -36,7 +36,7 @@ import obstore
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
-from composite import _wait_for, command_line, create_room, machine, start_publishers, stop_process, update_results
+from harness import command_line, create_room, machine, start_publishers, stop_process, update_results, wait_for
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
@@ -94,12 +94,12 @@ async def stop_latencies(lk: LiveKitServer, s3: S3Server, workdir: Path, seconds
                     filepath=f"stop/{mode.replace(' ', '-')}.mp4", s3=upload)]))
             ids[mode] = info.egress_id
         for mode, client in clients.items():
-            await _wait_for(client, ids[mode], S.EGRESS_ACTIVE, 60)
+            await wait_for(client, ids[mode], S.EGRESS_ACTIVE, 60)
         await asyncio.sleep(seconds)
         for mode, client in clients.items():
             t = time.perf_counter()
             await client.egress.stop_egress(api.StopEgressRequest(egress_id=ids[mode]))
-            info = await _wait_for(client, ids[mode], S.EGRESS_COMPLETE, 600)
+            info = await wait_for(client, ids[mode], S.EGRESS_COMPLETE, 600)
             latency_ms = (time.perf_counter() - t) * 1000
             (result,) = info.file_results
             key = f"stop/{mode.replace(' ', '-')}.mp4"

@@ -21,7 +21,7 @@ records each with StartWebEgress through pyegress's Egress API at 1280x720 30 fp
   whose luma differs from the previous one's);
 - start latency (StartWebEgress → EGRESS_ACTIVE: Chromium start and page load).
 
-Right before, :func:`composite.run_baseline` measures the baseline: a bare
+Right before, :func:`harness.run_baseline` measures the baseline: a bare
 PyAV encode of 1280x720 30 fps H.264 + AAC with the same x264 options, as fast
 as it can go. The ratio web/baseline is what rendering the page in a browser
 and capturing it adds to the encode.
@@ -36,16 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import functools
-import http.server
 import os
 import platform
 import re
-import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -57,14 +53,11 @@ import psutil
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
-from composite import (MIB, RSS_SAMPLE_S, X264_OPTIONS, BaselineResult, OtherLoad, WorkerMonitor, _wait_for,
-                       code_version, command_line, machine, run_baseline, update_results)
-from pyegress.devtools.process import free_port
-from support.media_file import write_publisher_webm
+from harness import (MIB, RSS_SAMPLE_S, X264_OPTIONS, BaselineResult, OtherLoad, WorkerMonitor, code_version,
+                     command_line, machine, run_baseline, serve_pages, update_results, wait_for)
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 
-PAGE_DIR = Path(__file__).resolve().parent.parent / "tests" / "web"
 SCENARIOS = (("canvas redrawn every frame", "page.html?tone=660"), ("playing video", "video.html"))
 """(name, path and query of the page) of each measured web egress."""
 API_KEY, API_SECRET = "devkey", "secret"
@@ -162,7 +155,7 @@ async def record_web(egress: PyegressServer, name: str, url: str, seconds: float
         t0 = time.monotonic()
         info = await eg.egress.start_web_egress(api.WebEgressRequest(
             url=url, file_outputs=[api.EncodedFileOutput(filepath="bench-web-{time}.mp4")]))
-        await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
+        await wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_ACTIVE, 60)
         start_latency = time.monotonic() - t0
         monitor.mark_active()
         tree = TreeSampler(monitor.worker)
@@ -176,27 +169,13 @@ async def record_web(egress: PyegressServer, name: str, url: str, seconds: float
         await asyncio.to_thread(tree.sample)
         other.stop()  # before StopEgress: Chromium's CPU is ours only while its processes are alive to count
         await eg.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
-        info = await _wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
+        info = await wait_for(eg, info.egress_id, api.EgressStatus.EGRESS_COMPLETE, 120)
     path = Path(info.file_results[0].location)
     probe = ffprobe(path)
     received, decoded = screencast_counts(egress.workdir / "logs" / f"{info.egress_id}.log")
     return WebResult(name, probe.duration, tree.t_last - tree.t_first, tree.cpu_by_name(), monitor.peak_rss, tree.peak_pss, start_latency,
                      received / probe.duration, decoded / probe.duration, distinct_pictures_per_s(path),
                      probe.summary(), other.cpus)
-
-
-def serve_pages(directory: Path) -> http.server.ThreadingHTTPServer:
-    """``tests/web`` and the video its ``video.html`` plays, copied to ``directory``, over HTTP on a free
-    loopback port, in a daemon thread."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for page in PAGE_DIR.iterdir():
-        shutil.copy(page, directory)
-    write_publisher_webm(directory / "sync.webm", seconds=12)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def run(workdir: Path, seconds: float) -> tuple[list[WebResult], BaselineResult]:

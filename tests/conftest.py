@@ -19,6 +19,34 @@ from pyegress.devtools.pyegress_server import PyegressServer
 
 EMPTY_TIMEOUT_S = 3.0
 
+SERVER_FIXTURES = frozenset({"livekit", "egress_server", "postgres", "publishers"})
+"""This conftest's fixtures that run a real server (livekit-server, ``pyegress serve``, PostgreSQL, publishers)."""
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    """Whether ``item`` runs against real servers: it lives in a ``*_e2e.py`` file; or a fixture it uses, directly
+    or through other fixtures, is one of :data:`SERVER_FIXTURES` or a module- or session-scoped fixture of a test
+    module (those exist to start a server once per module: S3, GCS, Azure, SFTP, livekit-server, ...); or one of its
+    parameters names a server fixture (``test_database``'s ``db_url[postgres]`` fetches it by name)."""
+    if item.path.name.endswith("_e2e.py"):
+        return True
+    names = set(getattr(item, "fixturenames", ()))
+    if names & SERVER_FIXTURES:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    for name in names:
+        for fixturedef in (info.name2fixturedefs.get(name, ()) if info else ()):
+            if fixturedef.scope != "function" and fixturedef.func.__module__.startswith("test_"):
+                return True
+    callspec = getattr(item, "callspec", None)
+    return bool(callspec and SERVER_FIXTURES & {v for v in callspec.params.values() if isinstance(v, str)})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test ``e2e`` (real servers, see :func:`_is_e2e`) or ``unit``: ``pytest -m unit`` runs in seconds."""
+    for item in items:
+        item.add_marker(pytest.mark.e2e if _is_e2e(item) else pytest.mark.unit)
+
 
 @pytest.fixture(scope="session")
 def livekit(tmp_path_factory):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import invalid
+from ...errors import invalid
 
 
 def validate_web(url: str, audio_only: bool, video_only: bool, field_prefix: str = "") -> tuple[bool, bool]:
