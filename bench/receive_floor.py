@@ -3,7 +3,7 @@
 Not a benchmark on its own; ``composite.py`` and ``outputs.py`` call
 :func:`measure_floor` next to each egress they measure. A subprocess joins the
 room as a hidden participant through pyegress's own
-:class:`~pyegress.media.source.RoomSource` (the very code an egress reads the
+:class:`~pyegress.media.source.room.RoomSource` (the very code an egress reads the
 room with), subscribes to the same tracks, and receives every frame into Python
 (video as I420, audio as 48 kHz stereo int16 in the frames the pipeline would
 ask for) with callbacks that do nothing. Its CPU time per second is what the
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import psutil
 from livekit import api, rtc
 
-from pyegress.media.source import RoomSource
+from pyegress.media.source.room import RoomSource
 
 
 @dataclass

@@ -17,8 +17,7 @@ import signal
 import sys
 import time
 
-from ..media.pipeline import CompositePipeline
-from ..media.web_pipeline import WebPipeline
+from ..media.pipeline import Pipeline
 from ..contract.events import END_KILLED, HandlerEvent
 from ..contract.job import Command, IOReport, JobSpec
 from .pooled import POOL_ARG, wait_for_job
@@ -45,7 +44,7 @@ class EventLog:
             self.service_gone = True
 
 
-async def _read_commands(pipeline: CompositePipeline, events: EventLog) -> None:
+async def _read_commands(pipeline: Pipeline, events: EventLog) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -79,7 +78,7 @@ async def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
     events = EventLog()
-    pipeline = (WebPipeline if spec.source == "web" else CompositePipeline)(spec, events)
+    pipeline = Pipeline(spec, events)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, END_KILLED)

@@ -2,21 +2,28 @@
 
 The SDK gives decoded frames only (no encoded packets), so every egress
 re-encodes. Video arrives as I420 (the SDK converts natively), audio as
-interleaved int16 at the requested sample rate and channel count.
+interleaved int16 at the requested sample rate and channel count. Implements
+:class:`~.base.Source`; which tracks it subscribes to is the
+:class:`~.selection.TrackSelection`'s decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from livekit import rtc
 
+from .base import CODE_ROOM_CONNECTION, Picture, SourceError, TrackRef
+
 log = logging.getLogger(__name__)
+
+#: How long joining the room may take before the egress fails
+CONNECT_TIMEOUT_S = 20
 
 
 #: Disconnect reasons that end a recording normally (livekit_models.proto ``DisconnectReason``): the
@@ -25,21 +32,11 @@ _ROOM_ENDED = frozenset({rtc.DisconnectReason.CLIENT_INITIATED, rtc.DisconnectRe
                          rtc.DisconnectReason.ROOM_CLOSED, rtc.DisconnectReason.PARTICIPANT_REMOVED})
 
 
-@dataclass(frozen=True)
-class TrackRef:
-    """A subscribed remote track: its SID, kind (``"audio"``/``"video"``), source and publisher."""
-
-    sid: str
-    kind: str
-    source: int
-    participant_identity: str
-    participant_sid: str
-
-
 class RoomSource:
     """Joins a room and feeds every matching remote track into callbacks.
 
-    ``want(publication, participant)`` decides which tracks are subscribed.
+    ``want(publication, participant)`` decides which tracks are subscribed,
+    ``gains(sid, participant)`` where an audio track is heard (:class:`~.selection.TrackSelection`).
     Callbacks run on the event loop:
 
     - ``on_track(ref)`` when a track starts, ``on_track_ended(ref)`` when it goes;
@@ -48,14 +45,20 @@ class RoomSource:
       (each audio frame is one event crossing from the SDK's native threads into Python, the main cost
       of receiving audio: 20 ms frames cost 0.070 core for 4 tracks, 100 ms frames 0.050);
     - ``on_speakers(identities)`` active speakers, loudest first;
-    - ``on_own_metadata(metadata)`` when the recorder's own metadata changes (livekit-server's
-      UpdateLayout sets it to ``{"layout": ...}``).
+    - ``on_layout(name)`` when livekit-server's UpdateLayout sets the recorder's own metadata to
+      ``{"layout": ...}`` (livekit pkg/service/egress.go).
 
     ``closed`` is set when the room disconnects (room deleted, kicked, network); ``closed_reason`` says so,
     and ``connection_failed`` tells a lost connection (the SDK gave up reconnecting) from the room ending.
     ``reconnecting`` is True while the SDK re-establishes the connection; ``reconnects`` lists each
     such gap (ns) once it is over. :meth:`pause` stops reading media until :meth:`resume`.
+    With ``whole_room`` (room composite) the recording lasts while anybody is in the room, otherwise
+    while a selected track is subscribed (:meth:`present`).
     """
+
+    picture: Picture | None = None  # the pipeline composes the room's video tracks
+    started_s = 0.0  # the timeline starts when the room is joined
+    failure = ""  # a room's end is told by closed_reason and connection_failed
 
     def __init__(self, url: str, token: str, *, want: Callable[[rtc.RemoteTrackPublication, rtc.RemoteParticipant], bool],
                  sample_rate: int = 48000, channels: int = 2, audio_frame_ms: int = 20,
@@ -64,14 +67,18 @@ class RoomSource:
                  on_video: Callable[[TrackRef, rtc.VideoFrame], None] = lambda ref, f: None,
                  on_audio: Callable[[TrackRef, np.ndarray], None] = lambda ref, s: None,
                  on_speakers: Callable[[list[str]], None] = lambda ids: None,
-                 on_own_metadata: Callable[[str], None] = lambda metadata: None) -> None:
-        self.url, self.token = url, token
-        self.want = want
+                 on_layout: Callable[[str], None] = lambda name: None,
+                 gains: Callable[[str, rtc.RemoteParticipant | None], tuple[float, float] | None] = lambda sid, p: None,
+                 whole_room: bool = True, room_name: str = "") -> None:
+        self.url, self.token, self.room_name = url, token, room_name
+        self.want, self.gains = want, gains
+        self.whole_room = whole_room
+        self.presence = "every participant" if whole_room else "what this egress records"
         self.sample_rate, self.channels = sample_rate, channels
         self.audio_frame_ms = audio_frame_ms
         self.on_track, self.on_track_ended = on_track, on_track_ended
         self.on_video, self.on_audio, self.on_speakers = on_video, on_audio, on_speakers
-        self.on_own_metadata = on_own_metadata
+        self.on_layout = on_layout
         self.room = rtc.Room()
         self.closed = asyncio.Event()
         self.closed_reason = "room closed"
@@ -83,6 +90,17 @@ class RoomSource:
         self._tasks: dict[str, asyncio.Task] = {}  # their readers, while not paused
         self._paused = False
         self.room_sid = ""
+
+    async def start(self, stop: asyncio.Event) -> None:
+        """Join the room (within :data:`CONNECT_TIMEOUT_S`); see :meth:`connect`.
+
+        Raises:
+            SourceError: it could not be joined (error_code 503).
+        """
+        try:
+            await asyncio.wait_for(self.connect(), timeout=CONNECT_TIMEOUT_S)
+        except Exception as e:  # connection errors of every kind end as a failed egress
+            raise SourceError(f"could not join room {self.room_name!r}: {e}", CODE_ROOM_CONNECTION) from e
 
     async def connect(self) -> None:
         """Join the room and subscribe to what is already published.
@@ -127,13 +145,23 @@ class RoomSource:
         self.reconnecting = False
 
     def _on_metadata(self, participant: rtc.Participant, old: str, new: str) -> None:
-        if participant.identity == self.room.local_participant.identity:
-            self.on_own_metadata(new)
+        if participant.identity != self.room.local_participant.identity:
+            return
+        # livekit-server's UpdateLayout sets the recorder's metadata to {"layout": ...} (livekit pkg/service/egress.go)
+        try:
+            layout = json.loads(new or "{}").get("layout")
+            if layout:
+                self.on_layout(layout)
+        except (ValueError, AttributeError) as e:
+            log.warning("ignoring recorder metadata %r: %s", new[:200], e)
 
     @property
     def publisher_count(self) -> int:
         """Remote participants currently in the room (hidden ones are not visible to us)."""
         return len(self.room.remote_participants)
+
+    def present(self) -> bool:
+        return self.publisher_count > 0 if self.whole_room else bool(self._tracks)
 
     def _on_published(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if self.want(pub, participant):
@@ -144,7 +172,8 @@ class RoomSource:
         if pub.sid in self._tracks or not self.want(pub, participant):
             return
         kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
-        ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid)
+        gains = self.gains(pub.sid, self.room.remote_participants.get(participant.identity)) if kind == "audio" else None
+        ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid, gains)
         self._tracks[pub.sid] = (ref, track)
         self.on_track(ref)
         if not self._paused:

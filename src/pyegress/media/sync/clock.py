@@ -20,9 +20,15 @@ class MediaClock:
         self.paused_ns = 0  # total time spent paused (ended pauses), ns
         self._paused_at: int | None = None  # monotonic ns of the current pause's start
 
-    def start(self) -> None:
+    def start(self, since_s: float = 0.0) -> None:
+        """Start the timeline now, or at ``since_s`` (wall s since the epoch) if that is earlier: a source
+        whose timeline began before its media could be recorded (a web page's start signal) backdates
+        it, and the first ticks are then due at once, showing the first picture."""
         self.t0_ns = time.monotonic_ns()
         self.wall_start_ns = time.time_ns()
+        lag_ns = max(0, self.wall_start_ns - int(since_s * 1e9)) if since_s else 0
+        self.t0_ns -= lag_ns
+        self.wall_start_ns -= lag_ns
 
     @property
     def paused(self) -> bool:

@@ -1,83 +1,44 @@
 """Source of a web egress: a page rendered by headless Chromium, its pictures and its sound.
 
-- Chromium (Debian's ``chromium``) runs headless with its own ``--user-data-dir``
-  and a viewport of the output size, driven over the DevTools protocol
-  (:mod:`.cdp`). Pictures come from ``Page.startScreencast``: JPEG frames,
-  sent only when the page changed, each acknowledged to get the next.
-  ``HeadlessExperimental.beginFrame`` would pace frames exactly, but Chromium's
-  new headless mode does not have it (only ``chrome-headless-shell``: Chromium
-  156 answers "wasn't found"). Only the newest JPEG is kept and decoded when a
-  tick needs it, so frames the output rate skips are never decoded.
-- Sound: a private PulseAudio daemon per egress with one null sink; Chromium
-  plays into it (``PULSE_SERVER``/``PULSE_SINK``) and ``parec`` records the
-  sink's monitor as int16 stereo at the output sample rate. (PyAV's FFmpeg has
-  no ``pulse`` input.) A private daemon keeps egresses apart without a system
-  sound server.
-- Start and end: with ``await_start_signal`` recording starts when the page
-  logs ``START_RECORDING`` to the console, and a page that logs
-  ``END_RECORDING`` ends the egress — LiveKit's template convention (its
-  ``egress`` web source listens to ``Runtime.consoleAPICalled`` the same way).
+The parts: Chromium and its DevTools connection (:mod:`.chromium`,
+:mod:`.cdp`), the screencast pictures (:mod:`.screencast`), the sound through a
+private PulseAudio sink (:mod:`.pulse`); see docs/architecture.md, "Web egress".
 
-Child processes are started through ``setpriv --pdeathsig`` so that a killed
-worker does not leave a browser or a sound server behind.
+Start and end: with ``await_start_signal`` recording starts when the page logs
+``START_RECORDING`` to the console, and a page that logs ``END_RECORDING`` ends
+the egress — LiveKit's template convention (its ``egress`` web source listens to
+``Runtime.consoleAPICalled`` the same way). The recording's timeline starts at
+the start signal's own time (:attr:`WebSource.started_s`), even though
+recording begins a little later, once a picture painted since has arrived: the
+pipeline backdates its clock to it, so a page's START_RECORDING →
+END_RECORDING span is the recording's duration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import shutil
-import signal
-import tempfile
 import time
-from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import av
 import numpy as np
-import psutil
 
-from .cdp import CdpConnection, CdpError
+from ..base import CODE_INTERNAL, MediaSink, SourceError, TrackRef
+from .chromium import Chromium
+from .children import private_dir
+from .pulse import Parec, PulseServer
+from .screencast import SCREENCAST_JPEG_QUALITY, PageVideo
 
 log = logging.getLogger(__name__)
 
 START_RECORDING = "START_RECORDING"
 END_RECORDING = "END_RECORDING"
 PAGE_LOAD_TIMEOUT_S = 30.0  # LiveKit's egress gives Chrome 30 s to start and load the page
-PULSE_SINK = "egress"
-AUDIO_CHANNELS = 2
-AUDIO_READ_MS = 20
 FIRST_PICTURE_WAIT_S = 1.0
-SCREENCAST_JPEG_QUALITY = 85  # 0-100; at 85 a 720p page is ~10 kB a frame and JPEG artefacts stay invisible
-
-#: Flags for Chromium in this environment: headless without a GPU or sandbox (root in a container), no
-#: connections of its own (the network is closed, and a recording must not phone home), and no throttling
-#: of timers or rendering of a page nobody looks at.
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-default-browser-check",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-breakpad",
-    "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars",
-    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows", "--force-color-profile=srgb", "--password-store=basic",
-    "--autoplay-policy=no-user-gesture-required",
-)
-
-
-def find_chromium() -> str:
-    """The Chromium executable: ``PYEGRESS_CHROMIUM``, else ``chromium`` (Debian), ``chromium-browser`` or
-    ``google-chrome`` on PATH.
-
-    Raises:
-        FileNotFoundError: none is installed (``scripts/setup`` installs Debian's ``chromium``).
-    """
-    for name in (os.environ.get("PYEGRESS_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name) if name else None
-        if path:
-            return path
-    raise FileNotFoundError("no Chromium found: install Debian's chromium (scripts/setup) or set PYEGRESS_CHROMIUM")
+#: The page's sound as the pipeline's mixer sees it: one track
+PAGE_AUDIO = TrackRef("page", "audio", 0, "", "")
 
 
 def shown_url(url: str) -> str:
@@ -88,159 +49,31 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*"))) if parts.query else url
 
 
-def _orphan_proof(argv: list[str]) -> list[str]:
-    """``argv`` run so that it gets SIGTERM when this process dies (util-linux ``setpriv``)."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "SIGTERM", "--", *argv] if setpriv else argv
-
-
-class PageVideo:
-    """The page's newest picture, decoded on demand into yuv420p at the output size.
-
-    :meth:`push` takes a screencast frame (base64 JPEG); :meth:`compose`
-    returns ``(frame, changed)`` with an ``av.VideoFrame`` (yuv420p,
-    ``width`` x ``height``) — the same contract as the room compositor, so the
-    pipeline's tick loop repeats or skips pictures against the media clock.
-    Before the first picture it is black.
-    """
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self._decoder = av.CodecContext.create("mjpeg", "r")
-        self._pending: str | None = None
-        black = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
-        black[:height] = 16  # limited-range black
-        self._frame = av.VideoFrame.from_ndarray(black, format="yuv420p")
-        self.received = 0  # screencast frames pushed
-        self.decoded = 0  # of which decoded (the rest were replaced by a newer one first)
-        self.latency_sum_s = self.latency_max_s = 0.0  # captured by Chromium → received here
-
-    def push(self, jpeg_b64: str, latency_s: float = 0.0) -> None:
-        """Keep ``jpeg_b64`` as the newest picture; ``latency_s``: how long ago Chromium captured it."""
-        self._pending = jpeg_b64
-        self.received += 1
-        self.latency_sum_s += latency_s
-        self.latency_max_s = max(self.latency_max_s, latency_s)
-
-    def stats(self) -> str:
-        """Counts and latency of the screencast so far, for the log."""
-        mean_ms = 1000 * self.latency_sum_s / self.received if self.received else 0.0
-        return (f"{self.received} frames received, {self.decoded} decoded, latency from capture "
-                f"mean {mean_ms:.0f} ms, max {1000 * self.latency_max_s:.0f} ms")
-
-    def compose(self) -> tuple[av.VideoFrame, bool]:
-        if self._pending is None:
-            return self._frame, False
-        data, self._pending = base64.b64decode(self._pending), None
-        try:
-            frames = self._decoder.decode(av.Packet(data))
-        except av.FFmpegError as e:  # a damaged frame: keep showing the previous one
-            log.warning("undecodable screencast frame: %s", e)
-            return self._frame, False
-        if not frames:
-            return self._frame, False
-        # JPEG is full-range yuvj420p; reformat converts range and scales if the page's size differs
-        self._frame = frames[-1].reformat(self.width, self.height, format="yuv420p")
-        self.decoded += 1
-        return self._frame, True
-
-
-class PulseServer:
-    """A private PulseAudio daemon in ``directory`` with one null sink named :data:`PULSE_SINK`.
-
-    Clients reach it through :attr:`env` (``PULSE_SERVER``, ``PULSE_SINK``).
-    Anonymous access on a unix socket only; no D-Bus, no default modules.
-    """
-
-    def __init__(self, directory: Path, sample_rate: int) -> None:
-        self.directory = directory
-        self.sample_rate = sample_rate
-        self.socket = directory / "native"
-        self._proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"PULSE_SERVER": f"unix:{self.socket}", "PULSE_SINK": PULSE_SINK}
-
-    async def start(self, timeout_s: float = 10.0) -> None:
-        """Start the daemon and wait for its socket.
-
-        Raises:
-            FileNotFoundError: ``pulseaudio`` is not installed.
-            RuntimeError: it exited or did not listen within ``timeout_s``.
-        """
-        exe = shutil.which("pulseaudio")
-        if exe is None:
-            raise FileNotFoundError("pulseaudio is not installed (scripts/setup installs it)")
-        d = str(self.directory)
-        env = os.environ | {"HOME": d, "XDG_RUNTIME_DIR": d, "PULSE_RUNTIME_PATH": d, "PULSE_STATE_PATH": d}
-        log_file = open(self.directory / "pulseaudio.log", "wb")
-        self._proc = await asyncio.create_subprocess_exec(
-            *_orphan_proof([exe, "-n", "--daemonize=no", "--system=false", "--use-pid-file=no", "--exit-idle-time=-1",
-                            "--disable-shm=true", "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-                            "-L", f"module-null-sink sink_name={PULSE_SINK} rate={self.sample_rate} channels=2"]),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env)
-        log_file.close()
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not self.socket.exists():
-            if self._proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
-                tail = (self.directory / "pulseaudio.log").read_text(errors="replace")[-500:]
-                raise RuntimeError(f"pulseaudio did not start: {tail}")
-            await asyncio.sleep(0.02)
-
-    async def close(self) -> None:
-        await _terminate(self._proc)
-
-
-_DIR_PREFIX = "pyegress-web-"  # + worker PID: profile, sound server socket and logs of one web egress
-
-
-def _remove_stale_dirs() -> None:
-    """Remove the temporary directories of web egress workers that died without cleaning up (SIGKILL)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
-        pid = path.name[len(_DIR_PREFIX):].split("-")[0]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-async def _terminate(proc: asyncio.subprocess.Process | None, grace_s: float = 3.0) -> None:
-    if proc is None or proc.returncode is not None:
-        return
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-
-
 class WebSource:
-    """Chromium showing ``url`` at ``width`` x ``height``, recorded from the moment :meth:`connect` returns.
+    """Chromium showing ``url`` at ``width`` x ``height``: a :class:`~..base.Source`.
 
-    - :attr:`video` (a :class:`PageVideo`, or None without ``video``) holds
-      the newest picture;
-    - ``on_audio(samples)`` gets the page's sound as ``(n, 2) int16`` blocks of
-      20 ms at ``sample_rate`` Hz (only with ``audio``);
-    - :attr:`started_s` (after :meth:`wait_start`): when the recording's
+    - :attr:`picture` (a :class:`~.screencast.PageVideo`, or None without ``video``) holds
+      the newest picture: the page lays itself out, so layouts are ignored;
+    - ``sink.on_audio`` gets the page's sound as one track (:data:`PAGE_AUDIO`), ``(n, 2) int16``
+      blocks of 20 ms at ``sample_rate`` Hz (only with ``audio``);
+    - :attr:`started_s` (once :meth:`start` returned): when the recording's
       timeline begins, s since the epoch — the start signal's own time;
     - :attr:`closed` is set when recording should end by itself, with
-      :attr:`closed_reason`; :attr:`failure` says why if Chromium died.
-
-    Same surface as :class:`~pyegress.media.source.RoomSource` where the
-    pipeline needs one (``connect``, ``close``, ``closed``, ``room_sid``,
-    ``pause``, ``resume``).
+      :attr:`closed_reason`; :attr:`failure` says why if Chromium died;
+    - a page never "leaves" (:meth:`present`): it ends by StopEgress, END_RECORDING or a limit.
     """
 
+    presence = "the page"
+
     def __init__(self, url: str, width: int, height: int, framerate: int, *, video: bool, audio: bool,
-                 sample_rate: int, await_start_signal: bool,
-                 on_audio: Callable[[np.ndarray], None] = lambda samples: None) -> None:
+                 sample_rate: int, await_start_signal: bool, sink: MediaSink) -> None:
         self.url = url
         self.shown_url = shown_url(url)
         self.width, self.height, self.framerate = width, height, framerate
         self.audio, self.sample_rate = audio, sample_rate
         self.await_start_signal = await_start_signal
-        self.on_audio = on_audio
-        self.video = PageVideo(width, height) if video else None
+        self.sink = sink
+        self.picture = PageVideo(width, height) if video else None
         self.room_sid = ""
         self.closed = asyncio.Event()
         self.closed_reason = ""
@@ -251,18 +84,44 @@ class WebSource:
         self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
         self.started_s = 0.0  # wall time (s since the epoch) of that moment: where the recording's timeline begins
         self._painted = asyncio.Event()  # a picture painted at or after it has arrived
-        _remove_stale_dirs()
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
+        self._dir = private_dir()
         self._pulse: PulseServer | None = None
-        self._chromium: asyncio.subprocess.Process | None = None
-        self._parec: asyncio.subprocess.Process | None = None
-        self._cdp: CdpConnection | None = None
+        self._chromium = Chromium(self._dir, width, height, audio=audio)
+        self._parec: Parec | None = None
         self._session = ""
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._paused = False
 
     # ---- start ------------------------------------------------------------
+    async def start(self, stop: asyncio.Event) -> None:
+        """Load the page (:meth:`connect`) and wait for its start signal (:meth:`wait_start`); a stop
+        meanwhile returns with the page loaded, so the egress is aborted before it began.
+
+        Raises:
+            SourceError: Chromium, PulseAudio or the page failed (error_code 500); the source is closed.
+        """
+        try:
+            await self.connect()
+            started = asyncio.ensure_future(self.wait_start())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not started.done():
+                started.cancel()
+                log.info("stopped before the page logged %s", START_RECORDING)
+                return
+            started.result()
+            return
+        except Exception as e:  # Chromium, PulseAudio or the page failed: the egress fails
+            log.exception("web source failed")
+            error = f"could not record {self.shown_url}: {e}"
+        await self.close()
+        raise SourceError(error, CODE_INTERNAL)
+
+    def present(self) -> bool:
+        return True  # a page never "leaves"; it ends by StopEgress, END_RECORDING or a limit
+
     async def connect(self) -> None:
         """Start the sound server and Chromium, load the page and start capturing.
 
@@ -287,8 +146,8 @@ class WebSource:
             self._pulse = PulseServer(self._dir / "pulse", self.sample_rate)
             await self._pulse.start()
             env |= self._pulse.env
-        await self._start_chromium(env)
-        cdp = self._cdp
+        await self._chromium.start(env)
+        cdp = self._chromium.cdp
         cdp.on("Runtime.consoleAPICalled", self._on_console)
         cdp.on("Runtime.exceptionThrown", lambda p, s: log.warning(
             "page exception: %s", p.get("exceptionDetails", {}).get("text", "")))
@@ -315,55 +174,22 @@ class WebSource:
             "returnByValue": True})
         if error.get("result", {}).get("value"):
             raise RuntimeError(f"page error: {error['result']['value']}")
-        if self.video is not None:
+        if self.picture is not None:
             # Every compositor frame (up to 60 Hz): on 2 busy cores every 2nd gave 16 fps where every one gave
             # 22, and the tick loop drops what the output rate does not need without decoding it.
             await self._page("Page.startScreencast", {
                 "format": "jpeg", "quality": SCREENCAST_JPEG_QUALITY, "maxWidth": self.width,
                 "maxHeight": self.height, "everyNthFrame": 1})
         if self.audio:
-            await self._start_parec()
+            self.sink.on_track(PAGE_AUDIO)
+            self._parec = Parec(self._pulse, self.sample_rate, self._on_audio, self._fail)
+            await self._parec.start()
         if not self.await_start_signal:
             self._start(time.time())
         self._tasks.append(asyncio.create_task(self._watch(), name="chromium-watch"))
 
-    async def _start_chromium(self, env: dict[str, str]) -> None:
-        args = [find_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={self._dir / 'profile'}",
-                f"--window-size={self.width},{self.height}", "--remote-debugging-port=0"]
-        if not self.audio:
-            args.append("--mute-audio")
-        log_path = self._dir / "chromium.log"
-        with open(log_path, "wb") as log_file:
-            self._chromium = await asyncio.create_subprocess_exec(
-                *_orphan_proof([*args, "about:blank"]), stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file, stderr=log_file, env=env, start_new_session=True)
-        # Chromium writes the port it chose and the browser's websocket path here once it listens.
-        port_file = self._dir / "profile" / "DevToolsActivePort"
-        while True:
-            if self._chromium.returncode is not None:
-                tail = "\n".join(line for line in log_path.read_text(errors="replace").splitlines()
-                                 if "dbus" not in line)[-800:]
-                raise RuntimeError(f"chromium exited with code {self._chromium.returncode}: {tail}")
-            lines = port_file.read_text().split() if port_file.exists() else []
-            if len(lines) == 2:
-                break
-            await asyncio.sleep(0.02)
-        self._cdp = await CdpConnection.connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}")
-        log.info("chromium %s started (pid %s)", args[0], self._chromium.pid)
-
-    async def _start_parec(self) -> None:
-        exe = shutil.which("parec")
-        if exe is None:
-            raise FileNotFoundError("parec is not installed (Debian pulseaudio-utils; scripts/setup installs it)")
-        self._parec = await asyncio.create_subprocess_exec(
-            *_orphan_proof([exe, f"--device={PULSE_SINK}.monitor", "--format=s16le", f"--rate={self.sample_rate}",
-                            f"--channels={AUDIO_CHANNELS}", "--raw", f"--latency-msec={AUDIO_READ_MS}"]),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=os.environ | self._pulse.env)
-        self._tasks.append(asyncio.create_task(self._read_audio(), name="parec-reader"))
-
     async def _page(self, method: str, params: dict | None = None) -> dict:
-        return await self._cdp.send(method, params, self._session)
+        return await self._chromium.cdp.send(method, params, self._session)
 
     async def wait_start(self) -> None:
         """Wait until the page logs ``START_RECORDING`` (at once without ``await_start_signal``), then for
@@ -379,7 +205,7 @@ class WebSource:
         started.cancel(), closed.cancel()
         if not self.started.is_set():
             raise RuntimeError(self.failure or f"the page ended ({self.closed_reason}) before {START_RECORDING}")
-        if self.video is not None:
+        if self.picture is not None:
             try:
                 await asyncio.wait_for(self._painted.wait(), FIRST_PICTURE_WAIT_S)
             except asyncio.TimeoutError:
@@ -407,34 +233,24 @@ class WebSource:
         self._paused = False
 
     def _on_screencast_frame(self, params: dict, session_id: str) -> None:
-        self._cdp.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, self._session)
+        self._chromium.cdp.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, self._session)
         if self._paused:
             return
         # metadata.timestamp: the frame's swap time, s since the epoch (CDP Page.ScreencastFrameMetadata)
         captured_s = params.get("metadata", {}).get("timestamp", 0.0)
-        self.video.push(params["data"], max(0.0, time.time() - captured_s) if captured_s else 0.0)
+        self.picture.push(params["data"], max(0.0, time.time() - captured_s) if captured_s else 0.0)
         if self.started.is_set() and captured_s >= self.started_s:
             self._painted.set()
 
-    async def _read_audio(self) -> None:
-        block = self.sample_rate * AUDIO_READ_MS // 1000 * AUDIO_CHANNELS * 2
-        stream = self._parec.stdout
-        try:
-            while True:
-                data = await stream.readexactly(block)
-                if not self._paused:
-                    self.on_audio(np.frombuffer(data, dtype=np.int16).reshape(-1, AUDIO_CHANNELS))
-        except asyncio.IncompleteReadError:
-            if not self._closing:
-                self._fail("parec stopped recording the page's sound")
+    def _on_audio(self, samples: np.ndarray) -> None:
+        if not self._paused:
+            self.sink.on_audio(PAGE_AUDIO, samples)
 
     async def _watch(self) -> None:
         """End the recording with a failure if Chromium dies while it runs."""
-        await asyncio.wait({asyncio.ensure_future(self._chromium.wait()),
-                            asyncio.ensure_future(self._cdp.closed.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        message = await self._chromium.exited()
         if not self._closing:
-            code = self._chromium.returncode
-            self._fail("chromium exited" + (f" (code {code})" if code is not None else " (DevTools connection lost)"))
+            self._fail(message)
 
     def _fail(self, message: str) -> None:
         log.error("%s", message)
@@ -452,19 +268,11 @@ class WebSource:
         self._closing = True
         for task in self._tasks:
             task.cancel()
-        if self._cdp is not None:
-            try:
-                await asyncio.wait_for(self._cdp.send("Browser.close"), 2)
-            except (CdpError, ConnectionError, asyncio.TimeoutError):
-                pass
-            await self._cdp.close()
-        await _terminate(self._parec)
-        if self._chromium is not None:
-            await _terminate(self._chromium)  # after Browser.close it is usually gone already
-            try:
-                os.killpg(self._chromium.pid, signal.SIGKILL)  # its own session: any helper left behind
-            except ProcessLookupError:
-                pass
+        if self._parec is not None:
+            await self._parec.close()
+        await self._chromium.close()
         if self._pulse is not None:
             await self._pulse.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self.picture is not None and self.started.is_set():
+            log.info("screencast: %s", self.picture.stats())

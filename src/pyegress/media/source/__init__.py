@@ -1,0 +1,33 @@
+"""Where an egress's media comes from: the one place a source is chosen (:func:`open_source`).
+
+- :mod:`.base`: the :class:`~.base.Source` interface the pipeline drives, and the
+  :class:`~.base.MediaSink` it is fed through;
+- :mod:`.room`: a room through the ``livekit`` rtc SDK (room composite, participant,
+  track composite, track and ``media`` egress), with :mod:`.selection` deciding which tracks;
+- :mod:`.web`: a web page in headless Chromium (web egress).
+"""
+
+from __future__ import annotations
+
+from ...contract.job import JobSpec
+from .base import CODE_INTERNAL, CODE_ROOM_CONNECTION, MediaSink, Source, SourceError, TrackRef
+from .selection import TrackSelection
+
+__all__ = ["CODE_INTERNAL", "CODE_ROOM_CONNECTION", "MediaSink", "Source", "SourceError", "TrackRef",
+           "TrackSelection", "open_source"]
+
+
+def open_source(spec: JobSpec, sink: MediaSink, *, audio_channels: int, audio_frame_ms: int) -> Source:
+    """The source ``spec`` records from, delivering into ``sink`` (not connected yet: :meth:`Source.start`)."""
+    enc = spec.encoding
+    if spec.source == "web":
+        from .web import WebSource  # Chromium's helpers are not needed by a room egress
+        return WebSource(spec.web_url, enc.width, enc.height, enc.framerate, video=spec.video, audio=spec.audio,
+                         sample_rate=enc.audio_frequency, await_start_signal=spec.await_start_signal, sink=sink)
+    from .room import RoomSource
+    selection = TrackSelection(spec)
+    return RoomSource(
+        spec.ws_url, spec.token, want=selection.wants, gains=selection.gains, whole_room=selection.whole_room,
+        room_name=spec.room_name, sample_rate=enc.audio_frequency, channels=audio_channels,
+        audio_frame_ms=audio_frame_ms, on_track=sink.on_track, on_track_ended=sink.on_track_ended,
+        on_video=sink.on_video, on_audio=sink.on_audio, on_speakers=sink.on_speakers, on_layout=sink.set_layout)

@@ -1,0 +1,83 @@
+"""The tick loop: video ticks and audio blocks against the media clock, until told to end.
+
+It samples the picture at exactly ``framerate`` (the latest frame of each
+track is shown; a late source repeats, a fast one drops) and pulls the mixer in
+blocks. Output PTS are tick numbers (video) and sample counts (audio), so both
+streams share one timeline and the outputs last exactly from the clock's start
+to the end, whatever the sources do. While the clock is paused no tick is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from ..compose.audio import AudioMixer
+from ..encode.thread import EncoderThread
+from .clock import MediaClock
+
+
+class Ticker:
+    """Feeds ``thread`` from ``picture`` (``compose() -> (frame, changed)``, or None: no video) and
+    ``mixer`` (None: no audio) on ``clock``; ``on_progress(now_ns)`` every ``progress_interval_s``."""
+
+    def __init__(self, clock: MediaClock, thread: EncoderThread, *, picture, mixer: AudioMixer | None,
+                 framerate: int, sample_rate: int, audio_block: int, progress_interval_s: float,
+                 on_progress: Callable[[int], None]) -> None:
+        self.clock, self.thread = clock, thread
+        self.picture, self.mixer = picture, mixer
+        self.framerate, self.sample_rate, self.block = framerate, sample_rate, audio_block
+        self.progress_ns = int(progress_interval_s * 1e9)
+        self.on_progress = on_progress
+        self.dropped_frames = 0  # video frames skipped because the encoder fell behind
+
+    async def run(self, ended: Callable[[int], bool]) -> int:
+        """Emit ticks until ``ended(now_ns)`` (asked before each tick) is True; returns the end time in ns.
+
+        Raises:
+            Exception: the encoder thread's error.
+        """
+        thread, picture, mixer, clock = self.thread, self.picture, self.mixer, self.clock
+        frame_ns = 1_000_000_000 / self.framerate
+        rate, block = self.sample_rate, self.block
+        next_progress = self.progress_ns
+        video_pts = audio_pts = 0
+        while True:
+            now = clock.elapsed_ns()
+            if ended(now):
+                break
+            if thread.error is not None:
+                raise thread.error
+            if picture is not None:
+                while video_pts * frame_ns <= now:
+                    if thread.backlogged:
+                        # The encoder is behind real time: skip this frame rather than queue without
+                        # bound. The PTS gap is held by players as the previous frame; sync is kept.
+                        self.dropped_frames += 1
+                    else:
+                        frame, _ = picture.compose()
+                        thread.submit_video(frame, video_pts)
+                    video_pts += 1
+            if mixer is not None:
+                while audio_pts * 1e9 / rate + mixer.latency_ns <= now:
+                    thread.submit_audio(mixer.mix(block), audio_pts)
+                    audio_pts += block
+            if now >= next_progress:
+                next_progress += self.progress_ns
+                self.on_progress(now)
+            next_video = video_pts * frame_ns if picture is not None else float("inf")
+            next_audio = audio_pts * 1e9 / rate + mixer.latency_ns if mixer is not None else float("inf")
+            delay = (min(next_video, next_audio) - clock.elapsed_ns()) / 1e9
+            await asyncio.sleep(max(delay, 0))  # an end is seen at the next tick (<= 20 ms)
+        # Audio runs the mixer's latency behind: the buffered tail is still due, up to the video's end.
+        if mixer is not None and picture is not None:
+            while audio_pts * 1e9 / rate < video_pts * frame_ns:
+                thread.submit_audio(mixer.mix(block), audio_pts)
+                audio_pts += block
+        # The outputs cover [0, end): whole frames and blocks already emitted define the end.
+        ends = []
+        if picture is not None:
+            ends.append(int(video_pts * frame_ns))
+        if mixer is not None:
+            ends.append(int(audio_pts * 1e9 / rate))
+        return max(ends) if ends else clock.elapsed_ns()
