@@ -21,7 +21,7 @@ from pyegress.contract.encoding import EncodingSettings
 from pyegress.media.outputs.file import FileOutput
 from pyegress.media.outputs.images import ImagesOutput
 from pyegress.media.outputs.segments import SegmentsOutput
-from pyegress.service.paths import confine, unique_path
+from pyegress.service.requests.paths import confine, unique_path
 from pyegress.service.requests import resolve_outputs, resolve_track_egress, unified_to_composite
 from pyegress.storage.local import InvalidPath, LocalDir, open_existing, open_new, replace_atomically
 from pyegress.contract.job import FileTarget, ImagesTarget, SegmentsTarget

@@ -7,7 +7,7 @@ from livekit import api
 from livekit.protocol import models
 
 from pyegress.errors import EgressError
-from pyegress.service.paths import confine, expand_placeholders
+from pyegress.service.requests.paths import confine, expand_placeholders
 from pyegress.service.requests import resolve_encoding, resolve_outputs, validate_room_composite
 
 

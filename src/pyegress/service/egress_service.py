@@ -40,7 +40,7 @@ from .manifests import write_manifests
 from .requests import (redacted_request, resolve_encoding, resolve_outputs, resolve_track_egress, track_values,
                        request_outputs, unified_to_composite, validate_room_composite,
                        validate_stream_urls)
-from .web_requests import template_url, validate_web
+from .requests import template_url, validate_web
 from .handler_pool import HandlerPool
 from .handler_process import HandlerProcess
 

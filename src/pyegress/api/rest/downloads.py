@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from ...errors import EgressError
-from ...service.paths import confine
+from ...service.requests.paths import confine
 from ...storage.base import content_type
 from . import error
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import EgressError
 from ...service.egress_service import EgressService
-from ...service.paths import confine
+from ...service.requests.paths import confine
 from ...storage import AnyStorage
 from ...database.egress_store import ACTIVE_STATUSES
 from ...database.recordings_store import FINAL_STATUSES, Recording, RecordingStore
