@@ -21,7 +21,7 @@ from pyegress.database.recordings_store import Recording, RecordingStore
 from pyegress.database.webhook_store import WebhookStore
 
 TABLES = {"alembic_version", "egress", "webhook_delivery", "recordings"}
-#: The seed's Drizzle schema (seed 003, recordings.ts): column -> nullable.
+#: The Next.js recordings skill's Drizzle schema (recordings.ts, docs/wire.md): column -> nullable.
 SEED_RECORDINGS_COLUMNS = {
     "id": False, "room_name": False, "room_sid": True, "egress_id": False, "status": False, "layout": True,
     "codec": True, "resolution": True, "started_at": False, "stopped_at": True, "file_url": True,
@@ -56,11 +56,11 @@ def test_stores_work_on_the_migrated_schema(db_url):
     assert store.list(room_name="r", active=True)[0].egress_id == "EG_db1"
     recordings = RecordingStore(store.engine)
     row = recordings.add(Recording(room_name="r", egress_id="EG_db1", user_id="alice"))
-    assert recordings.get(row.id, "alice").status == "starting"  # the seed's defaults
+    assert recordings.get(row.id, "alice").status == "starting"  # the skill's defaults
     assert recordings.get(row.id, "bob") is None
     assert recordings.update(row.id, status="completed", duration=3.5, file_size=5 * 2**31).file_size == 5 * 2**31
     assert [r.duration for r in recordings.list("alice", "r")] == [3.5]
-    with store.engine.begin() as conn:  # the database fills the seed's server defaults itself
+    with store.engine.begin() as conn:  # the database fills the skill's server defaults itself
         conn.execute(sa.text("INSERT INTO recordings (id, room_name, egress_id, user_id) "
                              "VALUES (:id, 'r', 'EG_db2', 'carol')"),
                      {"id": uuid.uuid4().hex if store.engine.dialect.name == "sqlite" else str(uuid.uuid4())})

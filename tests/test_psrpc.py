@@ -1,4 +1,4 @@
-"""psrpc wire details that must match the Go side byte for byte (shared/notes/psrpc.md §1-§2, §6.2)."""
+"""psrpc wire details that must match the Go side byte for byte (docs/psrpc.md §1-§3, §5)."""
 
 from __future__ import annotations
 

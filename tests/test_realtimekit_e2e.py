@@ -70,7 +70,7 @@ def run_sdk_5_2(egress_server, livekit, code: str) -> dict:
 
 
 async def test_track_recording_sdk_5_2_layers(cf, lkapi, publishers, room_name, egress_server, livekit):
-    """The seed's request: layers ``default`` (audio) and ``default-video`` to REALTIMEKIT_BUCKET."""
+    """The RealtimeKit docs' request: layers ``default`` (audio) and ``default-video`` to REALTIMEKIT_BUCKET."""
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)
     out = run_sdk_5_2(egress_server, livekit, f"""
@@ -129,7 +129,7 @@ async def test_track_recording_current_sdk_user_ids(cf, lkapi, publishers, room_
         await cf.start_track_recording(APP, account_id=ACCOUNT, meeting_id=room_name, user_ids=["nobody"])
     assert e.value.body["error"]["field"] == "user_ids[0]"
 
-    # max_seconds is no longer a 5.3+ parameter; it still passes as extra body (COMPAT.md) and ends the recording
+    # max_seconds is no longer a 5.3+ parameter; it still passes as extra body (docs/wire.md) and ends the recording
     reply = await cf.start_track_recording(APP, account_id=ACCOUNT, meeting_id=room_name, user_ids=["pub-1"],
                                            layers={"speech": {"file_name_prefix": "spk", "media_kind": "audio"}},
                                            extra_body={"max_seconds": 3})

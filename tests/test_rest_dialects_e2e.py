@@ -1,5 +1,5 @@
 """The REST dialects end to end against a real livekit-server and ``pyegress serve``: RTCstack's recording
-API (seed 002) and the recordings API (seed 003), on SQLite and on PostgreSQL."""
+API and the Next.js recordings skill's API (docs/wire.md), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ async def poll(fetch, done, timeout_s: float = 30.0):
         await asyncio.sleep(0.1)
 
 
-# ---- RTCstack (seed 002) ---------------------------------------------------------------------------------
+# ---- RTCstack -----------------------------------------------------------------------------------------
 
 async def test_rtcstack_records_a_room(server, livekit, lkapi, publishers, room_name, hooks):
     await room_with_publishers(lkapi, publishers, room_name)
@@ -131,7 +131,7 @@ async def test_rtcstack_refuses_bad_calls(server, livekit):
             assert reply.status_code == 400 and reply.json()["field"] == "roomId", reply.text
 
 
-# ---- recordings API (seed 003) ---------------------------------------------------------------------------
+# ---- recordings API ---------------------------------------------------------------------------------
 
 async def record(http: httpx.AsyncClient, body: dict, seconds: float) -> tuple[str, dict]:
     """POST a recording, let it run ``seconds`` once active, PATCH it; returns (id, PATCH reply)."""

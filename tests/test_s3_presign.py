@@ -1,5 +1,5 @@
 """Presigned downloads and deletes on a real S3-compatible server (SeaweedFS on loopback): what the
-recordings API (seed 003) hands out as ``downloadUrl`` for uploaded recordings and removes on DELETE."""
+recordings API (docs/wire.md) hands out as ``downloadUrl`` for uploaded recordings and removes on DELETE."""
 
 from __future__ import annotations
 

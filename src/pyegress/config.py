@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     finished) after this long; 0 means no limit. ``webhook_urls``: comma-separated
     URLs that receive LiveKit webhooks for every egress. ``rtcstack_webhook_urls``:
     comma-separated URLs that receive RTCstack's own ``egress_ended`` JSON when a
-    recording started through ``/v1/rooms/{roomId}/recording`` ends (seed 002). ``upload_attempts`` and
+    recording started through ``/v1/rooms/{roomId}/recording`` ends (``docs/wire.md``, RTCstack). ``upload_attempts`` and
     ``upload_retry_base_s``: tries per upload and the first wait between them
     (doubling, each at most ``upload_retry_max_s`` when that is set); a file whose upload fails for
     good stays in ``recordings_dir``. Unless set themselves, they come from the ``storage.s3`` block's

@@ -5,7 +5,7 @@ whichever worker claims it (``EgressInternal``); stop and stream updates go to
 the worker running the egress (``EgressHandler``, topic = egress ID); the
 worker reports every EgressInfo change to livekit-server's ``IOInfo`` service,
 which stores it (for ListEgress) and sends the egress webhooks. Protocol:
-``shared/notes/psrpc.md`` §3–§6 (livekit-server v1.13.5, psrpc v0.7.2, egress v1.14.1).
+``docs/psrpc.md`` §4–§6 (livekit-server v1.13.5, psrpc v0.7.2, egress v1.14.1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Encoding settings: what LiveKit's ``preset`` / ``advanced`` options resolve to.
 
-Preset values follow LiveKit's documented EncodingOptionsPreset table (seed 001):
+Preset values follow LiveKit's documented EncodingOptionsPreset table (``docs/wire.md``):
 H264_720P_30 = 1280x720 30 fps 3000 kbps, H264_720P_60 = 4500 kbps,
 H264_1080P_30 = 4500 kbps, H264_1080P_60 = 6000 kbps, PORTRAIT_* the same
 with width and height swapped. Audio is AAC 128 kbps. One deliberate deviation:

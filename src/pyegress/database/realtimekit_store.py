@@ -1,6 +1,6 @@
 """RealtimeKit recordings: the dialect's own bookkeeping beside the egress table.
 
-A RealtimeKit recording (COMPAT.md, "Cloudflare RealtimeKit recordings") is
+A RealtimeKit recording (``docs/wire.md``, "Cloudflare RealtimeKit recordings") is
 one composite egress, or for a track recording one egress per recorded track
 and output; :class:`RealtimeKitRecordingEgress` links them. Storage
 credentials are never stored: ``storage`` keeps only the fields RealtimeKit

@@ -1,6 +1,6 @@
-"""The ``recordings`` table of the recordings API dialect (seed 003): one row per recording a user started.
+"""The ``recordings`` table of the recordings API dialect (``docs/wire.md``): one row per recording a user started.
 
-Columns are the seed's Drizzle schema (``src/lib/db/schema/recordings.ts``);
+Columns are the Next.js recordings skill's Drizzle schema (``src/lib/db/schema/recordings.ts``);
 the table is made by migration 0003. Every query takes the user ID, so one
 user never reads or changes another's rows.
 """
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .egress_store import Base
 
-#: Statuses of a recording (seed 003 ``RecordingStatusValue``); the last two are final.
+#: Statuses of a recording (the skill's ``RecordingStatusValue``); the last two are final.
 STATUSES = ("starting", "active", "stopping", "completed", "failed")
 FINAL_STATUSES = ("completed", "failed")
 

@@ -1,6 +1,6 @@
 """psrpc over Redis: the RPC transport livekit-server uses to reach egress workers.
 
-Wire rules (livekit/psrpc v0.7.2, written up in ``shared/notes/psrpc.md``):
+Wire rules (livekit/psrpc v0.7.2, written up in ``docs/psrpc.md``):
 
 - Only Redis PUBLISH/SUBSCRIBE, plus ``SET <base64(sha256(payload))> <x> EX 5 NX``
   as the lock that makes a queue-subscribed request go to one process.
@@ -99,7 +99,7 @@ class RedisBus:
     """One Redis connection for publishing and one Pub/Sub connection for every subscription.
 
     :meth:`subscribe` returns once Redis confirmed the subscription, so a
-    request published right after cannot be missed (psrpc.md §8.2).
+    request published right after cannot be missed (``docs/psrpc.md`` §1).
     """
 
     def __init__(self, config: RedisConfig) -> None:

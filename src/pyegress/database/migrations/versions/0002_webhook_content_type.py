@@ -1,5 +1,5 @@
 """Webhook outbox rows carry their Content-Type: LiveKit's events are application/webhook+json, the
-REST dialects' own webhooks (RTCstack's egress_ended, seed 002) plain application/json.
+REST dialects' own webhooks (RTCstack's egress_ended, docs/wire.md) plain application/json.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,6 +1,6 @@
-"""The recordings table of the Next.js recordings skill (seed 003, src/lib/db/schema/recordings.ts).
+"""The recordings table of the Next.js recordings skill (its src/lib/db/schema/recordings.ts; docs/wire.md).
 
-Columns, types, nullability and defaults are the seed's Drizzle schema, with
+Columns, types, nullability and defaults are the skill's Drizzle schema, with
 one widening: ``file_size`` is BIGINT, not INTEGER, since a 4500 kbps 1080p
 recording passes 2^31 bytes after about an hour. Indexes on ``user_id``
 (every query is per user) and ``egress_id`` (egress updates find their row).

@@ -1,6 +1,6 @@
 """The RealtimeKit recordings dialect's tables (database/realtimekit_store.py).
 
-``realtimekit_recording``: one row per recording (COMPAT.md's recording object),
+``realtimekit_recording``: one row per recording (the recording object of ``docs/wire.md``),
 owned by ``user_id`` (the identity of the caller's token) under
 (``account_id``, ``app_id``); times in ns since the Unix epoch, never any
 storage credential. ``realtimekit_recording_egress``: the egresses of each
