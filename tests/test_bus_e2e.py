@@ -302,7 +302,7 @@ async def test_update_stream_and_list_active_over_psrpc(lk, workers, room_publis
             assert ffprobe(received).stream("video")["codec_name"] == "h264"
 
 
-async def test_livekit_server_web_egress_runs_on_a_worker(lk, workers, pages):
+async def test_livekit_server_web_egress_runs_on_a_worker(lk, workers, pages):  # noqa: F811 (the fixture)
     """livekit-server's StartWebEgress reaches a pyegress worker, which records the page in Chromium."""
     from test_web_egress_e2e import TONE_HZ
 
