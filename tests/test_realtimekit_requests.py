@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyegress.errors import EgressError
-from pyegress.service.realtimekit import CompositeStart, StorageConfig, composite_requests, storage_target
+from pyegress.dialects.realtimekit import CompositeStart, StorageConfig, composite_requests, storage_target
 from pyegress.service.requests import resolve_encoding, resolve_outputs
 
 

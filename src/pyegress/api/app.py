@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
-from ..service.realtimekit import RealtimeKitRecordings
 from ..database.egress_store import EgressStore
 from ..database.realtimekit_store import RealtimeKitStore
 from ..database.webhook_store import WebhookStore
+from ..dialects.links import DownloadLinks
+from ..dialects.realtimekit import RealtimeKitRecordings
 from ..webhooks.sender import WebhookSender
 from .errors import install_error_handlers
 from .limits import BodyLimit
@@ -55,9 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recordings_router(service, settings.api_key, settings.api_secret, service.storage,
                                          settings.public_base_url))
     app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
-    app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine)),
-                                          settings.api_key, settings.api_secret, service.storage,
-                                          settings.public_base_url))
+    links = DownloadLinks(settings.public_base_url, settings.api_secret, service.storage)
+    app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine), links),
+                                          settings.api_key, settings.api_secret))
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

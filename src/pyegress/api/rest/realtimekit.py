@@ -1,4 +1,4 @@
-"""Cloudflare RealtimeKit's recordings resource over HTTP (COMPAT.md, seed 004).
+"""Cloudflare RealtimeKit's recordings resource over HTTP (docs/realtimekit.md; wire shapes: docs/wire.md).
 
 Served under ``/client/v4/accounts/{account_id}/realtime/kit/{app_id}/`` (the
 ``cloudflare`` SDK with ``base_url=".../client/v4"``) and the same without
@@ -18,9 +18,8 @@ user (:class:`~pyegress.api.auth.Authorizer`); a token naming a room acts on tha
 Errors are RealtimeKit's ``{"success": false, "error": {"code": <HTTP status>, "message", "field"?}}``
 (:func:`pyegress.api.errors.realtimekit_error`, for everything raised here): 400 malformed JSON or a
 state conflict, 401 auth, 403 another meeting, 404 unknown (or another user's) recording, 422 an
-invalid field. 409 is avoided: the SDK retries it. A finished file's ``download_url`` (valid
-:data:`DOWNLOAD_TTL_S`, as RealtimeKit's bucket links) is a signed pyegress ``/downloads/`` URL under
-``PYEGRESS_PUBLIC_URL`` for a file on local disk, or a presigned URL of pyegress's default storage.
+invalid field. 409 is avoided: the SDK retries it. What a recording does is the dialect service's,
+:class:`~pyegress.dialects.realtimekit.RealtimeKitRecordings`; this parses, authorizes and shapes replies.
 """
 
 from __future__ import annotations
@@ -28,26 +27,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from ...errors import EgressError, invalid
-from ...service.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
-from ...storage import AnyStorage
 from ...database.realtimekit_store import RealtimeKitRecording
+from ...dialects.realtimekit import Action, CompositeStart, RealtimeKitRecordings, TrackStart
+from ...errors import EgressError, invalid
 from ..auth import Authorizer, Caller
 from . import iso_ms, openapi_body, safe_room_name
-from .downloads import signed_url
 
 log = logging.getLogger(__name__)
 
 KIT = "/accounts/{account_id}/realtime/kit/{app_id}"
 PREFIXES = ("/client/v4", "")
-DOWNLOAD_TTL_S = 7 * 24 * 3600  # RealtimeKit: "bucket download URLs expire after seven days"
 _STATUSES = ("INVOKED", "RECORDING", "UPLOADING", "UPLOADED", "ERRORED", "PAUSED")
 #: Paging bounds: ``per_page`` as RealtimeKit's API; ``page_no`` so the row offset stays a 64-bit integer.
 _PAGING = (("page_no", 1, 10**9), ("per_page", 20, 100))
@@ -94,25 +89,10 @@ def _page_number(raw: str, name: str, default: int, top: int) -> int:
     return int(value)
 
 
-def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str,
-                       default_storage: AnyStorage | None, public_url: str) -> APIRouter:
-    """The recordings resource on both path prefixes; ``default_storage`` is where REALTIMEKIT_BUCKET files
-    are uploaded (it presigns their download URLs), None when they stay on local disk; ``public_url`` is
-    the base of pyegress's own signed download URLs."""
+def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secret: str) -> APIRouter:
+    """The recordings resource on both path prefixes, over the dialect service ``recordings``."""
     router = APIRouter(tags=["Cloudflare RealtimeKit recordings"])
     authorized = Depends(Authorizer(api_key, api_secret, identity=True))
-
-    def download_url(f: dict, own_storage: bool) -> str | None:
-        """A URL for one finished file (``{"filename", "location"}``), or None if pyegress cannot give one."""
-        if "://" not in f["location"]:  # on local disk: no upload, or the backup of a failed one
-            return signed_url(public_url, api_secret, f["filename"], DOWNLOAD_TTL_S)
-        if own_storage or default_storage is None:  # the caller's own bucket: no link from pyegress
-            return None
-        try:
-            return default_storage.presign(f["filename"], DOWNLOAD_TTL_S)
-        except Exception as e:  # credentials that cannot sign: the recording is still shown, without a URL
-            log.warning("cannot presign %s: %s", f["filename"], e)
-            return None
 
     def render(row: RealtimeKitRecording) -> dict:
         """RealtimeKit's recording object (SDK ``RecordingGetOneRecordingResponse.Data``); never secrets."""
@@ -120,15 +100,9 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
                 "status": row.status, "session_id": row.session_id or None,
                 "started_time": iso_ms(row.started_at), "stopped_time": iso_ms(row.stopped_at),
                 "recording_duration": round(row.duration_s) if row.duration_s is not None else None,
-                "file_size": row.file_size, "download_url": None, "audio_download_url": None,
-                "download_url_expiry": None, "start_reason": row.start_reason, "stop_reason": row.stop_reason,
-                "storage_config": row.storage}
-        if row.status == "UPLOADED" and row.bucket_download:
-            for f in row.files:
-                key = "audio_download_url" if f["role"] == "audio" else "download_url"
-                if data[key] is None and (url := download_url(f, row.storage is not None)):
-                    data[key] = url
-                    data["download_url_expiry"] = iso_ms(time.time_ns() + DOWNLOAD_TTL_S * 10**9)
+                "file_size": row.file_size, **recordings.download_urls(row), "start_reason": row.start_reason,
+                "stop_reason": row.stop_reason, "storage_config": row.storage}
+        data["download_url_expiry"] = iso_ms(data["download_url_expiry"])
         return data
 
     async def parse(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -179,8 +153,8 @@ def realtimekit_router(recordings: RealtimeKitRecordings, api_key: str, api_secr
         if order not in ("ASC", "DESC"):
             raise EgressError("invalid_argument", "sort_order: ASC or DESC", argument="sort_order")
         offset = (numbers["page_no"] - 1) * numbers["per_page"]
-        rows, total = recordings.store.query(
-            user=caller.identity, account_id=account_id, app_id=app_id, meeting_id=meeting_id,
+        rows, total = recordings.query(
+            caller.identity, account_id, app_id, meeting_id=meeting_id,
             statuses=statuses, descending=order == "DESC", offset=offset, limit=numbers["per_page"],
             invoked_from=_parse_time(q["start_time"], "start_time") if "start_time" in q else None,
             invoked_to=_parse_time(q["end_time"], "end_time") if "end_time" in q else None)
