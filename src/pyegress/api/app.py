@@ -14,6 +14,8 @@ from ..database.realtimekit_store import RealtimeKitStore
 from ..database.webhook_store import WebhookStore
 from ..dialects.links import DownloadLinks
 from ..dialects.realtimekit import RealtimeKitRecordings
+from ..dialects.recordings import Recordings
+from ..dialects.rtcstack import RtcstackRecordings
 from ..webhooks.sender import WebhookSender
 from .errors import install_error_handlers
 from .limits import BodyLimit
@@ -51,12 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyegress", lifespan=lifespan)
     app.state.service = service
     app.include_router(egress_router(service, settings.api_key, settings.api_secret))
-    app.include_router(rtcstack_router(service, settings.api_key, settings.api_secret, webhooks,
-                                       settings.rtcstack_webhook_url_list))
-    app.include_router(recordings_router(service, settings.api_key, settings.api_secret, service.storage,
-                                         settings.public_base_url))
-    app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
+    rtcstack = RtcstackRecordings(service, webhooks, settings.rtcstack_webhook_url_list)
+    app.include_router(rtcstack_router(rtcstack, settings.api_key, settings.api_secret))
     links = DownloadLinks(settings.public_base_url, settings.api_secret, service.storage)
+    app.include_router(recordings_router(Recordings(service, links), settings.api_key, settings.api_secret))
+    app.include_router(downloads_router(settings.api_secret, service.recordings_dir))
     app.include_router(realtimekit_router(RealtimeKitRecordings(service, RealtimeKitStore(store.engine), links),
                                           settings.api_key, settings.api_secret))
     install_error_handlers(app)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TWIRP_PREFIX = "/twirp/"
 REALTIMEKIT_PREFIXES = ("/client/v4/accounts/", "/accounts/")
 RECORDINGS_PREFIX = "/api/video/recordings"
+RTCSTACK_PREFIX = "/v1/rooms/"
 #: Exceptions that decoding a request raises on bad input (UnicodeError and pydantic's ValidationError
 #: are ValueErrors; deep JSON nesting raises RecursionError; huge numbers OverflowError).
 REQUEST_ERRORS = (ValueError, OverflowError, RecursionError)
@@ -39,8 +40,10 @@ REQUEST_ERRORS = (ValueError, OverflowError, RecursionError)
 #: avoided because the cloudflare SDK retries it).
 REALTIMEKIT_STATUS = {"invalid_argument": 422, "unimplemented": 422, "malformed": 400, "failed_precondition": 400,
                       "already_exists": 400, "aborted": 400, "out_of_range": 422}
-#: RealtimeKit's names for the service's (LiveKit's) field names.
+#: Each dialect's names for the service's (LiveKit's) field names.
 REALTIMEKIT_FIELDS = {"room_name": "meeting_id"}
+RTCSTACK_FIELDS = {"room_name": "roomId"}
+RECORDINGS_FIELDS = {"room_name": "roomName", "track_id": "trackSid"}
 
 Renderer = Callable[[EgressError, "int | None"], JSONResponse]
 
@@ -63,19 +66,37 @@ def twirp_error(e: EgressError, status: int | None = None) -> JSONResponse:
     return JSONResponse({"code": e.code, "msg": text(e.msg), "meta": meta}, status_code=status or e.http_status)
 
 
+def renamed(e: EgressError, fields: dict[str, str]) -> EgressError:
+    """``e`` in a dialect's words: ``fields`` renames the service's field (``meta.argument``, or ``room_name``
+    for the service's "no such room") in ``argument`` and at the front of the message."""
+    service_field = e.meta.get("argument") or ("room_name" if "room_name" in e.meta else "")
+    if not service_field:
+        return e
+    field = fields.get(service_field, service_field)
+    msg = e.msg
+    if msg.startswith(f"{service_field}:"):
+        msg = f"{field}:{msg[len(service_field) + 1:]}"
+    return EgressError(e.code, msg, argument=field)
+
+
 def rest_error(e: EgressError, status: int | None = None) -> JSONResponse:
-    """The seeds' ``{"error": message}`` with ``field`` naming the offending input (RTCstack, downloads,
-    any other path)."""
+    """``{"error": message}`` with ``field`` naming the offending input (downloads, any other path;
+    docs/wire.md)."""
     body = {"error": text(e.msg)} | ({"field": _field(e)} if _field(e) else {})
     return JSONResponse(body, status_code=status or e.http_status)
 
 
+def rtcstack_error(e: EgressError, status: int | None = None) -> JSONResponse:
+    """RTCstack: :func:`rest_error` naming its fields (``roomId``)."""
+    return rest_error(renamed(e, RTCSTACK_FIELDS), status)
+
+
 def recordings_error(e: EgressError, status: int | None = None) -> JSONResponse:
-    """The recordings API (seed 003): ``{"error": "Unauthorized", "detail"}`` for a bad token (the
-    seed's body), else :func:`rest_error`."""
+    """The recordings API (docs/wire.md): ``{"error": "Unauthorized", "detail"}`` for a bad token, else
+    :func:`rest_error` naming its fields (``roomName``, ``trackSid``)."""
     if e.code == "unauthenticated":
         return JSONResponse({"error": "Unauthorized", "detail": text(e.msg)}, status_code=401)
-    return rest_error(e, status)
+    return rest_error(renamed(e, RECORDINGS_FIELDS), status)
 
 
 def realtimekit_error(e: EgressError, status: int | None = None) -> JSONResponse:
@@ -95,6 +116,8 @@ def renderer_for(path: str) -> Renderer:
         return realtimekit_error
     if path.startswith(RECORDINGS_PREFIX):
         return recordings_error
+    if path.startswith(RTCSTACK_PREFIX):
+        return rtcstack_error
     return rest_error
 
 

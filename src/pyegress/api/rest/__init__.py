@@ -1,37 +1,19 @@
 """REST dialects of other recording systems, served beside the Twirp API on the same app.
 
-Each dialect translates its JSON into ``livekit-protocol`` requests for the
-in-process :class:`~pyegress.service.egress_service.EgressService` and follows
-its egresses with ``EgressService.add_listener``. What they share is here:
-JSON errors and time formats.
+Each dialect is a thin router over its dialect service in :mod:`pyegress.dialects`
+(which turns its JSON into ``livekit-protocol`` requests for the in-process
+:class:`~pyegress.service.egress_service.EgressService` and follows its egresses with
+``EgressService.add_listener``): it parses, authorizes (:class:`~pyegress.api.auth.Authorizer`),
+calls and shapes the reply; what it raises is answered in its dialect by :mod:`pyegress.api.errors`.
+What the routers share is here: time formats, room name checks, OpenAPI bodies.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ...errors import EgressError
-from ..errors import text
-
-
-def error(status: int, message: str, field: str | None = None, **extra) -> JSONResponse:
-    """``{"error": message}`` (the seeds' error body), plus ``field`` naming the offending input."""
-    body = {"error": text(message), **({"field": text(field)} if field else {}), **extra}
-    return JSONResponse(body, status_code=status)
-
-
-def from_egress_error(e: EgressError, fields: dict[str, str]) -> JSONResponse:
-    """An EgressError as a dialect's JSON error; ``fields`` renames the service's field names
-    (``room_name``) to the dialect's (``roomName``), in ``field`` and at the front of the message."""
-    service_field = e.meta.get("argument") or ("room_name" if "room_name" in e.meta else None)
-    field = fields.get(service_field, service_field) if service_field else None
-    message = e.msg
-    if service_field and message.startswith(f"{service_field}:"):
-        message = f"{field}:{message[len(service_field) + 1:]}"
-    return error(e.http_status, message, field)
 
 
 def iso_ms(value: datetime | int | None) -> str | None:

@@ -21,7 +21,6 @@ from ...dialects.links import signature as url_signature
 from ...errors import EgressError
 from ...service.requests.paths import confine
 from ...storage.base import content_type
-from . import error
 
 __all__ = ["downloads_router", "signed_url"]
 
@@ -37,17 +36,17 @@ def downloads_router(secret: str, recordings_dir: Path) -> APIRouter:
         # ASCII checks first: int() takes other scripts' digits and refuses over 4300 of them (an expiry
         # fits in 20); compare_digest refuses non-ASCII str
         if not (expires.isascii() and expires.isdigit() and len(expires) <= 20):
-            return error(403, "the download URL's expires is not a Unix time", "expires")
+            raise EgressError("permission_denied", "the download URL's expires is not a Unix time", argument="expires")
         if not (signature.isascii() and hmac.compare_digest(signature, url_signature(secret, key, int(expires)))):
-            return error(403, "the download URL's signature is not valid", "signature")
+            raise EgressError("permission_denied", "the download URL's signature is not valid", argument="signature")
         if int(expires) < time.time():
-            return error(403, "the download URL has expired")
+            raise EgressError("permission_denied", "the download URL has expired")
         try:
             path = confine(recordings_dir, key, "key")
         except EgressError:
-            return error(404, "no such file")
-        if not path.is_file():
-            return error(404, "no such file")
+            path = None
+        if path is None or not path.is_file():
+            raise EgressError("not_found", "no such file")
         return FileResponse(path, media_type=content_type(path), filename=path.name)
 
     return router
