@@ -20,9 +20,9 @@ from .redaction import redacted_request
 from .storage import upload_target
 from .streams import validate_stream_urls
 from .track import resolve_track_egress, track_values
-from .translate import unified_to_composite
+from .translate import media_selection, unified_to_composite
 from .web import split_url, template_url, validate_page_url, validate_web
 
-__all__ = ["ResolvedOutputs", "redacted_request", "request_outputs", "resolve_encoding", "resolve_outputs",
+__all__ = ["ResolvedOutputs", "media_selection", "redacted_request", "request_outputs", "resolve_encoding", "resolve_outputs",
            "resolve_track_egress", "split_url", "template_url", "track_values", "unified_to_composite",
            "upload_target", "validate_page_url", "validate_room_composite", "validate_stream_urls", "validate_web"]

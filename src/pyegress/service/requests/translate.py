@@ -1,9 +1,12 @@
-"""StartEgress (the unified request) translated to a room composite request, so one resolver serves both."""
+"""StartEgress (the unified request) translated to a room composite request, so one resolver serves both,
+and its ``media`` source to the JobSpec fields that select tracks."""
 
 from __future__ import annotations
 
 from livekit.protocol import egress as eg
 
+from ...contract.job import AudioRoute
+from ...errors import invalid
 from .storage import upload_target
 
 
@@ -45,3 +48,22 @@ def unified_to_composite(req: eg.StartEgressRequest) -> eg.RoomCompositeEgressRe
         if provider and added.WhichOneof("output") is None:
             getattr(added, provider).CopyFrom(getattr(storage, provider))
     return shim
+
+
+def media_selection(media: eg.MediaSource) -> tuple[bool, bool, dict]:
+    """``(audio, video, selection)`` of StartEgress's ``media`` source: whether audio and video are
+    recorded, and the JobSpec fields choosing them (video track or participant, routed audio).
+
+    Raises:
+        EgressError: ``invalid_argument`` naming ``media`` when it selects nothing.
+    """
+    video = media.WhichOneof("video") is not None
+    routes = [AudioRoute(track_id=r.track_id, identity=r.participant_identity,
+                         kind=r.participant_kind if r.WhichOneof("match") == "participant_kind" else None,
+                         channel={1: "left", 2: "right"}.get(r.channel, "both")) for r in media.audio.routes]
+    audio = media.audio.capture_all or bool(routes)
+    if not (video or audio):
+        raise invalid("media", "select a video (video_track_id or participant_video) or audio")
+    return audio, video, dict(video_track_id=media.video_track_id, identity=media.participant_video.identity,
+                              screen_share=media.participant_video.prefer_screen_share, audio_routes=routes,
+                              capture_all_audio=media.audio.capture_all)
