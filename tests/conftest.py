@@ -14,6 +14,7 @@ import pytest
 from livekit import api
 
 from pyegress.devtools.livekit_server import LiveKitServer
+from pyegress.devtools.process import ServerProcess
 from support.postgres_server import PostgresServer
 from pyegress.devtools.pyegress_server import PyegressServer
 
@@ -26,9 +27,10 @@ SERVER_FIXTURES = frozenset({"livekit", "egress_server", "postgres", "publishers
 def _is_e2e(item: pytest.Item) -> bool:
     """Whether ``item`` runs against real servers: it lives in a ``*_e2e.py`` file; or a fixture it uses, directly
     or through other fixtures, is one of :data:`SERVER_FIXTURES` or a module- or session-scoped fixture of a test
-    module (those exist to start a server once per module: S3, GCS, Azure, SFTP, livekit-server, ...); or one of its
-    parameters names a server fixture (``test_database``'s ``db_url[postgres]`` fetches it by name)."""
-    if item.path.name.endswith("_e2e.py"):
+    module (those exist to start a server once per module: S3, GCS, Azure, SFTP, livekit-server, ...); or its body
+    starts a server itself; or one of its parameters names a server fixture (``test_database``'s
+    ``db_url[postgres]`` fetches it by name)."""
+    if item.path.name.endswith("_e2e.py") or _starts_a_server(item):
         return True
     names = set(getattr(item, "fixturenames", ()))
     if names & SERVER_FIXTURES:
@@ -40,6 +42,15 @@ def _is_e2e(item: pytest.Item) -> bool:
                 return True
     callspec = getattr(item, "callspec", None)
     return bool(callspec and SERVER_FIXTURES & {v for v in callspec.params.values() if isinstance(v, str)})
+
+
+def _starts_a_server(item: pytest.Item) -> bool:
+    """Whether the test's own body names a server class of its module (``S3Server(...)``, ``LiveKitServer``)."""
+    function, module = getattr(item, "function", None), getattr(item, "module", None)
+    if function is None or module is None:
+        return False
+    return any(isinstance(obj := getattr(module, name, None), type) and issubclass(obj, ServerProcess)
+               for name in function.__code__.co_names)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
