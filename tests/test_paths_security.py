@@ -295,9 +295,10 @@ def test_outputs_never_write_through_planted_links(dirs):
     plant(d / "rec.mp4", outside / "dangling-rec.mp4", None)
     settings = EncodingSettings(width=64, height=64, framerate=10, key_frame_interval=1)
     encoder = MediaEncoder(settings, video=True, audio=True)
-    with pytest.raises(FileExistsError):  # the service never picks a taken name; the worker re-checks
-        FileOutput(FileTarget(path=str(d / "rec.mp4"), filename="room/rec.mp4"), encoder, 0)
-    file = FileOutput(FileTarget(path=str(d / "rec-1.mp4"), filename="room/rec-1.mp4"), encoder, 0)
+    # the name is taken (by a link): the handler writes the next free name instead, and reports it
+    file = FileOutput(FileTarget(path=str(d / "rec.mp4"), filename="room/rec.mp4"), encoder, 0)
+    assert (file.target.path, file.target.filename) == (str(d / "rec-1.mp4"), "room/rec-1.mp4")
+    assert (d / "rec.mp4").is_symlink() and not (outside / "dangling-rec.mp4").exists()
     segments = SegmentsOutput(SegmentsTarget(directory=str(d), prefix="seg", playlist="seg.m3u8",
                                              live_playlist="live.m3u8", segment_duration=1), encoder, 0)
     images = ImagesOutput(ImagesTarget(directory=str(d), prefix="thumb", interval_s=1), 64, 64, 10, 0)
