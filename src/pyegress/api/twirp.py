@@ -1,6 +1,6 @@
 """LiveKit's Egress service over Twirp: ``POST /twirp/livekit.Egress/<Method>``.
 
-Both encodings are served and the reply uses the request's (COMPAT.md): binary
+Both encodings are served and the reply uses the request's (``docs/wire.md``): binary
 protobuf (``application/protobuf``, Python ``livekit-api``) and proto3 JSON
 (``application/json``, Node ``livekit-server-sdk``, curl). Errors are Twirp's
 JSON ``{"code", "msg", "meta"}`` with ``Content-Type: application/json`` and
