@@ -1,5 +1,5 @@
-"""Folding worker events into a ``livekit.EgressInfo``: shared by the service and by a worker
-that must report its own end (its service died; see :mod:`pyegress.worker.__main__`)."""
+"""Folding handler events into a ``livekit.EgressInfo``: shared by the service and by the handler, which
+writes its manifests from it and reports its own end if its service died (:mod:`pyegress.handler`)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def apply_worker_event(info: eg.EgressInfo, event: HandlerEvent, legacy: str = "
         del info.stream.info[:]
         info.stream.info.extend(info.stream_results)
     info.backup_storage_used = info.backup_storage_used or event.backup_storage_used
+    info.manifest_location = event.manifest_location or info.manifest_location
     if event.event == "complete":
         info.ended_at, info.details = event.ended_at, end_details(event.reason, event.reconnects)
         info.status = S.EGRESS_COMPLETE
@@ -79,3 +80,21 @@ def apply_worker_event(info: eg.EgressInfo, event: HandlerEvent, legacy: str = "
     elif event.event == "failed":
         info.details = end_details(END_FAILURE, event.reconnects)
         set_failed(info, event.error, event.error_code or CODE_FAILED, event.ended_at)
+
+
+def request_outputs(request) -> dict[str, list]:
+    """The outputs a stored request asked for, by kind (``file``, ``segments``, ``stream``), in the order
+    their results are reported: lists first, a legacy oneof only when its list is empty; StartEgress's
+    ``outputs`` by their ``config``."""
+    found: dict[str, list] = {"file": [], "segments": [], "stream": []}
+    for out in getattr(request, "outputs", []):  # StartEgressRequest
+        kind = out.WhichOneof("config")
+        if kind in found:
+            found[kind].append(getattr(out, kind))
+    for kind, field_name in (("file", "file_outputs"), ("segments", "segment_outputs"), ("stream", "stream_outputs")):
+        found[kind] += list(getattr(request, field_name, []))
+    if "output" in {o.name for o in request.DESCRIPTOR.oneofs}:
+        legacy = request.WhichOneof("output")
+        if legacy in found and not found[legacy]:
+            found[legacy] = [getattr(request, legacy)]
+    return found

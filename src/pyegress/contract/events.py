@@ -77,7 +77,8 @@ class HandlerEvent(BaseModel):
     ``failed``: ``error`` says why, ``error_code`` is LiveKit's HTTP-style code (500, or 503 when the
     room connection failed), with whatever results exist; ``paused`` / ``resumed``: a ``pause`` /
     ``resume`` command has taken effect. ``reconnects`` lists the gaps (ns) in which the room
-    connection was lost and regained.
+    connection was lost and regained. ``manifest_location``: the first manifest the handler wrote (or
+    uploaded) before its ``complete`` / ``failed``.
     """
 
     event: Literal["active", "progress", "ending", "complete", "aborted", "failed", "paused", "resumed"]
@@ -94,3 +95,4 @@ class HandlerEvent(BaseModel):
     error: str = ""
     error_code: int = 0
     reconnects: list[int] = []
+    manifest_location: str = ""  # complete / failed: where the handler's first manifest went

@@ -72,13 +72,10 @@ class AudioRoute(BaseModel):
 
 
 class IOReport(BaseModel):
-    """For an egress livekit-server handed out over psrpc: how the worker reports its end by itself
-    if the service that launched it dies (IOInfo.UpdateEgress over ``redis``). ``info`` is the
-    base64 protobuf EgressInfo as created; ``legacy`` the legacy result oneof its request used."""
+    """For an egress livekit-server handed out over psrpc: how the handler reports its end by itself
+    if the service that launched it dies (IOInfo.UpdateEgress over ``redis``), from ``JobSpec.info``."""
 
     redis: RedisConfig
-    info: str
-    legacy: str = ""
 
 
 class JobSpec(BaseModel):
@@ -130,6 +127,8 @@ class JobSpec(BaseModel):
     upload_retry_base_s: float = 1.0
     upload_retry_max_s: float = 0.0  # 0: waits keep doubling
     io_report: IOReport | None = None
+    info: str = ""  # the base64 protobuf EgressInfo as the service created it (manifests, own report)
+    legacy: str = ""  # the legacy result oneof (file, segments, stream) its request used
     backup: AnyStorage | None = None  # where uploads that failed for good go (None: kept locally)
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
 

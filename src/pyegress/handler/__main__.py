@@ -19,7 +19,8 @@ import time
 
 from ..media.pipeline import Pipeline
 from ..contract.events import END_KILLED, HandlerEvent
-from ..contract.job import Command, IOReport, JobSpec
+from ..contract.job import Command, JobSpec
+from .manifests import finish as finish_manifests
 from .pooled import POOL_ARG, wait_for_job
 
 log = logging.getLogger("pyegress.handler")
@@ -27,13 +28,22 @@ log = logging.getLogger("pyegress.handler")
 
 class EventLog:
     """Sends events to the service on stdout and keeps them, in case the service dies and the
-    worker must report its egress's end itself (:func:`_report_orphaned`)."""
+    handler must report its egress's end itself (:func:`_report_orphaned`). A ``complete`` or ``failed``
+    event is held back (:attr:`final`) until the manifests are written (:func:`.manifests.finish`)."""
 
     def __init__(self) -> None:
         self.events: list[HandlerEvent] = []
         self.service_gone = False
+        self.final: HandlerEvent | None = None
+        self.layout = ""  # the layout last switched to (UpdateLayout), which the manifests echo
 
     def __call__(self, event: HandlerEvent) -> None:
+        if event.event in ("complete", "failed") and self.final is None:
+            self.final = event
+            return
+        self.send(event)
+
+    def send(self, event: HandlerEvent) -> None:
         self.events.append(event)
         if self.service_gone:
             return
@@ -67,6 +77,7 @@ async def _read_commands(pipeline: Pipeline, events: EventLog) -> None:
         elif cmd.cmd == "layout":
             try:
                 pipeline.set_layout(cmd.layout)
+                events.layout = cmd.layout
             except ValueError as e:
                 log.warning("layout: %s", e)
 
@@ -83,10 +94,19 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, END_KILLED)
     reader = asyncio.create_task(_read_commands(pipeline, events))
-    await pipeline.run()
-    reader.cancel()
+    try:
+        await pipeline.run()
+    finally:
+        reader.cancel()
+        if events.final is not None:
+            try:
+                await asyncio.to_thread(finish_manifests, spec, events.events, events.final,
+                                        events.layout)
+            except Exception:  # the end matters more than its manifest
+                log.exception("writing the manifests failed")
+            events.send(events.final)
     if events.service_gone and spec.io_report is not None:
-        await _report_orphaned(spec.io_report, events.events)
+        await _report_orphaned(spec, events.events)
     # Exit here: returning would make asyncio.run wait for its executor, whose stdin reader thread
     # stays blocked in readline() until the service closes the pipe. os._exit also skips the
     # livekit SDK's exit-time cleanup, which can abort on rooms just disconnected.
@@ -95,7 +115,7 @@ async def main() -> None:
     os._exit(0)
 
 
-async def _report_orphaned(report: IOReport, events: list[HandlerEvent]) -> None:
+async def _report_orphaned(spec: JobSpec, events: list[HandlerEvent]) -> None:
     """Tell livekit-server (IOInfo.UpdateEgress) how the egress ended when its service is gone:
     EGRESS_FAILED, since it was cut short, with the finished files in its results."""
     import redis
@@ -104,9 +124,10 @@ async def _report_orphaned(report: IOReport, events: list[HandlerEvent]) -> None
     from ..psrpc.rpc import PsrpcError, RedisBus, RpcClient
     from ..contract.egress_info import apply_worker_event, set_failed
 
-    info = eg.EgressInfo.FromString(base64.b64decode(report.info))
+    report = spec.io_report
+    info = eg.EgressInfo.FromString(base64.b64decode(spec.info))
     for event in events:
-        apply_worker_event(info, event, report.legacy)
+        apply_worker_event(info, event, spec.legacy)
     set_failed(info, "the pyegress worker service stopped during the recording; its outputs were finished up to then")
     info.updated_at = time.time_ns()
     bus = RedisBus(report.redis)

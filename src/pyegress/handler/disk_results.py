@@ -1,7 +1,8 @@
-"""Results read back from the disk: what a file really holds once its worker failed or died.
+"""Results read back from the disk: what a file really holds once its handler failed or died.
 
-A worker's own results count media handed to the encoder; after a failed write (a full disk) or a
-crash the file holds less. The file is the truth a user plays, so its size and the media it
+A handler's own results count media handed to the encoder; after a failed write (a full disk) or a
+crash the file holds less. The handler reads them back when it fails (before its manifests), the
+service when a handler died without an end. The file is the truth a user plays, so its size and the media it
 contains are what ``file_results`` report.
 """
 

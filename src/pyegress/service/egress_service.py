@@ -26,17 +26,17 @@ from ..contract.layouts import Layout
 from ..contract.streams import redact_url
 from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..errors import EgressError, invalid
+from ..handler.disk_results import file_results_from_disk
+from ..handler.manifests import write_manifests
 from ..storage import from_config
 from ..webhooks.sender import WebhookSender
 from .admission import CpuAdmission, admitted, composite_cost, track_cost
 from .announcer import announce
-from .disk_results import file_results_from_disk
 from .egress_job import EgressJob, request_webhooks
 from .handler_pool import HandlerPool
 from .handler_process import HandlerProcess
 from .job_record import JobRecord
 from .job_spec import NO_OPTIONS, StartOptions, new_spec
-from .manifests import write_manifests
 from .requests import (redacted_request, request_outputs, resolve_encoding, resolve_outputs, resolve_track_egress,
                        media_selection, template_url, track_values, unified_to_composite, validate_room_composite,
                        validate_stream_urls, validate_web)
@@ -438,9 +438,10 @@ class EgressService:
         self._jobs[egress_id] = job
         self._save(info)
         self.store.save_job(egress_id, job.record())
+        # the handler folds its events into this EgressInfo for its manifests (and its own report)
+        spec.info, spec.legacy = base64.b64encode(info.SerializeToString()).decode(), job.legacy
         if job.external and self.settings.redis.configured:
-            spec.io_report = IOReport(redis=self.settings.redis, legacy=job.legacy,
-                                      info=base64.b64encode(info.SerializeToString()).decode())
+            spec.io_report = IOReport(redis=self.settings.redis)
         handler = HandlerProcess(spec, self.settings.log_dir / f"{egress_id}.log",
                                  lambda event: self._on_event(job, event), lambda code: self._on_exit(job, code),
                                  self.pool)
@@ -471,8 +472,6 @@ class EgressService:
                 self._watch_ending(job)
             if event.event == "failed":  # the handler counted media its files may not hold
                 await asyncio.to_thread(file_results_from_disk, info)
-            if event.event in ("complete", "failed"):
-                await asyncio.to_thread(self._write_manifests, info, job.spec.files, job.spec.segments)
         except Exception as e:  # no error here may leave the egress without its end
             log.exception("egress %s: handling its %s event failed", job.egress_id, event.event)
             if event.event in ("complete", "failed", "aborted") and info.status in ACTIVE_STATUSES:
@@ -506,11 +505,13 @@ class EgressService:
         if job.pause_ack is not None and not job.pause_ack.done():  # nobody will confirm a pause any more
             job.pause_ack.set_result("exited")
 
-    def _write_manifests(self, info: eg.EgressInfo, files: list, segments: list) -> None:
-        """The egress's manifests (:func:`~.manifests.write_manifests`); one that cannot be written is
-        logged and left out (``manifest_location`` stays empty), the egress's end stands. Blocks."""
+    @staticmethod
+    def _write_manifests(info: eg.EgressInfo, files: list, segments: list) -> None:
+        """The manifests of an egress whose handler died without writing them (a handler writes and uploads
+        its own, :mod:`pyegress.handler.manifests`): local only, beside the files. One that cannot be
+        written is logged and left out (``manifest_location`` stays empty), the egress's end stands. Blocks."""
         try:
-            write_manifests(info, files, segments, self.settings.upload_retry_base_s)
+            write_manifests(info, files, segments, upload=False)
         except OSError as e:
             log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
 

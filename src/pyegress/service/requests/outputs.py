@@ -1,10 +1,12 @@
-"""A composite-style request's outputs, resolved kind by kind (one module per kind, as ``media/outputs/``)."""
+"""A composite-style request's outputs, resolved kind by kind (one module per kind, as ``media/outputs/``);
+:func:`request_outputs` (what a stored request asked for) is the contract's, shared with the handler."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...contract.egress_info import request_outputs
 from ...contract.encoding import EncodingSettings
 from ...contract.job import FileTarget, ImagesTarget, SegmentsTarget
 from ...errors import invalid
@@ -81,19 +83,4 @@ def resolve_outputs(req, *, root: Path, values: dict[str, str], audio: bool, vid
     return result
 
 
-def request_outputs(request) -> dict[str, list]:
-    """The outputs a stored request asked for, by kind (``file``, ``segments``, ``stream``), in the order
-    their results are reported: lists first, a legacy oneof only when its list is empty; StartEgress's
-    ``outputs`` by their ``config``."""
-    found: dict[str, list] = {"file": [], "segments": [], "stream": []}
-    for out in getattr(request, "outputs", []):  # StartEgressRequest
-        kind = out.WhichOneof("config")
-        if kind in found:
-            found[kind].append(getattr(out, kind))
-    for kind, field_name in (("file", "file_outputs"), ("segments", "segment_outputs"), ("stream", "stream_outputs")):
-        found[kind] += list(getattr(request, field_name, []))
-    if "output" in {o.name for o in request.DESCRIPTOR.oneofs}:
-        legacy = request.WhichOneof("output")
-        if legacy in found and not found[legacy]:
-            found[legacy] = [getattr(request, legacy)]
-    return found
+__all__ = ["ResolvedOutputs", "request_outputs", "resolve_outputs"]
