@@ -14,7 +14,6 @@ import av
 import numpy as np
 
 from .encoder import MediaEncoder
-from ..outputs.base import Output
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,12 @@ class EncoderThread:
     which bounds memory: a queued 720p frame is 1.4 MB; 60 frames ride out 2 s
     of CPU contention at 30 fps). The first error
     is kept in :attr:`error` and stops the encoding (outputs are still closed).
+    ``outputs`` are :class:`~pyegress.media.outputs.base.Output` s (``write_packets``, ``write_frame``,
+    ``write_audio``, ``close``); encoding knows its outputs by that surface, not by import, since the
+    outputs build on the encoder.
     """
 
-    def __init__(self, encoder: MediaEncoder, outputs: list[Output], max_video_queue: int = 60) -> None:
+    def __init__(self, encoder: MediaEncoder, outputs: list, max_video_queue: int = 60) -> None:
         self.encoder = encoder
         self.outputs = outputs
         self._queue: queue.Queue = queue.Queue()

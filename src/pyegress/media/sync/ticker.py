@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from ..compose.audio import AudioMixer
-from ..encode.thread import EncoderThread
 from .clock import MediaClock
 
 
 class Ticker:
-    """Feeds ``thread`` from ``picture`` (``compose() -> (frame, changed)``, or None: no video) and
-    ``mixer`` (None: no audio) on ``clock``; ``on_progress(now_ns)`` every ``progress_interval_s``."""
+    """Feeds ``thread`` (an :class:`~pyegress.media.encode.thread.EncoderThread`) from ``picture``
+    (``compose() -> (frame, changed)``, or None: no video) and ``mixer`` (an
+    :class:`~pyegress.media.compose.audio.AudioMixer`, or None: no audio) on ``clock``;
+    ``on_progress(now_ns)`` every ``progress_interval_s``. Sync knows nothing downstream by import."""
 
-    def __init__(self, clock: MediaClock, thread: EncoderThread, *, picture, mixer: AudioMixer | None,
+    def __init__(self, clock: MediaClock, thread, *, picture, mixer,
                  framerate: int, sample_rate: int, audio_block: int, progress_interval_s: float,
                  on_progress: Callable[[int], None]) -> None:
         self.clock, self.thread = clock, thread
