@@ -66,15 +66,19 @@ def finish(spec: JobSpec, events: list[HandlerEvent], final: HandlerEvent, layou
     if not spec.info:
         return
     info = eg.EgressInfo.FromString(base64.b64decode(spec.info))
+    files = [target.model_copy() for target in spec.files]
     for event in [*events, final]:
         apply_worker_event(info, event, spec.legacy)
+        if event.event == "active":  # the names the files really got (``name-1.mp4``), before any upload
+            for target, result in zip(files, event.files):
+                target.path, target.filename = result.path, result.filename
     if layout and info.WhichOneof("request") == "room_composite":
         info.room_composite.layout = layout
     try:
         if final.event == "failed":  # the handler counted media its files may not hold
             file_results_from_disk(info)
         info.updated_at = time.time_ns()
-        write_manifests(info, spec.files, spec.segments, spec.upload_retry_base_s)
+        write_manifests(info, files, spec.segments, spec.upload_retry_base_s)
     except OSError as e:
         log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
     final.manifest_location = info.manifest_location
