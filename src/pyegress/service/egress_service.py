@@ -32,7 +32,7 @@ from ..storage import from_config
 from ..webhooks.sender import WebhookSender
 from .admission import CpuAdmission, admitted, composite_cost, track_cost
 from .announcer import announce
-from .egress_job import EgressJob, request_webhooks
+from .egress_job import PAUSE_ACK_S, EgressJob, request_webhooks
 from .handler_pool import HandlerPool
 from .handler_process import HandlerProcess
 from .job_record import JobRecord
@@ -42,11 +42,10 @@ from .requests import (redacted_request, request_outputs, resolve_encoding, reso
                        validate_stream_urls, validate_web)
 from .rooms import Rooms, find_track, require_participant, require_tracks
 
-__all__ = ["EgressService", "NO_OPTIONS", "StartOptions", "MSG_SERVICE_RESTARTED"]
+__all__ = ["EgressService", "MSG_SERVICE_RESTARTED", "NO_OPTIONS", "PAUSE_ACK_S", "StartOptions"]
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
-PAUSE_ACK_S = 5.0  # how long pause/resume wait for the handler to confirm
 #: EgressInfo.error of egresses a previous run of the service left without their handler
 MSG_SERVICE_RESTARTED = "pyegress restarted while the egress was running"
 
@@ -195,7 +194,7 @@ class EgressService:
         job = self._running(req.egress_id)
         if job is not None:
             await job.handler.send(Command(cmd="stop"))
-            self._watch_ending(job)
+            job.watch_ending(self.settings.ending_timeout_s)
         if info.status != S.EGRESS_ENDING:
             info.status = S.EGRESS_ENDING
             self._save(info)
@@ -231,17 +230,7 @@ class EgressService:
         if info.status != S.EGRESS_ACTIVE or job is None:
             raise EgressError("failed_precondition", f"egress {egress_id} is {S.Name(info.status)}, not active",
                               egress_id=egress_id)
-        if paused != job.paused:
-            job.paused = paused
-            ack = job.pause_ack = asyncio.get_running_loop().create_future()
-            await job.handler.send(Command(cmd="pause" if paused else "resume"))
-            try:  # the caller learns when recording really stopped (or went on), not when it was asked
-                await asyncio.wait_for(ack, PAUSE_ACK_S)
-            except asyncio.TimeoutError:
-                log.warning("egress %s: no %s acknowledgement within %s s", egress_id,
-                            "pause" if paused else "resume", PAUSE_ACK_S)
-            finally:
-                job.pause_ack = None
+        await job.set_paused(paused)
         return info
 
     async def update_layout(self, req: eg.UpdateLayoutRequest) -> eg.EgressInfo:
@@ -461,15 +450,14 @@ class EgressService:
         wakes :meth:`_set_paused`."""
         info = job.info
         if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
-            if job.pause_ack is not None and not job.pause_ack.done():
-                job.pause_ack.set_result(event.event)
+            job.acknowledge(event)
             return
         try:
             apply_worker_event(info, event, job.legacy)
             if event.event == "active" and job.take_file_names(event):
                 self.store.save_job(job.egress_id, job.record())
             if event.event == "ending":
-                self._watch_ending(job)
+                job.watch_ending(self.settings.ending_timeout_s)
             if event.event == "failed":  # the handler counted media its files may not hold
                 await asyncio.to_thread(file_results_from_disk, info)
         except Exception as e:  # no error here may leave the egress without its end
@@ -483,14 +471,10 @@ class EgressService:
 
     async def _on_exit(self, job: EgressJob, code: int) -> None:
         """The handler has exited: an egress it left without an end fails with what its files hold."""
-        info, watch = job.info, job.ending_watch
-        job.ending_watch = None
-        if watch is not None:
-            watch.cancel()
+        info, timed_out = job.info, job.handler_exited()
         if info.status in ACTIVE_STATUSES:
             # a crash (or a kill after the ending timeout): what the files hold is the truth
-            error = (f"egress did not finish within {self.settings.ending_timeout_s:g} s of ending"
-                     if watch is not None and watch.when() <= asyncio.get_running_loop().time()
+            error = (f"egress did not finish within {self.settings.ending_timeout_s:g} s of ending" if timed_out
                      else f"egress worker exited unexpectedly (code {code})")
             set_failed(info, error)
             try:
@@ -501,9 +485,6 @@ class EgressService:
             self._save(info)
         self._jobs.pop(job.egress_id, None)
         self.admission.release(job.egress_id)
-        job.paused = False
-        if job.pause_ack is not None and not job.pause_ack.done():  # nobody will confirm a pause any more
-            job.pause_ack.set_result("exited")
 
     @staticmethod
     def _write_manifests(info: eg.EgressInfo, files: list, segments: list) -> None:
@@ -514,21 +495,6 @@ class EgressService:
             write_manifests(info, files, segments, upload=False)
         except OSError as e:
             log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
-
-    def _watch_ending(self, job: EgressJob) -> None:
-        """Bound the ending: a handler that has not exited ``ending_timeout_s`` after it was asked to stop
-        (or said it was ending) is killed, and its egress ends FAILED with what its files hold."""
-        handler = job.handler
-        if handler is None or job.ending_watch is not None or handler.proc is None:
-            return
-
-        def kill() -> None:
-            if handler.proc.returncode is None:
-                log.error("egress %s: no end within %s s of ending; killing its handler", job.egress_id,
-                          self.settings.ending_timeout_s)
-                handler.proc.kill()
-
-        job.ending_watch = asyncio.get_running_loop().call_later(self.settings.ending_timeout_s, kill)
 
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished; end the pool's idle processes."""
