@@ -1,1 +1,1 @@
-"""Job control: requests become EgressInfo, workers are launched and tracked, state is stored."""
+"""Job control: requests become EgressInfo, handlers are launched and tracked, state is stored."""

@@ -1,7 +1,7 @@
 """CPU-cost admission, as LiveKit's egress decides what a worker claims (livekit/egress ``pkg/stats/monitor.go``).
 
 Each request type reserves a configured number of cores (``cpu_cost``). With no
-egress running a worker has all its cores; otherwise it has
+egress running a handler has all its cores; otherwise it has
 ``cores × max_cpu_utilization − Σ max(reserved, measured)`` over its egresses,
 and it accepts a request only when that covers the request's cost. One
 :class:`CpuAdmission` per process (the :class:`~pyegress.service.egress_service.EgressService`'s)
@@ -59,7 +59,7 @@ class CpuAdmission:
     """Tracks the cores reserved by this process's egresses and says whether another fits.
 
     ``cores`` defaults to :func:`machine_cores`. Measured use comes from each
-    egress's worker process (psutil), in cores, averaged over at least
+    egress's handler process (psutil), in cores, averaged over at least
     :data:`MEASURE_INTERVAL_S`.
     """
 

@@ -19,15 +19,14 @@ from livekit.protocol import egress as eg
 from livekit.protocol import models
 
 from ..config import Settings
-from ..contract.egress_info import CODE_FAILED, apply_worker_event, end_details, set_failed
-from ..contract.events import END_FAILURE, HandlerEvent
+from ..contract.egress_info import apply_worker_event, set_failed
+from ..contract.events import HandlerEvent
 from ..contract.job import Command, IOReport, JobSpec
 from ..contract.layouts import Layout
 from ..contract.streams import redact_url
 from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..errors import EgressError, invalid
 from ..handler.disk_results import file_results_from_disk
-from ..handler.manifests import write_manifests
 from ..storage import from_config
 from ..webhooks.sender import WebhookSender
 from .admission import CpuAdmission, admitted, composite_cost, track_cost
@@ -40,14 +39,13 @@ from .job_spec import NO_OPTIONS, StartOptions, new_spec
 from .requests import (redacted_request, request_outputs, resolve_encoding, resolve_outputs, resolve_track_egress,
                        media_selection, template_url, track_values, unified_to_composite, validate_room_composite,
                        validate_stream_urls, validate_web)
+from .orphans import MSG_SERVICE_RESTARTED, end_left_behind, read_back
 from .rooms import Rooms, find_track, require_participant, require_tracks
 
 __all__ = ["EgressService", "MSG_SERVICE_RESTARTED", "NO_OPTIONS", "PAUSE_ACK_S", "StartOptions"]
 
 log = logging.getLogger(__name__)
 S = eg.EgressStatus
-#: EgressInfo.error of egresses a previous run of the service left without their handler
-MSG_SERVICE_RESTARTED = "pyegress restarted while the egress was running"
 
 
 class EgressService:
@@ -86,13 +84,7 @@ class EgressService:
             return self.orphans
         self.orphans = []
         for info in self.store.list(active=True):
-            record = JobRecord.load(self.store.get_job(info.egress_id))
-            # its start was announced by the previous run
-            job = EgressJob(info, external=record.external, webhook_urls=request_webhooks(info), announced=info.status)
-            file_results_from_disk(info)
-            info.details = end_details(END_FAILURE)
-            set_failed(info, MSG_SERVICE_RESTARTED, CODE_FAILED, time.time_ns())
-            self._write_manifests(info, record.files, record.segments)
+            job = end_left_behind(info, JobRecord.load(self.store.get_job(info.egress_id)))
             self._jobs[info.egress_id] = job  # for the listeners (is_external) while it is saved
             try:
                 self._save(info)
@@ -478,23 +470,12 @@ class EgressService:
                      else f"egress worker exited unexpectedly (code {code})")
             set_failed(info, error)
             try:
-                await asyncio.to_thread(file_results_from_disk, info)
-                await asyncio.to_thread(self._write_manifests, info, job.spec.files, job.spec.segments)
+                await asyncio.to_thread(read_back, info, job.spec.files, job.spec.segments)
             except Exception:  # the terminal state matters more than its details
                 log.exception("egress %s: reading back its files failed", job.egress_id)
             self._save(info)
         self._jobs.pop(job.egress_id, None)
         self.admission.release(job.egress_id)
-
-    @staticmethod
-    def _write_manifests(info: eg.EgressInfo, files: list, segments: list) -> None:
-        """The manifests of an egress whose handler died without writing them (a handler writes and uploads
-        its own, :mod:`pyegress.handler.manifests`): local only, beside the files. One that cannot be
-        written is logged and left out (``manifest_location`` stays empty), the egress's end stands. Blocks."""
-        try:
-            write_manifests(info, files, segments, upload=False)
-        except OSError as e:
-            log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
 
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished; end the pool's idle processes."""

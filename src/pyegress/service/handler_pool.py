@@ -1,10 +1,10 @@
 """Worker processes started ahead of need, so that an egress does not wait for Python to import the stack.
 
-A worker process spends most of its start importing (livekit rtc, PyAV, numpy, pydantic models): about
+A handler process spends most of its start importing (livekit rtc, PyAV, numpy, pydantic models): about
 0.7 CPU-s, several seconds of wall time on a busy machine. The pool keeps ``size`` processes that have
 done so and wait for an egress (:mod:`pyegress.handler.pooled`); :meth:`HandlerPool.take` hands one out
 and the pool starts a replacement in the background: one at a time, and only once the starts have done
-theirs (1 s after the last take, and after the imports of workers started because the pool was empty),
+theirs (1 s after the last take, and after the imports of handlers started because the pool was empty),
 so that refilling never slows the starts it is for.
 """
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: After a take, the refill waits this long (s), so the taken process starts its egress without an import
 #: beside it; a burst of takes restarts the wait.
 REFILL_DELAY_S = 1.0
-#: ... and while workers started outside the pool (it was empty) are importing, up to this long (s) after
+#: ... and while handlers started outside the pool (it was empty) are importing, up to this long (s) after
 #: the last take.
 UNPOOLED_WAIT_S = 10.0
 #: Waits (s) before spawning again after a pooled process died before it was ready: doubling from the first
@@ -43,7 +43,7 @@ class _Pooled:
 
 
 class HandlerPool:
-    """Keeps ``size`` (≥ 0; 0 disables the pool) imported worker processes waiting for an egress.
+    """Keeps ``size`` (≥ 0; 0 disables the pool) imported handler processes waiting for an egress.
 
     Idle processes log to ``log_dir/worker-pool.log`` until they get an egress. Call :meth:`start` on the
     event loop and :meth:`close` at shutdown; idle processes also die with the service if it is killed.
@@ -55,7 +55,7 @@ class HandlerPool:
         self._idle: deque[_Pooled] = deque()
         self._wake: asyncio.Event | None = None
         self._taken_at = 0.0  # loop time of the last take
-        self._unpooled = 0  # workers started outside the pool that are still importing
+        self._unpooled = 0  # handlers started outside the pool that are still importing
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -65,7 +65,7 @@ class HandlerPool:
             self._task = asyncio.create_task(self._fill(), name="worker-pool")
 
     async def take(self) -> asyncio.subprocess.Process | None:
-        """An imported worker process waiting for its :class:`~pyegress.handler.pooled.Assignment` line, or
+        """An imported handler process waiting for its :class:`~pyegress.handler.pooled.Assignment` line, or
         None if the pool is empty (the caller starts one itself, see :meth:`unpooled_start`). Waits for a
         process still importing: that is sooner than starting another."""
         self._taken_at = asyncio.get_running_loop().time()
@@ -77,8 +77,8 @@ class HandlerPool:
         return None
 
     def unpooled_start(self) -> Callable[[], None]:
-        """Note a worker started outside the pool; call the returned function (idempotent) once it has
-        imported (its first event, or its exit). The refill does not import beside such workers."""
+        """Note a handler started outside the pool; call the returned function (idempotent) once it has
+        imported (its first event, or its exit). The refill does not import beside such handlers."""
         self._unpooled += 1
         pending = True
 

@@ -1,4 +1,4 @@
-"""The service's handle on one worker process (``python -m pyegress.handler``)."""
+"""The service's handle on one handler process (``python -m pyegress.handler``)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class HandlerProcess:
-    """Starts a worker for ``spec`` and relays its events to ``on_event``.
+    """Starts a handler for ``spec`` and relays its events to ``on_event``.
 
     ``on_exit(returncode)`` runs once the process has exited and every event was
-    delivered. The worker's log goes to ``log_path``. With a ``pool``, the worker
+    delivered. The handler's log goes to ``log_path``. With a ``pool``, the handler
     is one of its waiting processes if it has one, else a new process.
     """
 
@@ -33,7 +33,7 @@ class HandlerProcess:
         self.pool = pool
         self.proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None
-        self._imported: Callable[[], None] | None = None  # tells the pool a worker it did not give has imported
+        self._imported: Callable[[], None] | None = None  # tells the pool a handler it did not give has imported
 
     async def start(self) -> None:
         """Launch the process (or take one from the pool) and send it the job.
@@ -65,7 +65,7 @@ class HandlerProcess:
         self._task = asyncio.create_task(self._relay(), name=f"worker-{self.spec.egress_id}")
 
     async def send(self, command: Command) -> None:
-        """Send a command; a worker that has already exited ignores it."""
+        """Send a command; a handler that has already exited ignores it."""
         if self.proc is None or self.proc.returncode is not None or self.proc.stdin.is_closing():
             return
         try:
@@ -81,7 +81,7 @@ class HandlerProcess:
     async def _relay(self) -> None:
         assert self.proc is not None
         async for line in self.proc.stdout:
-            if self._imported is not None:  # a worker's first event comes after its imports
+            if self._imported is not None:  # a handler's first event comes after its imports
                 self._imported()
             try:
                 event = HandlerEvent.model_validate_json(line)
