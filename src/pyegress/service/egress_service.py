@@ -1,15 +1,15 @@
 """EgressService: the LiveKit Egress API's semantics, independent of the wire.
 
-A start request is validated and resolved, becomes a ``livekit.EgressInfo``
-(status EGRESS_STARTING), is stored, and its handler process is launched. Handler
-events move the EgressInfo through ACTIVE → ENDING → COMPLETE (or FAILED); each
-change is stored with ``updated_at``.
+A start request is validated and resolved (:mod:`.requests`), becomes a ``livekit.EgressInfo``
+(status EGRESS_STARTING), is stored, and its handler process is launched (:mod:`.running`, one
+:class:`~.egress_job.EgressJob` per egress). Handler events move the EgressInfo through ACTIVE → ENDING →
+COMPLETE (or FAILED); each change is stored with ``updated_at``, announced by webhook (:mod:`.announcer`)
+and passed to the listeners. Rooms are looked up in :mod:`.rooms`; egresses left without their handler end
+in :mod:`.orphans`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
 import time
 from pathlib import Path
@@ -19,28 +19,25 @@ from livekit.protocol import egress as eg
 from livekit.protocol import models
 
 from ..config import Settings
-from ..contract.egress_info import apply_worker_event, set_failed
-from ..contract.events import HandlerEvent
-from ..contract.job import Command, IOReport, JobSpec
+from ..contract.job import Command, JobSpec
 from ..contract.layouts import Layout
 from ..contract.streams import redact_url
 from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..errors import EgressError, invalid
-from ..handler.disk_results import file_results_from_disk
 from ..storage import from_config
 from ..webhooks.sender import WebhookSender
 from .admission import CpuAdmission, admitted, composite_cost, track_cost
 from .announcer import announce
-from .egress_job import PAUSE_ACK_S, EgressJob, request_webhooks
+from .egress_job import PAUSE_ACK_S, EgressJob
 from .handler_pool import HandlerPool
-from .handler_process import HandlerProcess
 from .job_record import JobRecord
 from .job_spec import NO_OPTIONS, StartOptions, new_spec
-from .requests import (redacted_request, request_outputs, resolve_encoding, resolve_outputs, resolve_track_egress,
-                       media_selection, template_url, track_values, unified_to_composite, validate_room_composite,
+from .orphans import MSG_SERVICE_RESTARTED, end_left_behind
+from .requests import (media_selection, redacted_request, request_outputs, resolve_encoding, resolve_outputs,
+                       resolve_track_egress, template_url, track_values, unified_to_composite, validate_room_composite,
                        validate_stream_urls, validate_web)
-from .orphans import MSG_SERVICE_RESTARTED, end_left_behind, read_back
 from .rooms import Rooms, find_track, require_participant, require_tracks
+from .running import RunningEgresses
 
 __all__ = ["EgressService", "MSG_SERVICE_RESTARTED", "NO_OPTIONS", "PAUSE_ACK_S", "StartOptions"]
 
@@ -66,12 +63,12 @@ class EgressService:
         self.backup = from_config(settings.backup, "backup")
         self.recordings_dir = Path(settings.recordings_dir).resolve()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self._jobs: dict[str, EgressJob] = {}  # the egresses of this service, until their handler exits
         self._listeners: list[Callable[[eg.EgressInfo], None]] = []
         self.rooms = Rooms(settings)
         # one CPU budget for every egress of this process, from its own API or from livekit-server
         self.admission = CpuAdmission(settings.cpu_cost)
         self.pool = HandlerPool(settings.handler_pool_size, settings.log_dir)  # its owner calls pool.start()
+        self.jobs = RunningEgresses(settings, store, self.admission, self.pool, self._save)
         self.orphans: list[eg.EgressInfo] | None = None  # set by recover()
 
     def recover(self) -> list[eg.EgressInfo]:
@@ -85,11 +82,8 @@ class EgressService:
         self.orphans = []
         for info in self.store.list(active=True):
             job = end_left_behind(info, JobRecord.load(self.store.get_job(info.egress_id)))
-            self._jobs[info.egress_id] = job  # for the listeners (is_external) while it is saved
-            try:
+            with self.jobs.listed(job):  # for the listeners (is_external) while it is saved
                 self._save(info)
-            finally:
-                self._jobs.pop(info.egress_id, None)
             self.orphans.append(info)
             log.warning("egress %s was left running by a previous run: ended FAILED", info.egress_id)
         return self.orphans
@@ -101,16 +95,16 @@ class EgressService:
 
     def get_info(self, egress_id: str) -> eg.EgressInfo | None:
         """The EgressInfo of ``egress_id`` (live while it runs), or None if unknown."""
-        job = self._jobs.get(egress_id)
+        job = self.jobs.get(egress_id)
         return job.info if job is not None else self.store.get(egress_id)
 
     def active_egress_ids(self) -> list[str]:
         """Egresses with a running handler process."""
-        return [egress_id for egress_id, job in self._jobs.items() if job.handler is not None]
+        return self.jobs.ids()
 
     def is_external(self, egress_id: str) -> bool:
         """True for an egress started with ``StartOptions(webhooks=False)`` (livekit-server's job)."""
-        job = self._jobs.get(egress_id)
+        job = self.jobs.get(egress_id)
         return job is not None and job.external
 
     # ---- API methods ------------------------------------------------------
@@ -183,7 +177,7 @@ class EgressService:
         if info.status not in ACTIVE_STATUSES:
             raise EgressError("failed_precondition",
                               f"egress {req.egress_id} is {S.Name(info.status)}, not active", egress_id=req.egress_id)
-        job = self._running(req.egress_id)
+        job = self.jobs.running(req.egress_id)
         if job is not None:
             await job.handler.send(Command(cmd="stop"))
             job.watch_ending(self.settings.ending_timeout_s)
@@ -213,12 +207,12 @@ class EgressService:
 
     def is_paused(self, egress_id: str) -> bool:
         """Whether ``egress_id`` is active and paused."""
-        job = self._jobs.get(egress_id)
+        job = self.jobs.get(egress_id)
         return job is not None and job.paused
 
     async def _set_paused(self, egress_id: str, paused: bool) -> eg.EgressInfo:
         info = self._get(egress_id)
-        job = self._running(egress_id)
+        job = self.jobs.running(egress_id)
         if info.status != S.EGRESS_ACTIVE or job is None:
             raise EgressError("failed_precondition", f"egress {egress_id} is {S.Name(info.status)}, not active",
                               egress_id=egress_id)
@@ -239,7 +233,7 @@ class EgressService:
             raise invalid("layout", str(e)) from None
         if info.WhichOneof("request") != "room_composite" or info.status not in ACTIVE_STATUSES:
             raise EgressError("failed_precondition", f"egress {req.egress_id} is not an active room composite")
-        await self._jobs[req.egress_id].handler.send(Command(cmd="layout", layout=req.layout))
+        await self.jobs.get(req.egress_id).handler.send(Command(cmd="layout", layout=req.layout))
         info.room_composite.layout = req.layout
         self._save(info)
         return info
@@ -270,7 +264,7 @@ class EgressService:
                           video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
                           empty_timeout_s=0)
         # TrackEgress reports its file in the legacy `file` too
-        await self._launch(EgressJob(info, spec, legacy="file" if files else "", external=not opts.webhooks))
+        await self.jobs.launch(EgressJob(info, spec, legacy="file" if files else "", external=not opts.webhooks))
         return info
 
     async def start_egress(self, req: eg.StartEgressRequest, opts: StartOptions = NO_OPTIONS) -> eg.EgressInfo:
@@ -319,7 +313,7 @@ class EgressService:
             raise EgressError("failed_precondition", "UpdateStream needs an egress started with stream_outputs")
         if req.add_output_urls:
             validate_stream_urls(list(req.add_output_urls), "add_output_urls")
-        job = self._running(req.egress_id)
+        job = self.jobs.running(req.egress_id)
         if job is not None:
             await job.handler.send(Command(cmd="update_stream", add_urls=list(req.add_output_urls),
                                            remove_urls=list(req.remove_output_urls)))
@@ -367,7 +361,7 @@ class EgressService:
             spec.await_start_signal = True
         for url in outputs.streams:  # listed from the start, as LiveKit does; the handler's reports refine them
             info.stream_results.add(url=redact_url(url), status=eg.StreamInfo.Status.ACTIVE)
-        await self._launch(EgressJob(info, spec, legacy=outputs.legacy or "", external=not opts.webhooks))
+        await self.jobs.launch(EgressJob(info, spec, legacy=outputs.legacy or "", external=not opts.webhooks))
         return info
 
     @staticmethod
@@ -396,91 +390,18 @@ class EgressService:
             raise EgressError("not_found", f"egress {egress_id} not found", egress_id=egress_id)
         return info
 
-    def _running(self, egress_id: str) -> EgressJob | None:
-        """The egress's record if its handler process has started, else None."""
-        job = self._jobs.get(egress_id)
-        return job if job is not None and job.handler is not None else None
-
     def _save(self, info: eg.EgressInfo) -> None:
         """Store ``info`` (``updated_at`` now), announce its status change and tell the listeners."""
         info.updated_at = time.time_ns()
         self.store.save(info)
-        announce(self.webhooks, info, self._jobs.get(info.egress_id))
+        announce(self.webhooks, info, self.jobs.get(info.egress_id))
         for listener in self._listeners:
             try:
                 listener(info)
             except Exception:  # a dialect's bookkeeping must never break the egress itself
                 log.exception("egress listener failed for %s", info.egress_id)
 
-    async def _launch(self, job: EgressJob) -> None:
-        """Store the new egress and start its handler; its events and exit drive the egress from then on."""
-        info, spec, egress_id = job.info, job.spec, job.egress_id
-        job.webhook_urls = request_webhooks(info)
-        self._jobs[egress_id] = job
-        self._save(info)
-        self.store.save_job(egress_id, job.record())
-        # the handler folds its events into this EgressInfo for its manifests (and its own report)
-        spec.info, spec.legacy = base64.b64encode(info.SerializeToString()).decode(), job.legacy
-        if job.external and self.settings.redis.configured:
-            spec.io_report = IOReport(redis=self.settings.redis)
-        handler = HandlerProcess(spec, self.settings.log_dir / f"{egress_id}.log",
-                                 lambda event: self._on_event(job, event), lambda code: self._on_exit(job, code),
-                                 self.pool)
-        try:
-            await handler.start()
-        except OSError as e:
-            info.status, info.error = S.EGRESS_FAILED, f"cannot start worker: {e}"
-            self._save(info)
-            self._jobs.pop(egress_id, None)
-            raise EgressError("internal", "cannot start egress worker") from None
-        job.handler = handler
-        self.admission.attach(egress_id, handler.pid)
-        log.info("egress %s started for room %s (handler pid %s)", egress_id, info.room_name, handler.pid)
-
-    async def _on_event(self, job: EgressJob, event: HandlerEvent) -> None:
-        """Fold a handler event into the egress's EgressInfo and store it; a pause acknowledgement only
-        wakes :meth:`_set_paused`."""
-        info = job.info
-        if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
-            job.acknowledge(event)
-            return
-        try:
-            apply_worker_event(info, event, job.legacy)
-            if event.event == "active" and job.take_file_names(event):
-                self.store.save_job(job.egress_id, job.record())
-            if event.event == "ending":
-                job.watch_ending(self.settings.ending_timeout_s)
-            if event.event == "failed":  # the handler counted media its files may not hold
-                await asyncio.to_thread(file_results_from_disk, info)
-        except Exception as e:  # no error here may leave the egress without its end
-            log.exception("egress %s: handling its %s event failed", job.egress_id, event.event)
-            if event.event in ("complete", "failed", "aborted") and info.status in ACTIVE_STATUSES:
-                set_failed(info, f"finishing the egress failed: {e}")
-        try:
-            self._save(info)
-        except Exception:  # the store is failing: keep relaying, _on_exit tries again
-            log.exception("egress %s: cannot save its %s event", job.egress_id, event.event)
-
-    async def _on_exit(self, job: EgressJob, code: int) -> None:
-        """The handler has exited: an egress it left without an end fails with what its files hold."""
-        info, timed_out = job.info, job.handler_exited()
-        if info.status in ACTIVE_STATUSES:
-            # a crash (or a kill after the ending timeout): what the files hold is the truth
-            error = (f"egress did not finish within {self.settings.ending_timeout_s:g} s of ending" if timed_out
-                     else f"egress worker exited unexpectedly (code {code})")
-            set_failed(info, error)
-            try:
-                await asyncio.to_thread(read_back, info, job.spec.files, job.spec.segments)
-            except Exception:  # the terminal state matters more than its details
-                log.exception("egress %s: reading back its files failed", job.egress_id)
-            self._save(info)
-        self._jobs.pop(job.egress_id, None)
-        self.admission.release(job.egress_id)
-
     async def shutdown(self) -> None:
         """Stop every active egress and wait for the files to be finished; end the pool's idle processes."""
         await self.pool.close()
-        handlers = [job.handler for job in self._jobs.values() if job.handler is not None]
-        for handler in handlers:
-            await handler.send(Command(cmd="stop"))
-        await asyncio.gather(*(h.wait() for h in handlers), return_exceptions=True)
+        await self.jobs.stop_all()
