@@ -10,7 +10,7 @@ import asyncio
 import json
 import signal
 import subprocess
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import psutil
@@ -124,21 +124,28 @@ async def test_unwritable_manifest_still_ends_the_egress(lkapi, publishers, room
             assert info.egress_id not in [i.egress_id for i in listed.items]
 
 
-async def test_lost_livekit_server_fails_the_egress(tmp_path):
+@asynccontextmanager
+async def recording_on_own_livekit(tmp_path: Path, room: str):
+    """A livekit-server of its own (so it can be killed), a publisher in ``room`` and a ``pyegress serve``
+    recording a room composite of it, 2 s into ACTIVE: yields ``(livekit, egress API client, info)``."""
     with LiveKitServer(log_path=tmp_path / "livekit.log") as lk_server, \
             publisher_factory(lk_server, tmp_path) as start_publishers:
-        room = "doomed"
         async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
             await lk.room.create_room(api.CreateRoomRequest(name=room))
         start_publishers(room, 1)
         with serve(tmp_path / "srv", lk_server) as server:
             async with api.LiveKitAPI(server.url, lk_server.api_key, lk_server.api_secret) as eg_api:
                 info = await eg_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-                    room_name=room, file_outputs=[api.EncodedFileOutput(filepath="doomed.mp4")]))
+                    room_name=room, file_outputs=[api.EncodedFileOutput(filepath=f"{room}.mp4")]))
                 await wait_status(eg_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
                 await asyncio.sleep(2)
-                lk_server._proc.send_signal(signal.SIGKILL)  # gone for good, no goodbye to anyone
-                final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=120)
+                yield lk_server, eg_api, info
+
+
+async def test_lost_livekit_server_fails_the_egress(tmp_path):
+    async with recording_on_own_livekit(tmp_path, "doomed") as (lk_server, eg_api, info):
+        lk_server._proc.send_signal(signal.SIGKILL)  # gone for good, no goodbye to anyone
+        final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=120)
     assert final.status == S.EGRESS_FAILED, final
     assert final.error == "recording ended early: connection to room failed" and final.error_code == 503
     assert final.details.startswith("End reason: Failure")
@@ -184,28 +191,17 @@ async def test_restarted_service_ends_its_orphans_truthfully(lkapi, publishers, 
 
 
 async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path):
-    with LiveKitServer(log_path=tmp_path / "livekit.log") as lk_server, \
-            publisher_factory(lk_server, tmp_path) as start_publishers:
-        room = "bumpy"
-        async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
-            await lk.room.create_room(api.CreateRoomRequest(name=room))
-        start_publishers(room, 1)
-        with serve(tmp_path / "srv", lk_server) as server:
-            async with api.LiveKitAPI(server.url, lk_server.api_key, lk_server.api_secret) as eg_api:
-                info = await eg_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-                    room_name=room, file_outputs=[api.EncodedFileOutput(filepath="bumpy.mp4")]))
-                await wait_status(eg_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
-                await asyncio.sleep(2)
-                lk_server._proc.send_signal(signal.SIGKILL)  # a crash, then a restart 1 s later
-                lk_server._proc.wait()
-                await asyncio.sleep(1)
-                # the same signal port: the SDKs reconnect to it (the room is made anew on rejoin)
-                with LiveKitServer(port=lk_server.port, log_path=tmp_path / "livekit-2.log"):
-                    await asyncio.sleep(12)
-                    still = (await eg_api.egress.list_egress(api.ListEgressRequest(egress_id=info.egress_id))).items[0]
-                    assert still.status == S.EGRESS_ACTIVE, still
-                    await eg_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
-                    final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED)
+    async with recording_on_own_livekit(tmp_path, "bumpy") as (lk_server, eg_api, info):
+        lk_server._proc.send_signal(signal.SIGKILL)  # a crash, then a restart 1 s later
+        lk_server._proc.wait()
+        await asyncio.sleep(1)
+        # the same signal port: the SDKs reconnect to it (the room is made anew on rejoin)
+        with LiveKitServer(port=lk_server.port, log_path=tmp_path / "livekit-2.log"):
+            await asyncio.sleep(12)
+            still = (await eg_api.egress.list_egress(api.ListEgressRequest(egress_id=info.egress_id))).items[0]
+            assert still.status == S.EGRESS_ACTIVE, still
+            await eg_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+            final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_COMPLETE, final
     assert final.details.startswith("End reason: StopEgress API (room connection lost and regained 1x"), final.details
     assert ffprobe(final.file_results[0].location).duration > 12
