@@ -179,3 +179,20 @@ def packet_times(path, stream: str) -> list[float]:
                           "packet=pts_time", "-of", "csv=p=0", str(path)],
                          check=True, capture_output=True, text=True).stdout
     return sorted(float(x) for x in out.split() if x.strip() not in ("", "N/A"))
+
+
+def media_span_s(path) -> float:
+    """Seconds of media a player can read in the file: from its first packet's start to its last
+    packet's end over every stream, as ffprobe reads them packet by packet (a file cut short — a
+    full disk, a crash — has no trustworthy duration in its header)."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0",
+                          str(path)], check=False, capture_output=True, text=True).stdout
+    spans = []
+    for line in out.split():
+        pts, _, duration = line.partition(",")
+        if pts not in ("", "N/A"):
+            start = float(pts)
+            spans.append((start, start + (float(duration) if duration not in ("", "N/A") else 0.0)))
+    return max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0
