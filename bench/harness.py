@@ -37,7 +37,7 @@ from pyegress.contract.encoding import EncodingSettings  # noqa: E402
 from pyegress.devtools.livekit_server import LiveKitServer  # noqa: E402
 from pyegress.devtools.probe import ffprobe  # noqa: E402
 from pyegress.devtools.process import free_port  # noqa: E402
-from pyegress.devtools.publisher import VideoPattern  # noqa: E402
+from pyegress.devtools.patterns import VideoPattern  # noqa: E402
 from pyegress.handler.pooled import IDLE_LABEL  # noqa: E402
 from pyegress.media.compose.video import i420_planes  # noqa: E402
 from pyegress.media.encode.encoder import encoder_threads  # noqa: E402
@@ -79,7 +79,7 @@ def baseline_frames(count: int, width: int = WIDTH, height: int = HEIGHT):
     """Yield ``count`` yuv420p ``(H*3/2, W) uint8`` canvases (one reused array) for the baseline encode.
 
     Frame ``n`` is what a 4-publisher grid composite shows: a 2x2 grid of the generated
-    publishers' pictures (:class:`~pyegress.devtools.publisher.VideoPattern` ``0..3`` at
+    publishers' pictures (:class:`~pyegress.devtools.patterns.VideoPattern` ``0..3`` at
     tile size, frame ``n``: coloured background, sweeping bar, frame counter), drawn and
     placed with numpy slice copies.
     """

@@ -155,7 +155,7 @@ def av_offsets_at(path) -> list[tuple[float, float]]:
 def counter_frames(path, width: int = 640, height: int = 360) -> list[tuple[float, int]]:
     """``(t, n)`` for each decoded video frame whose generated-publisher frame counter reads ``n``; frames
     are scaled to the publisher's ``width`` x ``height`` first (a single-tile composite of it fills them)."""
-    from pyegress.devtools.publisher import VideoPattern
+    from pyegress.devtools.patterns import VideoPattern
 
     pattern = VideoPattern(width, height, 30, 0)
     out = []

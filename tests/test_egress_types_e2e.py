@@ -16,7 +16,7 @@ from livekit import api
 from conftest import wait_status
 from media_checks import distinct_colours, dominant_hz, frame_at, frame_chroma, tile_chroma
 from pyegress.devtools.probe import ffprobe
-from pyegress.devtools.publisher import participant_colour, tone_hz
+from pyegress.devtools.patterns import participant_colour, tone_hz
 
 S = api.EgressStatus
 ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_REACHED)

@@ -16,15 +16,8 @@ import pytest
 from livekit import api, rtc
 
 from pyegress.devtools.livekit_server import LiveKitServer
-from pyegress.devtools.publisher import (
-    AUDIO_SAMPLE_RATE,
-    AudioPattern,
-    GeneratedPublisher,
-    VideoPattern,
-    participant_colour,
-    participant_token,
-    tone_hz,
-)
+from pyegress.devtools.patterns import AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern, participant_colour, tone_hz
+from pyegress.devtools.publisher import GeneratedPublisher, participant_token
 
 
 # --- the generated media, without a server ---------------------------------------------------

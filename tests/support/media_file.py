@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pyegress.devtools.publisher import AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern
+from pyegress.devtools.patterns import AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern
 from pyegress.media.compose.video import i420_to_av
 
 _OPUS_FRAME = AUDIO_SAMPLE_RATE // 50  # 20 ms
