@@ -38,11 +38,7 @@ def end_left_behind(info: eg.EgressInfo, record: JobRecord) -> EgressJob:
     :data:`MSG_SERVICE_RESTARTED`; returns its record for the save that announces the end (its start was
     announced by the previous run). Blocks while it reads files."""
     job = EgressJob(info, external=record.external, webhook_urls=request_webhooks(info), announced=info.status)
-    file_results_from_disk(info)
     info.details = end_details(END_FAILURE)
     set_failed(info, MSG_SERVICE_RESTARTED, CODE_FAILED, time.time_ns())
-    try:
-        write_manifests(info, record.files, record.segments, upload=False)
-    except OSError as e:
-        log.error("egress %s: cannot write its manifest: %s", info.egress_id, e)
+    read_back(info, record.files, record.segments)
     return job
