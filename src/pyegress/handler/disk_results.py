@@ -1,8 +1,8 @@
 """Results read back from the disk: what a file really holds once its handler failed or died.
 
 A handler's own results count media handed to the encoder; after a failed write (a full disk) or a
-crash the file holds less. The handler reads them back when it fails (before its manifests), the
-service when a handler died without an end. The file is the truth a user plays, so its size and the media it
+crash the file holds less. The handler reads them back into its ``failed`` event (before its
+manifests), the service when a handler died without an end. The file is the truth a user plays, so its size and the media it
 contains are what ``file_results`` report.
 """
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import av
 from livekit.protocol import egress as eg
+
+from ..contract.events import FileResult
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,33 @@ def media_duration_ns(path: Path) -> int:
     return int(round((last - first) * 1e9)) if first is not None else 0
 
 
+def _held(location: str) -> tuple[int, int] | None:
+    """``(size in bytes, media in ns)`` of the file at ``location`` if it is one on this disk, else None
+    (it went to object storage, or is gone)."""
+    path = Path(location)
+    if not path.is_absolute() or not path.is_file():
+        return None
+    return path.stat().st_size, media_duration_ns(path)
+
+
+def event_files_from_disk(results: list[FileResult]) -> None:
+    """Re-read each of a handler event's file ``results`` that is on this disk: ``size`` and ``duration``
+    become what the file holds and ``ended_at`` follows from them. Blocks."""
+    for result in results:
+        held = _held(result.path)
+        if held is not None:
+            result.size, result.duration = held
+            result.ended_at = result.started_at + result.duration if result.started_at else 0
+
+
 def file_results_from_disk(info: eg.EgressInfo) -> None:
-    """Re-read each of ``info.file_results`` whose ``location`` is a file on this disk: ``size`` and
-    ``duration`` become what the file holds and ``ended_at`` follows from them. Results whose file went
-    to object storage (or is gone) are left as they are. Blocks: call it in a thread."""
+    """Re-read each of ``info.file_results`` whose ``location`` is a file on this disk, as
+    :func:`event_files_from_disk` does (for an egress whose handler died). Blocks: call it in a thread."""
     for result in info.file_results:
-        path = Path(result.location)
-        if not path.is_absolute() or not path.is_file():
+        held = _held(result.location)
+        if held is None:
             continue
-        result.size = path.stat().st_size
-        result.duration = media_duration_ns(path)
+        result.size, result.duration = held
         start = result.started_at or info.started_at
         result.ended_at = start + result.duration if start else 0
     if info.HasField("file") and info.file_results:  # the legacy oneof mirrors the first result

@@ -21,7 +21,7 @@ from ..contract.events import HandlerEvent
 from ..contract.job import FileTarget, JobSpec, SegmentsTarget
 from ..storage import AnyStorage
 from ..storage.local import replace_atomically
-from .disk_results import file_results_from_disk
+from .disk_results import event_files_from_disk
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,13 @@ def write_manifests(info: eg.EgressInfo, files: list[FileTarget], segments: list
 
 
 def finish(spec: JobSpec, events: list[HandlerEvent], final: HandlerEvent, layout: str = "") -> None:
-    """The handler's last step before it reports ``final`` (``complete`` or ``failed``): fold its events
-    into the EgressInfo it was given (with the room composite's ``layout`` if UpdateLayout changed it),
-    read a failed egress's files back from the disk, write (and upload) the manifests and put their
-    location in ``final.manifest_location``. A manifest that cannot be written is logged and left out; the
+    """The handler's last step before it reports ``final`` (``complete`` or ``failed``): read a failed
+    egress's files back from the disk into ``final``, fold its events into the EgressInfo it was given
+    (with the room composite's ``layout`` if UpdateLayout changed it), write (and upload) the manifests
+    and put their location in ``final.manifest_location``. A manifest that cannot be written is logged and left out; the
     egress's end stands. Blocks: call it in a thread."""
+    if final.event == "failed":  # the handler counted media its files may not hold
+        event_files_from_disk(final.files)
     if not spec.info:
         return
     info = eg.EgressInfo.FromString(base64.b64decode(spec.info))
@@ -75,8 +77,6 @@ def finish(spec: JobSpec, events: list[HandlerEvent], final: HandlerEvent, layou
     if layout and info.WhichOneof("request") == "room_composite":
         info.room_composite.layout = layout
     try:
-        if final.event == "failed":  # the handler counted media its files may not hold
-            file_results_from_disk(info)
         info.updated_at = time.time_ns()
         write_manifests(info, files, spec.segments, spec.upload_retry_base_s)
     except OSError as e:

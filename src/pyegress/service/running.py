@@ -18,7 +18,6 @@ from ..contract.events import HandlerEvent
 from ..contract.job import Command, IOReport
 from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..errors import EgressError
-from ..handler.disk_results import file_results_from_disk
 from .admission import CpuAdmission
 from .egress_job import EgressJob, request_webhooks
 from .handler_pool import HandlerPool
@@ -102,8 +101,6 @@ class RunningEgresses:
                 self.store.save_job(job.egress_id, job.record())
             if event.event == "ending":
                 job.watch_ending(self.settings.ending_timeout_s)
-            if event.event == "failed":  # the handler counted media its files may not hold
-                await asyncio.to_thread(file_results_from_disk, info)
         except Exception as e:  # no error here may leave the egress without its end
             log.exception("egress %s: handling its %s event failed", job.egress_id, event.event)
             if event.event in ("complete", "failed", "aborted") and info.status in ACTIVE_STATUSES:
