@@ -168,6 +168,18 @@ def cpu_s(proc: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def tree_cpu_s(proc: psutil.Process) -> float:
+    """User + system CPU time in s of ``proc`` and its live descendants."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class OtherLoad:
     """CPU used on this machine by processes outside this benchmark's process tree, between :meth:`start` and :meth:`stop`.
 
@@ -186,15 +198,7 @@ class OtherLoad:
     def _now() -> tuple[float, float, float]:
         t = psutil.cpu_times()
         busy = t.user + t.nice + t.system + t.irq + t.softirq
-        me = psutil.Process()
-        own = 0.0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                c = p.cpu_times()
-                own += c.user + c.system
-            except psutil.NoSuchProcess:
-                pass
-        return time.monotonic(), busy, own
+        return time.monotonic(), busy, tree_cpu_s(psutil.Process())
 
     def start(self) -> None:
         self._start = self._now()
@@ -276,14 +280,8 @@ class WorkerMonitor:
         return t.children_user + t.children_system
 
     def _tree_s(self) -> float:
-        total = cpu_s(self.worker)
-        for p in self.worker.children(recursive=True):
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        t = self.worker.cpu_times()  # its reaped children count too
+        return tree_cpu_s(self.worker) + t.children_user + t.children_system
 
     def mark_active(self) -> None:
         """Start the CPU measurement now.

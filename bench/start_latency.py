@@ -42,7 +42,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from harness import (OtherLoad, code_version, command_line, machine, serve_pages, start_publishers, stop_process,
-                     update_results)
+                     tree_cpu_s, update_results)
 from pyegress.service.admission import machine_cores
 from pyegress.config import CPUCostConfig, Settings
 from pyegress.devtools.livekit_server import LiveKitServer
@@ -79,18 +79,6 @@ def pooled(server: PyegressServer) -> list[psutil.Process]:
 def worker_of(server: PyegressServer, egress_id: str) -> psutil.Process:
     (proc,) = [p for p in psutil.Process(server.pid).children() if egress_id in p.cmdline()]
     return proc
-
-
-def tree_cpu_s(proc: psutil.Process) -> float:
-    """User + system CPU-s of ``proc`` and its live descendants."""
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 async def wait_pool_idle(server: PyegressServer, size: int, timeout_s: float = 60.0) -> None:

@@ -19,6 +19,7 @@ import pytest
 from livekit import api
 
 from conftest import EMPTY_TIMEOUT_S
+from test_rest_dialects_e2e import poll
 from pyegress.config import Settings
 from pyegress.devtools.pyegress_server import PyegressServer
 
@@ -177,16 +178,6 @@ def edge_server(livekit, tmp_path_factory):
         yield server
 
 
-async def poll(fetch, done, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await fetch()
-        if done(result) or time.monotonic() > deadline:
-            assert done(result), f"gave up waiting; last result: {result}"
-            return result
-        await asyncio.sleep(0.2)
-
-
 async def test_download_urls_ignore_the_host_header(edge_server, livekit, lkapi, publishers, room_name):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 1)
@@ -195,15 +186,15 @@ async def test_download_urls_ignore_the_host_header(edge_server, livekit, lkapi,
         rec = (await http.post("/api/video/recordings", json={"roomName": room_name, "resolution": "480p"})).json()
         kit_rec = (await http.post(kit("/recordings"), json={"meeting_id": room_name})).json()["data"]
         await poll(lambda: http.get(f"/api/video/recordings/{rec['recordingId']}"),
-                   lambda r: r.json()["recording"]["status"] == "active")
+                   lambda r: r.json()["recording"]["status"] == "active", timeout_s=60)
         await poll(lambda: http.get(kit(f"/recordings/{kit_rec['id']}")),
-                   lambda r: r.json()["data"]["status"] == "RECORDING")
+                   lambda r: r.json()["data"]["status"] == "RECORDING", timeout_s=60)
         await asyncio.sleep(2)
         assert (await http.patch(f"/api/video/recordings/{rec['recordingId']}")).json()["status"] == "completed"
         await http.put(kit(f"/recordings/{kit_rec['id']}"), json={"action": "stop"})
         got = (await http.get(f"/api/video/recordings/{rec['recordingId']}")).json()
         kit_done = await poll(lambda: http.get(kit(f"/recordings/{kit_rec['id']}")),
-                              lambda r: r.json()["data"]["status"] == "UPLOADED")
+                              lambda r: r.json()["data"]["status"] == "UPLOADED", timeout_s=60)
     links = [got["downloadUrl"], kit_done.json()["data"]["download_url"]]
     for link in links:
         assert link.startswith(PUBLIC_URL + "/downloads/") and "attacker" not in link, link
