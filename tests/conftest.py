@@ -10,10 +10,12 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 from livekit import api
 
 from pyegress.devtools.livekit_server import LiveKitServer
+from pyegress.handler.pooled import IDLE_LABEL
 from pyegress.devtools.process import ServerProcess
 from support.postgres_server import PostgresServer
 from pyegress.devtools.pyegress_server import PyegressServer
@@ -144,9 +146,29 @@ async def lkapi(livekit):
 
 @pytest.fixture
 async def egress_api(egress_server, livekit):
-    """``livekit-api``'s own client pointed at pyegress (its ``.egress`` is the EgressService client)."""
+    """``livekit-api``'s own client pointed at pyegress (its ``.egress`` is the EgressService client). At
+    teardown it waits (up to 30 s) until the test's handlers have exited: an egress is reported ended
+    before its handler has closed everything (Chromium, say), and until then its cores count against the
+    shared server's CPU budget, which would refuse the next test's start."""
     async with api.LiveKitAPI(egress_server.url, livekit.api_key, livekit.api_secret) as lk:
         yield lk
+    deadline = time.monotonic() + 30
+    while _busy_handlers(egress_server.pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+def _busy_handlers(pid: int) -> list[psutil.Process]:
+    """Handler processes of ``pyegress serve`` ``pid`` recording (or finishing) an egress; idle pooled ones
+    do not count."""
+    busy = []
+    for child in psutil.Process(pid).children():
+        try:
+            cmdline = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "pyegress.handler" in cmdline and IDLE_LABEL not in cmdline:  # a pooled one is relabelled when assigned
+            busy.append(child)
+    return busy
 
 
 async def wait_status(egress_api, egress_id: str, done, timeout_s: float = 60.0):
