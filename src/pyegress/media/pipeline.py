@@ -1,9 +1,11 @@
 """The pipeline: source → sync → compose/mix → encode once → outputs → storage.
 
-One :class:`Pipeline` serves every egress; only its source differs, chosen by
+One :class:`Pipeline` serves every egress that encodes; only its source differs, chosen by
 :func:`~.source.open_source`: a room through the livekit SDK (room composite,
 participant, track composite, track and ``media`` egress, which differ only in
 the tracks their :class:`~.source.selection.TrackSelection` takes) or a web page.
+A track written as the publisher sent it takes :mod:`.passthrough` instead; both
+share their life as a :class:`~.recording.Recording`.
 
 Timing model: one :class:`~.sync.clock.MediaClock` starts when the egress goes
 ACTIVE (backdated to the start a source reports, e.g. a page's start signal), and
@@ -15,12 +17,8 @@ gap in their timeline and A/V stay aligned (the mixer keeps what it had buffered
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
-from ..contract.events import (END_API, END_LIMIT_REACHED, END_SOURCE_CLOSED, MSG_ROOM_CONNECTION_FAILED,
-                               MSG_STOPPED_BEFORE_STARTED, HandlerEvent)
 from ..contract.job import JobSpec
 from ..contract.layouts import Layout
 from .compose.audio import AudioMixer
@@ -33,7 +31,8 @@ from .outputs.segments import SegmentsOutput
 from .outputs.stream import StreamOutput
 from .outputs.uploads import OutputUploads
 from .outputs.websocket import WebsocketOutput
-from .source import CODE_ROOM_CONNECTION, SourceError, TrackRef, open_source
+from .recording import Recording
+from .source import TrackRef, open_source
 from .source.base import I420Frame
 from .sync.clock import MediaClock
 from .sync.ticker import Ticker
@@ -48,8 +47,8 @@ BULK_AUDIO_FRAME_MS = 100
 AUDIO_CHANNELS = 2
 
 
-class Pipeline:
-    """Records what ``spec`` selects into its outputs.
+class Pipeline(Recording):
+    """Records what ``spec`` selects into its outputs, decoded, composed and encoded once.
 
     ``emit`` receives :class:`HandlerEvent` s; call :meth:`stop` (any time) to end
     the recording, :meth:`set_layout` to switch layout, :meth:`pause` and
@@ -58,15 +57,12 @@ class Pipeline:
     """
 
     def __init__(self, spec: JobSpec, emit) -> None:
-        self.spec = spec
-        self.emit = emit
+        super().__init__(spec, emit)
         enc = spec.encoding
         self.clock = MediaClock()
         self.audio_frame_ms = LIVE_AUDIO_FRAME_MS if spec.video or spec.websocket_url else BULK_AUDIO_FRAME_MS
         self.mixer = AudioMixer.for_frames(enc.audio_frequency, AUDIO_CHANNELS, self.audio_frame_ms) \
             if spec.audio else None
-        self._stop = asyncio.Event()
-        self._stop_reason = END_API
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
         self.source = open_source(spec, self, audio_channels=AUDIO_CHANNELS, audio_frame_ms=self.audio_frame_ms)
         # The source's own picture (a web page), or its video tracks composed here
@@ -74,12 +70,6 @@ class Pipeline:
             if spec.video and self.source.picture is None else None
         self.picture = self.compositor if self.compositor is not None else self.source.picture
         self.dropped_frames = 0  # video frames skipped because the encoder fell behind
-        self.files: list[FileOutput] = []
-        self.segments: list[SegmentsOutput] = []
-        self.images: list[ImagesOutput] = []
-        self.streams: list[StreamOutput] = []  # every URL ever added, removed ones included (for results)
-        self.websockets: list[WebsocketOutput] = []
-        self.uploads: OutputUploads | None = None
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
 
@@ -112,12 +102,6 @@ class Pipeline:
             self.compositor.set_active_speaker(self._speaker_tracks.get(identities[0]))
 
     # ---- control ----------------------------------------------------------
-    def stop(self, reason: str = END_API) -> None:
-        """End the recording; ``reason`` is one of LiveKit's end reasons (``contract.events.END_*``)."""
-        if not self._stop.is_set():
-            self._stop_reason = reason
-            self._stop.set()
-
     def pause(self) -> None:
         """Record nothing until :meth:`resume`: the media clock stops, so no frame or sample reaches the
         encoder, and the sources' media is dropped. The outputs stay open."""
@@ -153,54 +137,13 @@ class Pipeline:
             self.streams.append(out)
             thread.call(lambda out=out: thread.outputs.append(out))
 
-    # ---- results ----------------------------------------------------------
-    def _event(self, event: str, duration_ns: int, ended_at: int = 0, **kw) -> HandlerEvent:
-        return HandlerEvent(event=event, ended_at=ended_at,
-                            files=[f.result(duration_ns, ended_at) for f in self.files],
-                            segments=[s.result(ended_at) for s in self.segments],
-                            images=[i.result(ended_at) for i in self.images],
-                            streams=[s.result() for s in self.streams], **kw)
-
-    # ---- main loop --------------------------------------------------------
-    async def run(self) -> None:
-        """Open the source, open the outputs, tick until stopped, finish; emits events throughout.
-
-        Never raises for media or connection errors: they become a ``failed`` event.
-        """
-        try:
-            await self.source.start(self._stop)
-        except SourceError as e:
-            self.emit(HandlerEvent(event="failed", error=str(e), error_code=e.code))
-            return
-        if self._stop.is_set():  # stopped before anything was recorded: no outputs, no success (LiveKit: ABORTED)
-            await self.source.close()
-            self.emit(HandlerEvent(event="aborted", error=MSG_STOPPED_BEFORE_STARTED, reason=self._stop_reason))
-            return
-        try:
-            thread = self._open_outputs()
-        except Exception as e:  # bad encoder settings or an unwritable path
-            await self.source.close()
-            self.emit(HandlerEvent(event="failed", error=f"cannot open output: {e}"))
-            return
-        self.emit(self._event("active", 0, started_at=self.clock.wall_start_ns, room_id=self.source.room_sid))
-        error = ""
-        try:
-            end_ns = await self._tick(thread)
-        except Exception as e:
-            log.exception("pipeline failed")
-            error, end_ns = f"pipeline failed: {e}", self.clock.elapsed_ns()
-        if self.dropped_frames:
-            log.warning("skipped %d video frames: the encoder could not keep up", self.dropped_frames)
-        self.emit(HandlerEvent(event="ending"))
-        await self.source.close()
-        await self._finish(thread, end_ns, error)
-
-    def _open_outputs(self) -> EncoderThread:
+    # ---- the recording ----------------------------------------------------
+    def _open_outputs(self) -> None:
         """Start the clock and open the encoder and every output on it."""
         spec, enc = self.spec, self.spec.encoding
         encoder = MediaEncoder(enc, video=spec.video, audio=spec.audio, audio_channels=AUDIO_CHANNELS)
         self.clock.start(since_s=self.source.started_s)
-        start = self.clock.wall_start_ns
+        start = self.wall_start_ns = self.clock.wall_start_ns
         self.uploads = OutputUploads.for_spec(spec)
         queue = self.uploads.queue if self.uploads is not None else None
         self.files = [FileOutput(t, encoder, start) for t in spec.files]
@@ -213,74 +156,24 @@ class Pipeline:
         self._encoder = encoder
         self._thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams,
                                                *self.websockets])
-        return self._thread
 
-    async def _tick(self, thread: EncoderThread) -> int:
-        """Record until stopped, the source ends or leaves, or the limit; returns the end time in ns."""
+    async def _record(self) -> int:
         enc = self.spec.encoding
-        ticker = Ticker(self.clock, thread, picture=self.picture, mixer=self.mixer, framerate=enc.framerate,
+        ticker = Ticker(self.clock, self._thread, picture=self.picture, mixer=self.mixer, framerate=enc.framerate,
                         sample_rate=enc.audio_frequency, audio_block=enc.audio_frequency * self.audio_frame_ms // 1000,
-                        progress_interval_s=self.spec.progress_interval_s,
-                        on_progress=lambda now: self.emit(self._event("progress", now)))
+                        progress_interval_s=self.spec.progress_interval_s, on_progress=self._progress)
         try:
-            end_ns = await ticker.run(self._ended())
+            return await ticker.run(self._ended())
         finally:
+            if ticker.dropped_frames:
+                log.warning("skipped %d video frames: the encoder could not keep up", ticker.dropped_frames)
             self.dropped_frames = ticker.dropped_frames
-        if self.source.failure:  # the source died while recording (Chromium exited)
-            raise RuntimeError(self.source.failure)
-        return end_ns
 
-    def _ended(self):
-        """The tick loop's end test: stopped, the source closed, what it records gone for
-        ``empty_timeout_s``, or ``max_duration_s`` reached (each stops the pipeline with its reason)."""
-        source, spec = self.source, self.spec
-        seen = False
-        empty_since: int | None = None
+    def _close_outputs(self) -> None:
+        self._thread.finish()
 
-        def ended(now: int) -> bool:
-            nonlocal seen, empty_since
-            if self._stop.is_set():
-                return True
-            if source.closed.is_set():
-                log.info("source closed: %s", source.closed_reason)
-                self.stop(END_SOURCE_CLOSED)
-                return True
-            # Ending by itself once what it records has gone, as LiveKit's egress does; real time,
-            # since the media clock stands still while paused. While the room connection is being
-            # re-established nobody is visible, and nobody has left.
-            if source.reconnecting:
-                empty_since = None
-            elif source.present():
-                seen, empty_since = True, None
-            elif seen:
-                empty_since = empty_since if empty_since is not None else time.monotonic_ns()
-                if time.monotonic_ns() - empty_since >= spec.empty_timeout_s * 1e9:
-                    log.info("%s left the room", source.presence)
-                    self.stop(END_SOURCE_CLOSED)
-                    return True
-            if spec.max_duration_s and now >= spec.max_duration_s * 1e9:
-                self.stop(END_LIMIT_REACHED)
-                return True
-            return False
-        return ended
+    def _elapsed_ns(self) -> int:
+        return self.clock.elapsed_ns()
 
-    async def _finish(self, thread: EncoderThread, end_ns: int, error: str) -> None:
-        """Close the outputs, complete the uploads and emit the final event."""
-        try:
-            await asyncio.to_thread(thread.finish)
-        except Exception as e:
-            error = error or f"encoding failed: {e}"
-        error = error or next((w.error for w in self.websockets if w.error), "")
-        error_code = 0
-        if not error and self.source.connection_failed:
-            error, error_code = MSG_ROOM_CONNECTION_FAILED, CODE_ROOM_CONNECTION
-        ended = self.clock.wall_ns(end_ns)
-        reconnects = list(self.source.reconnects)
-        if error:
-            event = self._event("failed", end_ns, ended, error=error, error_code=error_code, reconnects=reconnects)
-        else:
-            event = self._event("complete", end_ns, ended, reason=self._stop_reason, reconnects=reconnects,
-                                limit_reached=self._stop_reason == END_LIMIT_REACHED)
-        if self.uploads is not None:
-            await asyncio.to_thread(self.uploads.finish, self.files, self.segments, event)
-        self.emit(event)
+    def _wall_ns(self, elapsed_ns: int) -> int:
+        return self.clock.wall_ns(elapsed_ns)

@@ -75,6 +75,11 @@ class MediaEncoder:
         if video or audio:
             self._host.start_encoding()  # opens the encoders, fills in extradata
 
+    def add_streams(self, container: av.container.OutputContainer) -> dict[str, av.stream.Stream]:
+        """Streams copying the encoders' templates in ``container`` (:class:`~..outputs.base.StreamTemplates`)."""
+        templates = {"video": self.video_stream, "audio": self.audio_stream}
+        return {kind: container.add_stream_from_template(t) for kind, t in templates.items() if t is not None}
+
     def encode_video(self, frame: av.VideoFrame | None, pts: int = 0) -> list[av.Packet]:
         """Encode ``frame`` (yuv420p at the output size) at ``pts`` frames; ``None`` flushes."""
         if frame is not None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Protocol
 
 import av
 import numpy as np
-
-from ..encode.encoder import MediaEncoder
 
 
 def utc_stamp(wall_ns: float) -> str:
@@ -36,24 +35,28 @@ class Output:
         pass
 
 
+class StreamTemplates(Protocol):
+    """What gives an output container its streams: the encoder (:class:`~..encode.encoder.MediaEncoder`),
+    or a track written unchanged (:class:`~..passthrough.CopiedTrack`)."""
+
+    def add_streams(self, container: av.container.OutputContainer) -> dict[str, av.stream.Stream]:
+        """Add this media's streams to ``container``: ``{"video": stream, "audio": stream}`` (either may be absent)."""
+
+
 class Muxer:
-    """A container whose streams copy the encoder's templates, written to ``target``: a path or URL,
-    or a writable binary file object.
+    """A container with the streams of ``templates``, written to ``target``: a path or URL, or a writable
+    binary file object.
 
     Raises:
         av.FFmpegError: the container cannot be opened.
     """
 
-    def __init__(self, target, encoder: MediaEncoder, *, format: str | None = None,
+    def __init__(self, target, templates: StreamTemplates, *, format: str | None = None,
                  options: dict[str, str] | None = None) -> None:
         self.container = av.open(target, "w", format=format, options=options or {})
         self._muxed = False
         self._started = False  # the header was attempted: libavformat must not be asked to write it again
-        self.streams: dict[str, av.stream.Stream] = {}
-        if encoder.video_stream is not None:
-            self.streams["video"] = self.container.add_stream_from_template(encoder.video_stream)
-        if encoder.audio_stream is not None:
-            self.streams["audio"] = self.container.add_stream_from_template(encoder.audio_stream)
+        self.streams = templates.add_streams(self.container)
 
     def mux(self, kind: str, packets: list[av.Packet]) -> None:
         """Write ``packets`` (the first also writes the header).

@@ -1,4 +1,5 @@
-"""File output: MP4 (H.264/AAC), WebM (VP8/Opus), OGG (Opus audio) or MP3.
+"""File output: MP4 (H.264/AAC), WebM (VP8/Opus), OGG (Opus audio) or MP3; or a track's own
+samples, written unchanged (VP8/VP9 in WebM, H.264 in MP4, Opus in OGG).
 
 MP4 is written fragmented (``empty_moov`` + a fragment per second) and every
 packet is flushed to the file, so a file cut short by a crash or a kill is
@@ -16,22 +17,22 @@ import av
 from ...storage.local import open_new
 from ...contract.events import FileResult
 from ...contract.job import FileTarget
-from ..encode.encoder import MediaEncoder
-from .base import Muxer, Output
+from .base import Muxer, Output, StreamTemplates
 
 _FRAGMENT_US = 1_000_000
 
 
 class FileOutput(Output):
-    """Writes the encoder's packets to ``target.path`` in ``target.format``. If something (a file, a
-    symlink) is there already — another egress that asked for the same name at the same moment — the
-    file becomes ``name-1.ext``, ``name-2.ext``...; :attr:`target` and the results say which.
+    """Writes the packets of ``templates``' streams (the encoder's, or a track's) to ``target.path`` in
+    ``target.format``. If something (a file, a symlink) is there already — another egress that asked
+    for the same name at the same moment — the file becomes ``name-1.ext``, ``name-2.ext``...;
+    :attr:`target` and the results say which.
 
     Raises:
         OSError: the path is not creatable inside its directory (see ``open_new``).
     """
 
-    def __init__(self, target: FileTarget, encoder: MediaEncoder, wall_start_ns: int) -> None:
+    def __init__(self, target: FileTarget, templates: StreamTemplates, wall_start_ns: int) -> None:
         self.wall_start_ns = wall_start_ns
         options = {"flush_packets": "1"}
         if target.format == "mp4":
@@ -39,7 +40,7 @@ class FileOutput(Output):
         self._file, self.target = _create(target)
         self.path = Path(self.target.path)
         try:
-            self._muxer = Muxer(self._file, encoder, format=target.format, options=options)
+            self._muxer = Muxer(self._file, templates, format=target.format, options=options)
         except BaseException:
             self._file.close()
             raise

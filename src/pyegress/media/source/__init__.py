@@ -4,16 +4,18 @@
   :class:`~.base.MediaSink` it is fed through;
 - :mod:`.room`: a room through the ``livekit`` rtc SDK (room composite, participant,
   track composite, track and ``media`` egress), with :mod:`.selection` deciding which tracks;
-- :mod:`.web`: a web page in headless Chromium (web egress).
+- :mod:`.web`: a web page in headless Chromium (web egress);
+- :mod:`.packets`: a room through the Go packet receiver (LiveKit's server SDK), encoded samples
+  with synchronized PTS (track egress written unchanged).
 """
 
 from __future__ import annotations
 
 from ...contract.job import JobSpec
-from .base import CODE_INTERNAL, CODE_ROOM_CONNECTION, MediaSink, Source, SourceError, TrackRef
+from .base import CODE_INTERNAL, CODE_ROOM_CONNECTION, MediaSink, PacketSink, Source, SourceError, TrackRef
 from .selection import TrackSelection
 
-__all__ = ["CODE_INTERNAL", "CODE_ROOM_CONNECTION", "MediaSink", "Source", "SourceError", "TrackRef",
+__all__ = ["CODE_INTERNAL", "CODE_ROOM_CONNECTION", "MediaSink", "PacketSink", "Source", "SourceError", "TrackRef",
            "TrackSelection", "open_source"]
 
 

@@ -2,14 +2,14 @@
 
 A :class:`Source` is where an egress's media comes from: a room joined through
 the ``livekit`` SDK (:mod:`.room`), a web page rendered by Chromium
-(:mod:`.web`), and later a packet-level receiver. The pipeline
+(:mod:`.web`), or a room through the packet receiver (:mod:`.packets`). The pipeline
 (:mod:`pyegress.media.pipeline`) drives any of them the same way: :meth:`Source.start`,
 then it records until :attr:`Source.closed` is set, :meth:`Source.present` stays
 False for too long, or it is stopped; then :meth:`Source.close`.
 
 Media reaches the pipeline through a :class:`MediaSink`: tracks as they come and
-go, video as I420 pictures (already decoded: a source that receives packets
-decodes them itself), audio as int16 samples. A source that composes its own
+go, video as I420 pictures, audio as int16 samples; or, from the packet receiver,
+through a :class:`PacketSink` as encoded samples. A source that composes its own
 picture (a web page lays itself out) offers it as :attr:`Source.picture` instead
 of delivering video tracks.
 """
@@ -40,7 +40,8 @@ class SourceError(Exception):
 class TrackRef:
     """A track the source delivers: its SID, kind (``"audio"``/``"video"``), source (livekit_models.proto
     ``TrackSource``) and publisher; for audio, ``gains`` per output channel (None: both, unchanged) as the
-    track selection (:mod:`.selection`) placed it."""
+    track selection (:mod:`.selection`) placed it; ``codec`` of encoded samples (``"vp8"``, ``"vp9"``,
+    ``"h264"``, ``"av1"``, ``"opus"``), "" when the source delivers decoded media."""
 
     sid: str
     kind: str
@@ -48,6 +49,7 @@ class TrackRef:
     participant_identity: str
     participant_sid: str
     gains: tuple[float, float] | None = None
+    codec: str = ""
 
 
 class I420Frame(Protocol):
@@ -83,6 +85,19 @@ class MediaSink(Protocol):
 
     def set_layout(self, name: str) -> None:
         """Switch layout (raises ValueError for an unknown name)."""
+
+
+class PacketSink(Protocol):
+    """Where a packet source delivers encoded samples (``packets.stream.Sample``). Called on the event
+    loop; must not block."""
+
+    def on_track(self, ref: TrackRef) -> None: ...
+
+    def on_track_ended(self, ref: TrackRef) -> None: ...
+
+    def on_sample(self, ref: TrackRef, sample) -> None: ...
+
+    def on_speakers(self, identities: list[str]) -> None: ...
 
 
 class Source(Protocol):

@@ -1,13 +1,12 @@
 """Child processes of a web egress (Chromium, PulseAudio, parec) and their private directory.
 
-Children are started through util-linux ``setpriv --pdeathsig`` so that a
-killed handler does not leave a browser or a sound server behind; a handler
-killed with SIGKILL leaves its directory, which the next web egress removes.
+Children are started through :func:`~pyegress.media.source.children.orphan_proof`, so that a killed
+handler does not leave a browser or a sound server behind; a handler killed with
+SIGKILL leaves its directory, which the next web egress removes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -18,12 +17,6 @@ import psutil
 _DIR_PREFIX = "pyegress-web-"  # + handler PID: profile, sound server socket and logs of one web egress
 
 
-def orphan_proof(argv: list[str]) -> list[str]:
-    """``argv`` run so that it gets SIGTERM when this process dies (util-linux ``setpriv``)."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "SIGTERM", "--", *argv] if setpriv else argv
-
-
 def private_dir() -> Path:
     """A new temporary directory for one web egress, after removing those of handlers that died
     without cleaning up (SIGKILL)."""
@@ -32,15 +25,3 @@ def private_dir() -> Path:
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
-
-
-async def terminate(proc: asyncio.subprocess.Process | None, grace_s: float = 3.0) -> None:
-    """SIGTERM ``proc`` and wait for it; SIGKILL after ``grace_s``."""
-    if proc is None or proc.returncode is not None:
-        return
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()

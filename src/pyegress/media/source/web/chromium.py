@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 from .cdp import CdpConnection, CdpError
-from .children import orphan_proof, terminate
+from ..children import orphan_proof, terminate
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .children import orphan_proof, terminate
+from ..children import orphan_proof, terminate
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,81 @@
+// Command receiver joins a LiveKit room for one pyegress egress and writes the
+// subscribed tracks' encoded samples, with PTS from LiveKit's sync engine, to
+// stdout (frames.go). pyegress's worker starts it, sends its settings as the
+// first JSON line on stdin and then commands, one JSON line each; the receiver
+// leaves the room and exits when stdin closes, so it never outlives its worker.
+// The protocol is described in docs/receiver.md.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"syscall"
+)
+
+// settings is the first line on stdin.
+type settings struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+	// JitterMs: how long a sample may wait for its missing packets (NACK retransmissions), ms.
+	JitterMs int `json:"jitter_ms"`
+}
+
+// command is every later line on stdin.
+type command struct {
+	Cmd string `json:"cmd"` // "subscribe", "unsubscribe", "dimensions"
+	SID string `json:"sid"`
+	// Width, Height: the size the worker shows the track at, so the SFU picks the simulcast layer
+	// that fits (0: the highest layer).
+	Width  uint32 `json:"width"`
+	Height uint32 `json:"height"`
+}
+
+func main() {
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	log.SetPrefix("receiver: ")
+	// Frames go to a private copy of stdout; fd 1 then points at stderr, so nothing a library
+	// prints can ever corrupt the frame stream.
+	framesFd, err := syscall.Dup(1)
+	if err != nil {
+		log.Fatalf("dup stdout: %v", err)
+	}
+	if err := syscall.Dup2(2, 1); err != nil {
+		log.Fatalf("redirect stdout: %v", err)
+	}
+	out := newFrameWriter(os.NewFile(uintptr(framesFd), "frames"))
+
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<16), 1<<20)
+	if !in.Scan() {
+		log.Fatal("no settings on stdin")
+	}
+	var s settings
+	if err := json.Unmarshal(in.Bytes(), &s); err != nil {
+		log.Fatalf("bad settings: %v", err)
+	}
+	if s.JitterMs <= 0 {
+		s.JitterMs = 500
+	}
+
+	r := newReceiver(s, out)
+	if err := r.connect(); err != nil {
+		_ = out.event(map[string]any{"event": "failed", "error": err.Error()})
+		os.Exit(2)
+	}
+	for in.Scan() {
+		var c command
+		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
+			log.Printf("bad command: %v", err)
+			continue
+		}
+		if err := r.handle(c); err != nil {
+			log.Printf("%s %s: %v", c.Cmd, c.SID, err)
+			_ = out.event(map[string]any{"event": "error", "sid": c.SID, "error": fmt.Sprint(err)})
+		}
+	}
+	// stdin closed: the worker is finishing, or gone.
+	r.close()
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"sync"
+	"time"
+
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+)
+
+// receiver is one room connection: it reports the room's participants and publications as
+// events, subscribes to what the worker asks for and runs a trackReader per subscribed track.
+type receiver struct {
+	s      settings
+	out    *frameWriter
+	engine *synchronizer.SyncEngine
+	room   *lksdk.Room
+
+	mu      sync.Mutex
+	numbers map[string]uint16 // track SID → track number, kept across re-subscriptions
+	readers sync.WaitGroup
+}
+
+func newReceiver(s settings, out *frameWriter) *receiver {
+	r := &receiver{s: s, out: out, numbers: map[string]uint16{}}
+	// One engine for the room: it aligns every track on one session timeline, and each
+	// participant's audio with their video by the RTCP sender reports (RFC 3550 §6.4.1).
+	r.engine = synchronizer.NewSyncEngine(
+		synchronizer.WithSyncEngineOldPacketThreshold(time.Duration(s.JitterMs)*time.Millisecond+time.Second),
+		synchronizer.WithSyncEngineOnStarted(func() {
+			r.event("started", map[string]any{"unix_ns": r.engine.GetStartedAt()})
+		}))
+	return r
+}
+
+func (r *receiver) event(name string, fields map[string]any) {
+	if fields == nil {
+		fields = map[string]any{}
+	}
+	fields["event"] = name
+	if err := r.out.event(fields); err != nil {
+		log.Printf("writing event %s: %v", name, err)
+	}
+}
+
+func (r *receiver) connect() error {
+	cb := lksdk.NewRoomCallback()
+	cb.OnParticipantConnected = func(rp *lksdk.RemoteParticipant) { r.participant(rp) }
+	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
+		r.event("participant_left", map[string]any{"identity": rp.Identity(), "sid": rp.SID()})
+	}
+	cb.OnTrackPublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) { r.published(pub, rp) }
+	cb.OnTrackUnpublished = func(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+		r.event("unpublished", map[string]any{"sid": pub.SID()})
+	}
+	cb.OnTrackSubscribed = r.subscribed
+	cb.OnTrackUnsubscribed = func(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+		r.engine.RemoveTrack(track.ID())
+	}
+	cb.OnTrackSubscriptionFailed = func(sid string, rp *lksdk.RemoteParticipant) {
+		r.event("error", map[string]any{"sid": sid, "error": "subscription failed"})
+	}
+	cb.OnTrackMuted = func(pub lksdk.TrackPublication, p lksdk.Participant) {
+		r.event("muted", map[string]any{"sid": pub.SID(), "muted": true})
+	}
+	cb.OnTrackUnmuted = func(pub lksdk.TrackPublication, p lksdk.Participant) {
+		r.event("muted", map[string]any{"sid": pub.SID(), "muted": false})
+	}
+	cb.OnActiveSpeakersChanged = func(ps []lksdk.Participant) {
+		ids := make([]string, 0, len(ps))
+		for _, p := range ps {
+			ids = append(ids, p.Identity())
+		}
+		r.event("speakers", map[string]any{"identities": ids})
+	}
+	cb.OnReconnecting = func() { r.event("reconnecting", nil) }
+	cb.OnReconnected = func() { r.event("reconnected", nil) }
+	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) {
+		fields := map[string]any{"reason": string(reason)}
+		r.mu.Lock()
+		if r.room != nil {
+			fields["code"] = int(r.room.DisconnectReason()) // livekit_models.proto DisconnectReason
+		}
+		r.mu.Unlock()
+		r.event("disconnected", fields)
+	}
+
+	room, err := lksdk.ConnectToRoomWithToken(r.s.URL, r.s.Token, cb, lksdk.WithAutoSubscribe(false))
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.room = room
+	r.mu.Unlock()
+	r.event("connected", map[string]any{"room_name": room.Name()})
+	go func() { r.event("room", map[string]any{"sid": room.SID()}) }() // SID can take a moment
+	for _, rp := range room.GetRemoteParticipants() {
+		r.participant(rp)
+	}
+	return nil
+}
+
+// participant reports a participant and the tracks it already publishes.
+func (r *receiver) participant(rp *lksdk.RemoteParticipant) {
+	r.event("participant", map[string]any{"identity": rp.Identity(), "sid": rp.SID(), "name": rp.Name(),
+		"kind": int(rp.Kind())})
+	for _, tp := range rp.TrackPublications() {
+		if pub, ok := tp.(*lksdk.RemoteTrackPublication); ok {
+			r.published(pub, rp)
+		}
+	}
+}
+
+func (r *receiver) published(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+	info := pub.TrackInfo()
+	fields := map[string]any{"sid": pub.SID(), "kind": string(pub.Kind()), "source": int(pub.Source()),
+		"mime": pub.MimeType(), "muted": pub.IsMuted(), "identity": rp.Identity(), "participant_sid": rp.SID(),
+		"participant_kind": int(rp.Kind())}
+	if info != nil {
+		fields["width"], fields["height"] = info.Width, info.Height
+	}
+	r.event("published", fields)
+}
+
+func (r *receiver) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
+	c, err := codecFor(track.Codec().MimeType)
+	if err != nil {
+		r.event("error", map[string]any{"sid": pub.SID(), "error": err.Error()})
+		_ = pub.SetSubscribed(false)
+		return
+	}
+	r.mu.Lock()
+	number, ok := r.numbers[pub.SID()]
+	if !ok {
+		number = uint16(len(r.numbers) + 1)
+		r.numbers[pub.SID()] = number
+	}
+	r.mu.Unlock()
+	ts := r.engine.AddTrack(track, rp.SID())
+	pub.OnRTCP(r.engine.OnRTCP)
+	r.event("track", map[string]any{"track": number, "sid": pub.SID(), "codec": c.name,
+		"clock_rate": track.Codec().ClockRate, "channels": track.Codec().Channels, "identity": rp.Identity()})
+	t := newTrackReader(number, pub.SID(), c, track, rp, ts, r.out, time.Duration(r.s.JitterMs)*time.Millisecond)
+	r.readers.Add(1)
+	go func() {
+		defer r.readers.Done()
+		t.run()
+		r.event("track_ended", map[string]any{"track": number, "sid": pub.SID()})
+	}()
+}
+
+// publication finds a remote publication by track SID.
+func (r *receiver) publication(sid string) (*lksdk.RemoteTrackPublication, error) {
+	r.mu.Lock()
+	room := r.room
+	r.mu.Unlock()
+	for _, rp := range room.GetRemoteParticipants() {
+		for _, tp := range rp.TrackPublications() {
+			if pub, ok := tp.(*lksdk.RemoteTrackPublication); ok && pub.SID() == sid {
+				return pub, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no track %s", sid)
+}
+
+func (r *receiver) handle(c command) error {
+	pub, err := r.publication(c.SID)
+	if err != nil {
+		return err
+	}
+	switch c.Cmd {
+	case "subscribe":
+		r.setDimensions(pub, c)
+		return pub.SetSubscribed(true)
+	case "unsubscribe":
+		return pub.SetSubscribed(false)
+	case "dimensions":
+		r.setDimensions(pub, c)
+	default:
+		return fmt.Errorf("unknown command %q", c.Cmd)
+	}
+	return nil
+}
+
+// setDimensions asks the SFU for the simulcast layer that fits width x height, or the highest.
+func (r *receiver) setDimensions(pub *lksdk.RemoteTrackPublication, c command) {
+	if pub.Kind() != lksdk.TrackKindVideo {
+		return
+	}
+	if c.Width > 0 && c.Height > 0 {
+		pub.SetVideoDimensions(c.Width, c.Height)
+	} else {
+		_ = pub.SetVideoQuality(livekit.VideoQuality_HIGH)
+	}
+}
+
+// close leaves the room and waits (a while) for every track's last samples to be written.
+func (r *receiver) close() {
+	r.mu.Lock()
+	room := r.room
+	r.mu.Unlock()
+	if room != nil {
+		room.Disconnect()
+	}
+	done := make(chan struct{})
+	go func() { r.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		log.Printf("tracks did not end within 5 s")
+	}
+	r.engine.End()
+}
