@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
@@ -165,7 +165,9 @@ class Settings(BaseSettings):
     ``public_url``: the base URL clients reach pyegress at, for the download links it signs (never taken
     from a request's ``Host``); default ``http://{host}:{port}``. ``max_body_bytes``: the largest request
     body accepted (413 beyond it). ``handler_pool_size``: worker processes kept started and imported, waiting
-    for an egress, so a start skips Python's imports (0: start each worker when needed).
+    for an egress, so a start skips Python's imports (0: start each worker when needed). ``track_receiver``: how
+    a track egress to a file receives: ``packets`` writes the publisher's samples unchanged (the packet receiver,
+    docs/receiver.md), ``sdk`` decodes through the ``livekit`` SDK and encodes again.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore",
@@ -201,6 +203,7 @@ class Settings(BaseSettings):
     public_url: str = ""
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     handler_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
+    track_receiver: Literal["packets", "sdk"] = "packets"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

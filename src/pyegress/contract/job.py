@@ -131,6 +131,7 @@ class JobSpec(BaseModel):
     legacy: str = ""  # the legacy result oneof (file, segments, stream) its request used
     backup: AnyStorage | None = None  # where uploads that failed for good go (None: kept locally)
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
+    passthrough: bool = False  # one track's samples written unchanged (media/passthrough.py), not re-encoded
 
 
 class Command(BaseModel):

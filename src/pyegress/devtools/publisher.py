@@ -26,7 +26,7 @@ exits cleanly on SIGTERM/SIGINT)::
 
     python -m pyegress.devtools.publisher --url ws://127.0.0.1:7880 --api-key devkey \\
         --api-secret secret --room R --count 3 [--duration S] [--width W --height H --fps F] \
-        [--first-index I] [--kind agent]
+        [--first-index I] [--kind agent] [--codec h264] [--simulcast true] [--resize-every S]
 
 ``--first-index I`` numbers the publishers ``pub-I`` .. (identities, colours, tones), so a
 second batch can join a room that already has ``pub-0``. ``--kind`` sets the participants'
@@ -74,6 +74,10 @@ class GeneratedPublisher:
         width, height: video size in pixels (any positive size; 640x360 and 1280x720 are usual).
         fps: video frames per second.
         video, audio: which tracks to publish.
+        codec: the video codec, ``vp8``, ``h264``, ``vp9`` or ``av1`` (``TrackPublishOptions.video_codec``).
+        simulcast: publish three simulcast layers (as browsers do) instead of one.
+        resize_every_s: if > 0, switch between ``width`` x ``height`` and half that size every this many
+            seconds (the encoder starts a new keyframe at each switch; the counter goes on).
 
     Raises:
         ValueError: a size, ``fps`` or ``index`` is out of range, or neither track is enabled.
@@ -82,14 +86,20 @@ class GeneratedPublisher:
     """
 
     def __init__(self, url: str, token: str, *, index: int = 0, width: int = 640, height: int = 360,
-                 fps: int = 30, video: bool = True, audio: bool = True) -> None:
+                 fps: int = 30, video: bool = True, audio: bool = True, codec: str = "vp8",
+                 simulcast: bool = False, resize_every_s: float = 0.0) -> None:
         if not (video or audio):
             raise ValueError("a publisher needs at least one of video and audio")
         if index < 0:
             raise ValueError(f"index must be >= 0, got {index}")
         self.url, self.token, self.index = url, token, index
         self.width, self.height, self.fps = width, height, fps
+        if codec.upper() not in rtc.VideoCodec.keys():
+            raise ValueError(f"unknown video codec {codec!r}")
+        self.codec, self.simulcast, self.resize_every_s = codec.upper(), simulcast, resize_every_s
         self._video_pattern = VideoPattern(width, height, fps, index) if video else None
+        self._small_pattern = VideoPattern(max(2, width // 2 & ~1), max(2, height // 2 & ~1), fps, index) \
+            if video and resize_every_s > 0 else None
         self._audio_pattern = AudioPattern(index) if audio else None
         self.room: rtc.Room | None = None
         self._video_source: rtc.VideoSource | None = None
@@ -136,11 +146,12 @@ class GeneratedPublisher:
                 self._video_source = rtc.VideoSource(self.width, self.height)
                 track = rtc.LocalVideoTrack.create_video_track("generated-video", self._video_source)
                 # explicit encoding: with the SDK's defaults a 640x360 track arrives at only 20-25 fps
-                # (its 360p preset caps the frame rate); one fixed layer (no simulcast, no adaptation)
-                # so subscribers always get the configured size and rate.
+                # (its 360p preset caps the frame rate); one fixed layer unless simulcast is asked for,
+                # no adaptation, so subscribers always get the configured size and rate.
                 options = rtc.TrackPublishOptions(
                     source=rtc.TrackSource.SOURCE_CAMERA,
-                    simulcast=False,
+                    simulcast=self.simulcast,
+                    video_codec=rtc.VideoCodec.Value(self.codec),
                     video_encoding=rtc.VideoEncoding(
                         max_bitrate=max(300_000, int(0.1 * self.width * self.height * self.fps)),
                         max_framerate=float(self.fps)),
@@ -203,9 +214,11 @@ class GeneratedPublisher:
         return task
 
     async def _video_loop(self) -> None:
-        pattern, source = self._video_pattern, self._video_source
-        assert pattern is not None and source is not None
+        source = self._video_source
+        patterns = [p for p in (self._video_pattern, self._small_pattern) if p is not None]
+        assert patterns and source is not None
         period = 1.0 / self.fps
+        per_size = round(self.resize_every_s * self.fps) or None  # frames before each size switch
         t0 = time.monotonic()
         n = 0
         while True:
@@ -216,6 +229,7 @@ class GeneratedPublisher:
             if due > n:  # frame n's slot is over: skip to the current one, never send a burst
                 self.frames_skipped += due - n
                 n = due
+            pattern = patterns[n // per_size % 2] if per_size else patterns[0]
             pattern.render(n)
             source.capture_frame(pattern.frame, timestamp_us=int((t0 + n * period) * 1e6))
             self.frames_sent += 1
@@ -243,7 +257,8 @@ class GeneratedPublisher:
 async def run_publishers(url: str, api_key: str, api_secret: str, room: str, count: int,
                          duration_s: float | None = None, *, width: int = 640, height: int = 360, fps: int = 30,
                          first_index: int = 0, kind: str = "standard",
-                         on_ready: Callable[[list[GeneratedPublisher]], None] | None = None) -> None:
+                         on_ready: Callable[[list[GeneratedPublisher]], None] | None = None,
+                         **options) -> None:
     """Run ``count`` generated publishers in ``room`` for ``duration_s`` seconds, or until cancelled.
 
     Identities are ``pub-{i}`` (participants of ``kind``) and indices (colour, tone) ``i`` for ``i`` in
@@ -252,6 +267,7 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
     called once all have published and livekit-server lists every one of their tracks
     (RoomService ``ListParticipants``), so a participant joining from then on sees them all.
     ``duration_s`` counts from then. Every publisher is stopped on return, error or cancellation.
+    ``options`` go to every :class:`GeneratedPublisher` (``codec``, ``simulcast``, ``resize_every_s``).
 
     Raises:
         ValueError: ``count`` < 1, ``first_index`` < 0, ``duration_s`` negative, or a bad size/fps.
@@ -266,7 +282,7 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
         raise ValueError(f"duration_s must be >= 0, got {duration_s}")
     pubs = [
         GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}", kind), index=i,
-                           width=width, height=height, fps=fps)
+                           width=width, height=height, fps=fps, **options)
         for i in range(first_index, first_index + count)
     ]
     try:
@@ -321,7 +337,7 @@ async def _main(args: argparse.Namespace) -> None:
     run = asyncio.ensure_future(run_publishers(
         args.url, args.api_key, args.api_secret, args.room, args.count, args.duration,
         width=args.width, height=args.height, fps=args.fps, first_index=args.first_index, kind=args.kind,
-        on_ready=_print_ready))
+        on_ready=_print_ready, codec=args.codec, simulcast=args.simulcast, resize_every_s=args.resize_every))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, run.cancel)
@@ -349,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--first-index", type=int, default=0, help="index/identity number of the first publisher")
     p.add_argument("--kind", default="standard", help="participant kind in the tokens (standard, agent, ...)")
+    p.add_argument("--codec", default="vp8", help="video codec: vp8, h264, vp9 or av1")
+    p.add_argument("--simulcast", type=lambda v: v.lower() in ("1", "true", "yes"), default=False,
+                   help="publish three simulcast layers (true/false)")
+    p.add_argument("--resize-every", type=float, default=0.0,
+                   help="switch between the size and half of it every this many seconds (0: never)")
     args = p.parse_args(argv)
     # livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)

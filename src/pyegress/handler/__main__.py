@@ -17,7 +17,9 @@ import signal
 import sys
 import time
 
+from ..media.passthrough import PassthroughPipeline
 from ..media.pipeline import Pipeline
+from ..media.recording import Recording
 from ..contract.events import END_KILLED, HandlerEvent
 from ..contract.job import Command, JobSpec
 from .manifests import finish as finish_manifests
@@ -54,7 +56,7 @@ class EventLog:
             self.service_gone = True
 
 
-async def _read_commands(pipeline: Pipeline, events: EventLog) -> None:
+async def _read_commands(pipeline: Recording, events: EventLog) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -89,7 +91,10 @@ async def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = JobSpec.model_validate_json(sys.stdin.readline())
     events = EventLog()
-    pipeline = Pipeline(spec, events)
+    if spec.passthrough:
+        pipeline: Recording = PassthroughPipeline(spec, events)
+    else:
+        pipeline = Pipeline(spec, events)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pipeline.stop, END_KILLED)

@@ -32,7 +32,7 @@ class Recording:
     """One egress's recording. ``emit`` receives :class:`HandlerEvent` s; :meth:`stop` (any time) ends it.
 
     A subclass sets :attr:`source` and implements :meth:`_open_outputs`, :meth:`_record`,
-    :meth:`_close_outputs`, :meth:`_elapsed_ns` and :meth:`_wall_ns`; it may override
+    :meth:`_close_outputs`, :meth:`_elapsed_ns` and :meth:`_wall_ns`; it may override :meth:`_await_media`,
     :meth:`pause`, :meth:`resume`, :meth:`set_layout` and :meth:`update_streams`.
     """
 
@@ -70,6 +70,14 @@ class Recording:
         """Start streaming to ``add`` and stop streaming to ``remove`` (UpdateStream); no-op without streams."""
 
     # ---- what a kind of recording fills in ----------------------------------
+    async def _await_media(self) -> None:
+        """Wait, once connected, until there is media to open the outputs with, or until stopped
+        (then the egress is aborted); by default there is no need to wait.
+
+        Raises:
+            SourceError: what was to be recorded went away first (the egress fails with it).
+        """
+
     def _open_outputs(self) -> None:
         """Open every output and set :attr:`wall_start_ns`.
 
@@ -118,6 +126,12 @@ class Recording:
         try:
             await self.source.start(self._stop)
         except SourceError as e:
+            self.emit(HandlerEvent(event="failed", error=str(e), error_code=e.code))
+            return
+        try:
+            await self._await_media()
+        except SourceError as e:
+            await self.source.close()
             self.emit(HandlerEvent(event="failed", error=str(e), error_code=e.code))
             return
         if self._stop.is_set():  # stopped before anything was recorded: no outputs, no success (LiveKit: ABORTED)

@@ -19,7 +19,7 @@ from livekit.protocol import egress as eg
 from livekit.protocol import models
 
 from ..config import Settings
-from ..contract.job import Command, JobSpec
+from ..contract.job import AudioRoute, Command, JobSpec
 from ..contract.layouts import Layout
 from ..contract.streams import redact_url
 from ..database.egress_store import ACTIVE_STATUSES, EgressStore
@@ -33,8 +33,8 @@ from .handler_pool import HandlerPool
 from .job_record import JobRecord
 from .job_spec import NO_OPTIONS, StartOptions, new_spec
 from .orphans import MSG_SERVICE_RESTARTED, end_left_behind
-from .requests import (media_selection, redacted_request, request_outputs, resolve_encoding, resolve_outputs,
-                       resolve_track_egress, template_url, track_values, unified_to_composite, validate_room_composite,
+from .requests import (media_selection, passthrough_track, redacted_request, request_outputs, resolve_encoding,
+                       resolve_outputs, resolve_passthrough_egress, resolve_track_egress, template_url, track_values, unified_to_composite, validate_room_composite,
                        validate_stream_urls, validate_web)
 from .rooms import Rooms, find_track, require_participant, require_tracks
 from .running import RunningEgresses
@@ -252,8 +252,9 @@ class EgressService:
             raise invalid("track_id", "is required")
         room_id, participants = await self.rooms.participants(req.room_name)
         identity, track = find_track(participants, req.track_id, req.room_name)
+        passthrough = self.settings.track_receiver == "packets"
         encoding, files, websocket_url = resolve_track_egress(
-            req, track, root=self.recordings_dir, storage=opts.upload or self.storage,
+            req, track, root=self.recordings_dir, storage=opts.upload or self.storage, passthrough=passthrough,
             values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
         egress_id = opts.chosen_egress_id()
         is_audio = track.type == models.TrackType.AUDIO
@@ -262,7 +263,7 @@ class EgressService:
         info.track.CopyFrom(redacted_request(req))
         spec = self._spec(egress_id, req.room_name, opts, source="track", track_id=req.track_id, audio=is_audio,
                           video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
-                          empty_timeout_s=0)
+                          empty_timeout_s=0, passthrough=passthrough and bool(files))
         # TrackEgress reports its file in the legacy `file` too
         await self.jobs.launch(EgressJob(info, spec, legacy="file" if files else "", external=not opts.webhooks))
         return info
@@ -278,6 +279,8 @@ class EgressService:
         source = req.WhichOneof("source")
         if not req.room_name and source != "web":
             raise invalid("room_name", "is required")
+        if req.WhichOneof("encoding") == "preset" and req.preset == eg.EncodingOptionsPreset.PASSTHROUGH:
+            return await self._start_passthrough(req, opts)
         shim = unified_to_composite(req)
         if source == "template":
             t = req.template
@@ -297,6 +300,32 @@ class EgressService:
             return await self._start_composite(shim, "web", audio=audio, video=video, layout="grid", request=req,
                                                opts=opts, web_url=w.url, await_start_signal=w.await_start_signal)
         raise invalid("template", "set a source: template, web or media")
+
+    @admitted(track_cost)
+    async def _start_passthrough(self, req: eg.StartEgressRequest, opts: StartOptions) -> eg.EgressInfo:
+        """StartEgress with the ``PASSTHROUGH`` preset: one track's samples to a file unchanged.
+
+        Raises:
+            EgressError: ``invalid_argument`` for a request a remux cannot express (:func:`passthrough_track`)
+                or an unsupported codec, ``not_found`` for an unknown track SID.
+        """
+        track_id = passthrough_track(req)
+        room_id, participants = await self.rooms.participants(req.room_name)
+        identity, track = find_track(participants, track_id, req.room_name)
+        target = resolve_passthrough_egress(
+            req, track, root=self.recordings_dir, storage=opts.upload or self.storage,
+            values={"room_name": req.room_name, "room_id": room_id, **track_values(track, identity)})
+        egress_id = opts.chosen_egress_id()
+        is_audio = track.type == models.TrackType.AUDIO
+        info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
+                             source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
+        info.egress.CopyFrom(redacted_request(req))
+        spec = self._spec(egress_id, req.room_name, opts, source="media", passthrough=True, audio=is_audio,
+                          video=not is_audio, files=[target], empty_timeout_s=0,
+                          **({"audio_routes": [AudioRoute(track_id=track_id)]} if is_audio
+                             else {"video_track_id": track_id}))
+        await self.jobs.launch(EgressJob(info, spec, external=not opts.webhooks))
+        return info
 
     async def update_stream(self, req: eg.UpdateStreamRequest) -> eg.EgressInfo:
         """UpdateStream: add and remove RTMP URLs of an active egress that streams.

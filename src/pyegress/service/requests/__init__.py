@@ -19,10 +19,10 @@ from .outputs import ResolvedOutputs, request_outputs, resolve_outputs
 from .redaction import redacted_request
 from .storage import upload_target
 from .streams import validate_stream_urls
-from .track import resolve_track_egress, track_values
-from .translate import media_selection, unified_to_composite
+from .track import resolve_passthrough_egress, resolve_track_egress, track_values
+from .translate import media_selection, passthrough_track, unified_to_composite
 from .web import split_url, template_url, validate_page_url, validate_web
 
-__all__ = ["ResolvedOutputs", "media_selection", "redacted_request", "request_outputs", "resolve_encoding", "resolve_outputs",
-           "resolve_track_egress", "split_url", "template_url", "track_values", "unified_to_composite",
+__all__ = ["ResolvedOutputs", "media_selection", "passthrough_track", "redacted_request", "request_outputs",
+           "resolve_encoding", "resolve_outputs", "resolve_passthrough_egress", "resolve_track_egress", "split_url", "template_url", "track_values", "unified_to_composite",
            "upload_target", "validate_page_url", "validate_room_composite", "validate_stream_urls", "validate_web"]

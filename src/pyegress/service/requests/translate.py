@@ -67,3 +67,45 @@ def media_selection(media: eg.MediaSource) -> tuple[bool, bool, dict]:
     return audio, video, dict(video_track_id=media.video_track_id, identity=media.participant_video.identity,
                               screen_share=media.participant_video.prefer_screen_share, audio_routes=routes,
                               capture_all_audio=media.audio.capture_all)
+
+
+def passthrough_track(req: eg.StartEgressRequest) -> str:
+    """The one track a ``PASSTHROUGH`` StartEgress writes unchanged, after LiveKit's rules for what a
+    remux can express (livekit/egress ``validatePassthrough``): a ``media`` source naming exactly one
+    track, by ``video_track_id`` or by a single audio route matching a ``track_id``, and exactly one file
+    output with ``DEFAULT_FILETYPE`` (the track's codec chooses the container).
+
+    Raises:
+        EgressError: ``invalid_argument`` naming the field that breaks a rule.
+    """
+    if req.WhichOneof("source") != "media":
+        raise invalid("preset", "PASSTHROUGH needs a media source (one track written unchanged)")
+    media = req.media
+    which_video = media.WhichOneof("video")
+    if which_video == "participant_video":
+        raise invalid("media.participant_video", "PASSTHROUGH takes a track by video_track_id")
+    if which_video == "video_track_id" and not media.video_track_id:
+        raise invalid("media.video_track_id", "is empty")
+    audio_track = ""
+    if media.audio.capture_all:
+        raise invalid("media.audio.capture_all", "PASSTHROUGH writes one track, not every audio track")
+    if len(media.audio.routes) > 1:
+        raise invalid("media.audio.routes", "PASSTHROUGH takes at most one audio route")
+    if media.audio.routes:
+        route = media.audio.routes[0]
+        if route.WhichOneof("match") != "track_id":
+            raise invalid("media.audio.routes[0]", "PASSTHROUGH matches its audio route by track_id")
+        if not route.track_id:
+            raise invalid("media.audio.routes[0].track_id", "is empty")
+        audio_track = route.track_id
+    if bool(media.video_track_id) == bool(audio_track):
+        raise invalid("media", "PASSTHROUGH writes exactly one track: a video_track_id or one audio route")
+    if len(req.outputs) != 1:
+        raise invalid("outputs", "PASSTHROUGH writes exactly one output")
+    out = req.outputs[0]
+    if out.WhichOneof("config") != "file":
+        raise invalid("outputs[0]", "PASSTHROUGH writes a file output")
+    if out.file.file_type != eg.EncodedFileType.DEFAULT_FILETYPE:
+        raise invalid("outputs[0].file.file_type", "PASSTHROUGH takes the container from the track's codec; "
+                      "leave file_type unset")
+    return media.video_track_id or audio_track

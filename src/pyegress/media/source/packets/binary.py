@@ -3,7 +3,7 @@ machine's Go toolchain, and cached under ``~/.cache/pyegress/receiver-<hash>/`` 
 where the hash covers the module's sources, so a changed receiver is rebuilt and an unchanged one
 never is. ``scripts/setup`` builds it ahead; a worker that finds it missing builds it then.
 
-Run as ``python -m pyegress.media.source.packets.binary`` to build it and print its path.
+``scripts/setup`` runs :func:`main` to build it and print its path.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def ensure_built() -> Path:
     return binary
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Build the receiver if needed and print its path; exit 1 with the reason if it cannot be built."""
     try:
         print(ensure_built())
     except ReceiverUnavailable as e:

@@ -126,6 +126,10 @@ class PacketSource:
         """Ask the SFU for the simulcast layer of ``sid`` that fits ``width`` x ``height`` px (0: the highest)."""
         self.receiver.send("dimensions", sid, width=width, height=height)
 
+    def request_keyframe(self, sid: str) -> None:
+        """Ask the publisher of video track ``sid`` for a keyframe (a PLI, repeated until one comes)."""
+        self.receiver.send("keyframe", sid)
+
     async def close(self) -> None:
         """Leave the room; returns once the receiver has exited and its last samples were delivered."""
         self._closing = True

@@ -25,7 +25,7 @@ type settings struct {
 
 // command is every later line on stdin.
 type command struct {
-	Cmd string `json:"cmd"` // "subscribe", "unsubscribe", "dimensions"
+	Cmd string `json:"cmd"` // "subscribe", "unsubscribe", "dimensions", "keyframe"
 	SID string `json:"sid"`
 	// Width, Height: the size the worker shows the track at, so the SFU picks the simulcast layer
 	// that fits (0: the highest layer).

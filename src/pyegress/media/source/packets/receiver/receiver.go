@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
-	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -21,12 +21,13 @@ type receiver struct {
 	room   *lksdk.Room
 
 	mu      sync.Mutex
-	numbers map[string]uint16 // track SID → track number, kept across re-subscriptions
+	numbers map[string]uint16       // track SID → track number, kept across re-subscriptions
+	tracks  map[string]*trackReader // track SID → its reader while subscribed
 	readers sync.WaitGroup
 }
 
 func newReceiver(s settings, out *frameWriter) *receiver {
-	r := &receiver{s: s, out: out, numbers: map[string]uint16{}}
+	r := &receiver{s: s, out: out, numbers: map[string]uint16{}, tracks: map[string]*trackReader{}}
 	// One engine for the room: it aligns every track on one session timeline, and each
 	// participant's audio with their video by the RTCP sender reports (RFC 3550 §6.4.1).
 	r.engine = synchronizer.NewSyncEngine(
@@ -145,10 +146,18 @@ func (r *receiver) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackP
 	r.event("track", map[string]any{"track": number, "sid": pub.SID(), "codec": c.name,
 		"clock_rate": track.Codec().ClockRate, "channels": track.Codec().Channels, "identity": rp.Identity()})
 	t := newTrackReader(number, pub.SID(), c, track, rp, ts, r.out, time.Duration(r.s.JitterMs)*time.Millisecond)
+	r.mu.Lock()
+	r.tracks[pub.SID()] = t
+	r.mu.Unlock()
 	r.readers.Add(1)
 	go func() {
 		defer r.readers.Done()
 		t.run()
+		r.mu.Lock()
+		if r.tracks[pub.SID()] == t {
+			delete(r.tracks, pub.SID())
+		}
+		r.mu.Unlock()
 		r.event("track_ended", map[string]any{"track": number, "sid": pub.SID()})
 	}()
 }
@@ -181,6 +190,13 @@ func (r *receiver) handle(c command) error {
 		return pub.SetSubscribed(false)
 	case "dimensions":
 		r.setDimensions(pub, c)
+	case "keyframe":
+		r.mu.Lock()
+		t := r.tracks[c.SID]
+		r.mu.Unlock()
+		if t != nil && t.video {
+			t.requestKeyframe()
+		}
 	default:
 		return fmt.Errorf("unknown command %q", c.Cmd)
 	}

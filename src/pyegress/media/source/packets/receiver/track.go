@@ -106,8 +106,8 @@ func (t *trackReader) onLoss(lost, dropped uint64) {
 		t.loss = true
 	}
 	t.mu.Unlock()
-	if grew && t.video {
-		t.requestKeyframe()
+	if grew {
+		t.keyframeAfterLoss()
 	}
 }
 
@@ -164,7 +164,16 @@ func (t *trackReader) markLoss() {
 	t.mu.Lock()
 	t.loss = true
 	t.mu.Unlock()
-	if t.video {
+	t.keyframeAfterLoss()
+}
+
+// keyframeAfterLoss asks for a keyframe unless one is already asked for: under sustained loss
+// the retries (every keyframeRetry) ask again, not every lost packet.
+func (t *trackReader) keyframeAfterLoss() {
+	t.mu.Lock()
+	outstanding := !t.wantKey.IsZero()
+	t.mu.Unlock()
+	if t.video && !outstanding {
 		t.requestKeyframe()
 	}
 }
