@@ -81,27 +81,30 @@ async def test_vp8_track_is_written_unchanged_every_frame_in_order(lkapi, egress
     assert first.is_keyframe  # a file starts where a decoder can
 
 
-async def test_h264_track_goes_to_mp4_and_opus_to_ogg(lkapi, egress_api, publishers, room_name):
+@pytest.mark.parametrize("codec,ext", [("h264", "mp4"), ("vp9", "webm")])
+async def test_h264_and_vp9_tracks_and_opus(lkapi, egress_api, publishers, room_name, codec, ext):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    publishers(room_name, 1, codec="h264")
+    publishers(room_name, 1, codec=codec)
     sids = await _sids(lkapi, room_name)
     video = egress_api.egress.start_track_egress(api.TrackEgressRequest(
-        room_name=room_name, track_id=sids[("pub-0", "VIDEO")], file=api.DirectFileOutput(filepath="h264/cam")))
+        room_name=room_name, track_id=sids[("pub-0", "VIDEO")], file=api.DirectFileOutput(filepath=f"{codec}/cam")))
     final = await _record(egress_api, video, 5)
     (result,) = final.file_results
-    assert result.filename == "h264/cam.mp4"
+    assert result.filename == f"{codec}/cam.{ext}"
     probe = ffprobe(result.location)
     v = probe.stream("video")
-    assert (v["codec_name"], v["width"], v["height"]) == ("h264", 640, 360)
+    assert (v["codec_name"], v["width"], v["height"]) == (codec, 640, 360)
     frames = counter_frames(result.location)
     _assert_counters_in_order(frames, 4.5)
     assert _decodes_clean(result.location) == len(frames)
+    if codec != "h264":
+        return
 
     audio = egress_api.egress.start_track_egress(api.TrackEgressRequest(
-        room_name=room_name, track_id=sids[("pub-0", "AUDIO")], file=api.DirectFileOutput(filepath="h264/mic.mp4")))
+        room_name=room_name, track_id=sids[("pub-0", "AUDIO")], file=api.DirectFileOutput(filepath=f"{codec}/mic.mp4")))
     final = await _record(egress_api, audio, 4)
     (result,) = final.file_results
-    assert result.filename == "h264/mic.ogg"
+    assert result.filename == f"{codec}/mic.ogg"
     probe = ffprobe(result.location)
     a = probe.stream("audio")
     assert (a["codec_name"], int(a["sample_rate"])) == ("opus", 48000)

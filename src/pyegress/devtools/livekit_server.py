@@ -6,6 +6,7 @@ The binary is built from its Go module (``go install``) and cached under
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,10 +60,15 @@ class LiveKitServer(ServerProcess):
     Use as a context manager; ``url`` is the ``ws://`` URL clients connect to and
     ``http_url`` the one for the server APIs. With ``redis_host`` (``host:port``) it hands
     egress jobs to workers over psrpc; ``webhook_urls`` receive its webhooks (egress ones included).
+
+    ``rtc`` adds keys to the config's ``rtc:`` section (livekit-server's config.yaml; values are
+    written as JSON, which YAML reads) over this class's own: ``{"tcp_port": 0}`` turns ICE over
+    TCP off, say. A ``node_ip`` there is the IP its ICE candidates advertise, instead of 127.0.0.1.
     """
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 redis_host: str | None = None, webhook_urls: list[str] | None = None) -> None:
+                 redis_host: str | None = None, webhook_urls: list[str] | None = None,
+                 rtc: dict[str, object] | None = None) -> None:
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.rtc_tcp_port = free_port()
@@ -70,6 +76,7 @@ class LiveKitServer(ServerProcess):
         self.log_path = log_path
         self.redis_host = redis_host
         self.webhook_urls = webhook_urls or []
+        self.rtc = dict(rtc or {})
         self.api_key = DEV_API_KEY
         self.api_secret = DEV_API_SECRET
 
@@ -102,15 +109,13 @@ class LiveKitServer(ServerProcess):
 
     def _start_once(self, timeout_s: float) -> "LiveKitServer":
         binary = ensure_built()
-        config = (
-            f"port: {self.port}\n"
-            f"rtc:\n  tcp_port: {self.rtc_tcp_port}\n  udp_port: {self.rtc_udp_port}\n"
-            "  use_external_ip: false\n"
-        )
+        rtc = {"tcp_port": self.rtc_tcp_port, "udp_port": self.rtc_udp_port, "use_external_ip": False} | self.rtc
+        config = f"port: {self.port}\nrtc:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in rtc.items())
         if self.webhook_urls:
             config += f"webhook:\n  api_key: {self.api_key}\n  urls:\n" + "".join(f"    - {u}\n" for u in self.webhook_urls)
-        args = [str(binary), "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1",
-                "--config-body", config]
+        args = [str(binary), "--dev", "--bind", "127.0.0.1", "--config-body", config]
+        if "node_ip" not in self.rtc:  # the flag would override the config's
+            args += ["--node-ip", "127.0.0.1"]
         if self.redis_host:
             args += ["--redis-host", self.redis_host]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL

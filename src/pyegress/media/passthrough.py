@@ -2,7 +2,7 @@
 
 The packet receiver (:mod:`.source.packets`) hands over the track's encoded samples at PTS on
 LiveKit's sync timeline; :class:`PassthroughPipeline` muxes them unchanged into the file its
-codec calls for, as LiveKit's track egress does: VP8/VP9/AV1 in WebM, H.264 in MP4, Opus in OGG
+codec calls for, as LiveKit's track egress does: VP8/VP9 in WebM, H.264 in MP4, Opus in OGG
 (docs/compatibility.md).
 
 Timeline rules (docs/architecture.md):
@@ -20,6 +20,7 @@ Timeline rules (docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import struct
 import time
@@ -49,7 +50,7 @@ _SILENCE_SAMPLES = 960
 #: Audio that lags its place on the timeline by this much gets silence inserted before it.
 AUDIO_GAP_NS = 30_000_000
 #: Containers for a codec's samples, as LiveKit's track egress chooses them.
-CONTAINERS = {"vp8": "webm", "vp9": "webm", "av1": "webm", "h264": "mp4", "opus": "ogg"}
+CONTAINERS = {"vp8": "webm", "vp9": "webm", "h264": "mp4", "opus": "ogg"}
 
 
 def opus_samples(packet: bytes) -> int:
@@ -116,10 +117,13 @@ class CopiedTrack:
         return CONTAINERS[self.codec]
 
     def add_streams(self, container: av.container.OutputContainer) -> dict[str, av.stream.Stream]:
-        stream = container.add_stream(self.codec, rate=OPUS_RATE) if self.kind == "audio" \
-            else container.add_stream(self.codec)
+        # From a template, so the container never opens an encoder for it (PyAV opens the codec of a
+        # stream made by add_stream when the header is written, and an encoder's own setup data would
+        # replace the publisher's); the stream's parameters are the ones set here.
+        stream = container.add_stream_from_template(_template(self.codec))
         ctx = stream.codec_context
         if self.kind == "audio":
+            ctx.sample_rate = OPUS_RATE
             ctx.layout = "stereo" if self.channels == 2 else "mono"
         else:
             ctx.width, ctx.height = self.width, self.height
@@ -131,13 +135,28 @@ class CopiedTrack:
         return {self.kind: stream}
 
 
+_template_container: av.container.OutputContainer | None = None
+_templates: dict[str, av.stream.Stream] = {}
+
+
+def _template(codec: str) -> av.stream.Stream:
+    """A stream of ``codec`` that is never written, to create output streams from (kept for the process)."""
+    global _template_container
+    if codec not in _templates:
+        if _template_container is None:
+            _template_container = av.open(io.BytesIO(), "w", format="matroska")
+        _templates[codec] = _template_container.add_stream(codec, rate=OPUS_RATE) if codec == "opus" \
+            else _template_container.add_stream(codec)
+    return _templates[codec]
+
+
 def _picture_size(codec: str, keyframe: bytes) -> tuple[int, int]:
     """Width and height (px) of a keyframe, decoded once (no container field needs more).
 
     Raises:
         ValueError: it does not decode.
     """
-    decoder = av.CodecContext.create({"av1": "libdav1d"}.get(codec, codec), "r")
+    decoder = av.CodecContext.create(codec, "r")
     try:
         frames = [*decoder.decode(av.Packet(keyframe)), *decoder.decode(None)]
     except av.FFmpegError as e:

@@ -13,6 +13,9 @@ import (
 	"log"
 	"os"
 	"syscall"
+
+	protoLogger "github.com/livekit/protocol/logger"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 )
 
 // settings is the first line on stdin.
@@ -46,6 +49,11 @@ func main() {
 		log.Fatalf("redirect stdout: %v", err)
 	}
 	out := newFrameWriter(os.NewFile(uintptr(framesFd), "frames"))
+	// The SDK's and pion's own log at warning and above: their info lines (ICE and signalling
+	// states) would fill every egress's log.
+	if l, err := protoLogger.NewZapLogger(&protoLogger.Config{Level: "warn"}); err == nil {
+		lksdk.SetLogger(l)
+	}
 
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<16), 1<<20)
