@@ -18,7 +18,7 @@ import pytest
 from livekit import api
 
 from conftest import publisher_factory, wait_status
-from media_checks import media_span_s
+from media_checks import counter_frames, media_span_s
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.livekit_server import LiveKitServer
 from pyegress.devtools.pyegress_server import PyegressServer
@@ -126,9 +126,10 @@ async def test_unwritable_manifest_still_ends_the_egress(lkapi, publishers, room
 
 
 @asynccontextmanager
-async def recording_on_own_livekit(tmp_path: Path, room: str):
+async def recording_on_own_livekit(tmp_path: Path, room: str, kind: str = "composite"):
     """A livekit-server of its own (so it can be killed), a publisher in ``room`` and a ``pyegress serve``
-    recording a room composite of it, 2 s into ACTIVE: yields ``(livekit, egress API client, info)``."""
+    recording a room composite of it (``kind`` ``track``: a track egress of its camera, written unchanged),
+    2 s into ACTIVE: yields ``(livekit, egress API client, info)``."""
     with LiveKitServer(log_path=tmp_path / "livekit.log") as lk_server, \
             publisher_factory(lk_server, tmp_path) as start_publishers:
         async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
@@ -136,15 +137,23 @@ async def recording_on_own_livekit(tmp_path: Path, room: str):
         start_publishers(room, 1)
         with serve(tmp_path / "srv", lk_server) as server:
             async with api.LiveKitAPI(server.url, lk_server.api_key, lk_server.api_secret) as eg_api:
-                info = await eg_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-                    room_name=room, file_outputs=[api.EncodedFileOutput(filepath=f"{room}.mp4")]))
+                if kind == "track":
+                    async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
+                        (p,) = (await lk.room.list_participants(api.ListParticipantsRequest(room=room))).participants
+                    video = next(t.sid for t in p.tracks if t.type == api.TrackType.VIDEO)
+                    info = await eg_api.egress.start_track_egress(api.TrackEgressRequest(
+                        room_name=room, track_id=video, file=api.DirectFileOutput(filepath=room)))
+                else:
+                    info = await eg_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+                        room_name=room, file_outputs=[api.EncodedFileOutput(filepath=f"{room}.mp4")]))
                 await wait_status(eg_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
                 await asyncio.sleep(2)
                 yield lk_server, eg_api, info
 
 
-async def test_lost_livekit_server_fails_the_egress(tmp_path):
-    async with recording_on_own_livekit(tmp_path, "doomed") as (lk_server, eg_api, info):
+@pytest.mark.parametrize("kind", ["composite", "track"])
+async def test_lost_livekit_server_fails_the_egress(tmp_path, kind):
+    async with recording_on_own_livekit(tmp_path, "doomed", kind) as (lk_server, eg_api, info):
         lk_server._proc.send_signal(signal.SIGKILL)  # gone for good, no goodbye to anyone
         final, _ = await wait_status(eg_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=120)
     assert final.status == S.EGRESS_FAILED, final
@@ -191,8 +200,9 @@ async def test_restarted_service_ends_its_orphans_truthfully(lkapi, publishers, 
     assert events[-1].egress_info.status == S.EGRESS_FAILED
 
 
-async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path):
-    async with recording_on_own_livekit(tmp_path, "bumpy") as (lk_server, eg_api, info):
+@pytest.mark.parametrize("kind", ["composite", "track"])
+async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path, kind):
+    async with recording_on_own_livekit(tmp_path, "bumpy", kind) as (lk_server, eg_api, info):
         lk_server._proc.send_signal(signal.SIGKILL)  # a crash, then a restart 1 s later
         lk_server._proc.wait()
         await asyncio.sleep(1)
@@ -206,3 +216,7 @@ async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path):
     assert final.status == S.EGRESS_COMPLETE, final
     assert final.details.startswith("End reason: StopEgress API (room connection lost and regained 1x"), final.details
     assert ffprobe(final.file_results[0].location).duration > 12
+    if kind == "track":  # the camera published again under a new SID is recorded on, in the same file
+        frames = counter_frames(final.file_results[0].location)
+        assert all(b[1] > a[1] for a, b in zip(frames, frames[1:]))
+        assert frames[-1][0] > 12 and sum(1 for t, _ in frames if t > 5) > 200

@@ -195,6 +195,11 @@ class PassthroughPipeline(Recording):
     # ---- samples from the source (PacketSink) -----------------------------
     def on_track(self, ref: TrackRef) -> None:
         log.info("track %s (%s, %s) of %s", ref.sid, ref.kind, ref.codec, ref.participant_identity)
+        track = self.track
+        if track is not None and ref.sid != track.ref.sid and (ref.kind, ref.codec) == (track.kind, track.codec):
+            # the same track published again (the publisher rejoined a restarted server): the file goes on
+            # with it, from its first keyframe
+            track.ref, self._need_keyframe = ref, ref.kind == "video"
 
     def on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)

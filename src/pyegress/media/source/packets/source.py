@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: How long joining the room may take before the egress fails
 CONNECT_TIMEOUT_S = 20
+#: After a reconnection, how long a track lost with the connection may take to come back: a publisher
+#: that rejoins a restarted livekit-server publishes it again under a new SID.
+REPUBLISH_GRACE_S = 15.0
 #: Disconnect reasons that end a recording normally (livekit_models.proto ``DisconnectReason``).
 _ROOM_ENDED = frozenset({rtc.DisconnectReason.CLIENT_INITIATED, rtc.DisconnectReason.ROOM_DELETED,
                          rtc.DisconnectReason.ROOM_CLOSED, rtc.DisconnectReason.PARTICIPANT_REMOVED})
@@ -90,6 +93,9 @@ class PacketSource:
         self._connected: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task | None = None
         self._reconnecting_since = 0
+        # tracks that ended with the connection, by (publisher identity, source, kind) → until when
+        # (monotonic s; None while still reconnecting) their republication is taken in their place
+        self._lost: dict[tuple[str, int, str], float | None] = {}
         self._closing = False
         self._paused = False
 
@@ -113,7 +119,12 @@ class PacketSource:
             raise SourceError(f"could not join room {self.room_name!r}: {error}", CODE_ROOM_CONNECTION)
 
     def present(self) -> bool:
-        return bool(self.participants) if self.whole_room else bool(self._tracks)
+        """Whether anybody is in the room (whole room), else whether a selected track is subscribed or
+        one lost with the connection may still come back (:data:`REPUBLISH_GRACE_S`)."""
+        if self.whole_room:
+            return bool(self.participants)
+        now = time.monotonic()
+        return bool(self._tracks) or any(until is None or now < until for until in self._lost.values())
 
     def pause(self) -> None:
         """Drop samples until :meth:`resume` (tracks stay subscribed)."""
@@ -193,6 +204,8 @@ class PacketSource:
             self._on_track(e)
         elif name == "track_ended":
             if (ref := self._tracks.pop(e["track"], None)) is not None:
+                if self.reconnecting:
+                    self._lost[(ref.participant_identity, ref.source, ref.kind)] = None
                 self.sink.on_track_ended(ref)
         elif name == "speakers":
             self.sink.on_speakers(list(e.get("identities") or []))
@@ -203,6 +216,8 @@ class PacketSource:
             if self.reconnecting:
                 self.reconnects.append(time.monotonic_ns() - self._reconnecting_since)
             self.reconnecting = False
+            until = time.monotonic() + REPUBLISH_GRACE_S
+            self._lost = {key: until if t is None else t for key, t in self._lost.items()}
         elif name == "disconnected":
             code = e.get("code", -1)
             self.closed_reason = f"disconnected ({e.get('reason', '')})"
@@ -222,8 +237,19 @@ class PacketSource:
         self.publications[pub.sid] = pub
         participant = self.participants.get(pub.participant_sid) \
             or Participant(pub.identity, pub.participant_sid, kind=e.get("participant_kind", 0))
-        if not known and self.selection.wants(pub, participant):
+        if not known and (self.selection.wants(pub, participant) or self._republished(pub)):
             self.receiver.send("subscribe", pub.sid)
+
+    def _republished(self, pub: Publication) -> bool:
+        """Whether ``pub`` is a track lost with the connection, published again (same publisher, source
+        and kind) within the grace; it is then recorded in its place."""
+        kind = "video" if pub.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+        until = self._lost.get((pub.identity, pub.source, kind), 0.0)
+        if until is None or until > time.monotonic():  # it stays lost (present) until its track arrives
+            log.info("track %s replaces the %s %s of %s lost with the connection", pub.sid, kind, pub.source,
+                     pub.identity)
+            return True
+        return False
 
     def _on_track(self, e: dict) -> None:
         pub = self.publications.get(e["sid"])
@@ -234,4 +260,5 @@ class PacketSource:
         gains = self.selection.gains(pub.sid, participant) if kind == "audio" else None
         ref = TrackRef(pub.sid, kind, pub.source, pub.identity, pub.participant_sid, gains, codec=e["codec"])
         self._tracks[int(e["track"])] = ref
+        self._lost.pop((pub.identity, pub.source, kind), None)
         self.sink.on_track(ref)
