@@ -257,6 +257,7 @@ class WorkerMonitor:
         self.ignore = ignore
         self.worker: psutil.Process | None = None
         self.peak_rss = 0
+        self.peak_tree_rss = 0
         self._reaped0 = 0.0
         self._tree0 = 0.0
 
@@ -295,11 +296,20 @@ class WorkerMonitor:
         self.sample_rss()
 
     def sample_rss(self) -> None:
-        """Update :attr:`peak_rss` (bytes) from the worker's current RSS (ignored once it has exited)."""
+        """Update :attr:`peak_rss` (bytes) from the worker's current RSS and :attr:`peak_tree_rss` from the sum of
+        its and its live descendants' RSS (ignored once it has exited)."""
         try:
-            self.peak_rss = max(self.peak_rss, self.worker.memory_info().rss)
+            tree = self.worker.memory_info().rss
+            children = self.worker.children(recursive=True)
         except psutil.NoSuchProcess:
-            pass
+            return
+        self.peak_rss = max(self.peak_rss, tree)
+        for child in children:
+            try:
+                tree += child.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        self.peak_tree_rss = max(self.peak_tree_rss, tree)
 
     def cpu_since_active(self, timeout_s: float = 30.0) -> float:
         """The worker tree's CPU-s since :meth:`mark_active`.
