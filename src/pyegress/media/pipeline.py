@@ -1,9 +1,11 @@
 """The pipeline: source → sync → compose/mix → encode once → outputs → storage.
 
 One :class:`Pipeline` serves every egress that encodes; only its source differs, chosen by
-:func:`~.source.open_source`: a room through the livekit SDK (room composite,
-participant, track composite, track and ``media`` egress, which differ only in
-the tracks their :class:`~.source.selection.TrackSelection` takes) or a web page.
+:func:`~.source.open_source`: a room (room composite, participant, track composite, track and
+``media`` egress, which differ only in the tracks their :class:`~.source.selection.TrackSelection`
+takes) or a web page. A room comes through the livekit SDK as decoded media, timed by its arrival,
+or through the packet receiver as encoded samples that a :class:`~.sync.playout.Playout` decodes
+and places by the sync engine's timestamps (``JobSpec.receiver``).
 A track written as the publisher sent it takes :mod:`.passthrough` instead; both
 share their life as a :class:`~.recording.Recording`.
 
@@ -32,9 +34,10 @@ from .outputs.stream import StreamOutput
 from .outputs.uploads import OutputUploads
 from .outputs.websocket import WebsocketOutput
 from .recording import Recording
-from .source import TrackRef, open_source
+from .source import TrackRef, open_source, receives_packets
 from .source.base import I420Frame
 from .sync.clock import MediaClock
+from .sync.playout import Playout
 from .sync.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -64,11 +67,19 @@ class Pipeline(Recording):
         self.mixer = AudioMixer.for_frames(enc.audio_frequency, AUDIO_CHANNELS, self.audio_frame_ms) \
             if spec.audio else None
         self._speaker_tracks: dict[str, str] = {}  # participant identity -> camera track SID
-        self.source = open_source(spec, self, audio_channels=AUDIO_CHANNELS, audio_frame_ms=self.audio_frame_ms)
+        # Encoded samples are decoded and timed by a playout between the source and this pipeline
+        self.playout = Playout(self.clock, self, framerate=enc.framerate, sample_rate=enc.audio_frequency,
+                               channels=AUDIO_CHANNELS) \
+            if receives_packets(spec) else None
+        self.source = open_source(spec, self.playout or self, audio_channels=AUDIO_CHANNELS,
+                                  audio_frame_ms=self.audio_frame_ms)
         # The source's own picture (a web page), or its video tracks composed here
         self.compositor = VideoCompositor(enc.width, enc.height, Layout.parse(spec.layout)) \
             if spec.video and self.source.picture is None else None
         self.picture = self.compositor if self.compositor is not None else self.source.picture
+        if self.playout is not None:
+            self.playout.source, self.playout.compositor = self.source, self.compositor
+            self.picture = self.playout if self.compositor is not None else None
         self.dropped_frames = 0  # video frames skipped because the encoder fell behind
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
@@ -113,6 +124,8 @@ class Pipeline(Recording):
         mixer still holds the audio due just before the pause (its latency), so sound stays with picture."""
         self.source.resume()
         self.clock.resume()
+        if self.playout is not None:
+            self.playout.resume()
 
     def set_layout(self, name: str) -> None:
         """Switch the composite layout (raises ValueError for an unknown name); a source that lays itself
@@ -120,6 +133,8 @@ class Pipeline(Recording):
         if self.compositor is not None:
             self.compositor.set_layout(Layout.parse(name))
             log.info("layout %s", name)
+            if self.playout is not None:
+                self.playout.fit_layers()
         elif self.picture is not None:
             self.picture.set_layout(name)
 
@@ -161,7 +176,8 @@ class Pipeline(Recording):
         enc = self.spec.encoding
         ticker = Ticker(self.clock, self._thread, picture=self.picture, mixer=self.mixer, framerate=enc.framerate,
                         sample_rate=enc.audio_frequency, audio_block=enc.audio_frequency * self.audio_frame_ms // 1000,
-                        progress_interval_s=self.spec.progress_interval_s, on_progress=self._progress)
+                        progress_interval_s=self.spec.progress_interval_s, on_progress=self._progress,
+                        delay_ns=self.playout.delay_ns if self.playout is not None else 0)
         try:
             return await ticker.run(self._ended())
         finally:

@@ -55,7 +55,7 @@ def new_spec(settings: Settings, backup: AnyStorage | None, egress_id: str, room
     defaults = dict(empty_timeout_s=settings.empty_timeout_s, progress_interval_s=settings.progress_interval_s,
                     max_duration_s=settings.max_duration_s, upload_attempts=settings.upload_attempts,
                     upload_retry_base_s=settings.upload_retry_base_s, upload_retry_max_s=settings.upload_retry_max_s,
-                    backup=backup, stream_uploads=settings.stream_uploads)
+                    backup=backup, stream_uploads=settings.stream_uploads, receiver=settings.composite_receiver)
     spec = JobSpec(egress_id=egress_id, ws_url=opts.ws_url or settings.ws_url, room_name=room_name,
                    token=opts.token or (recorder_token(settings, egress_id, room_name) if room_name else ""),
                    **(defaults | fields))  # a web egress without a room has no token

@@ -6,6 +6,10 @@ contributes silence for the missing part (a gap never stalls the mix), and a
 track that has piled up more than ``max_buffer_ms`` is trimmed so latency stays
 bounded. A track only starts contributing once ``prebuffer_ms`` has arrived, so
 packet jitter does not turn into clicks.
+
+Samples that carry their own time (the packet receiver's, on the sync engine's timeline) are
+:meth:`AudioMixer.place` d at their position instead: gaps become silence, overlaps are cut, and
+the track plays exactly where its timestamps put it, whatever the arrival order of the tracks.
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+#: How far (samples at 48 kHz: 2.5 ms) a placed chunk may start from where its track's last one ended
+#: and still count as contiguous: timestamps jitter by a few RTP ticks, sound must not.
+PLACE_SLACK = 120
+
+
 @dataclass
 class _TrackBuffer:
     chunks: deque = field(default_factory=deque)  # of (n, channels) int16 arrays
     samples: int = 0
     primed: bool = False
     gains: np.ndarray | None = None  # per output channel, None for unity
+    end: int | None = None  # placed tracks: the mix position (samples) where its buffered samples end
 
 
 class AudioMixer:
@@ -38,6 +48,8 @@ class AudioMixer:
         self._prebuffer = sample_rate * prebuffer_ms // 1000
         self._max = sample_rate * max_buffer_ms // 1000
         self._tracks: dict[str, _TrackBuffer] = {}
+        self.position = 0  # samples mixed so far: the position of the next block
+        self.late_samples = 0  # placed samples that came after their position was mixed (dropped)
 
     @classmethod
     def for_frames(cls, sample_rate: int, channels: int, frame_ms: int) -> "AudioMixer":
@@ -72,6 +84,34 @@ class AudioMixer:
         if buf.samples > self._max:
             self._drop(buf, buf.samples - self._prebuffer)
 
+    def place(self, key: str, at: int, samples: np.ndarray) -> None:
+        """Put ``(n, channels) int16`` samples of track ``key`` at mix position ``at`` (samples since
+        the first block). A gap before them since the track's last samples is silence, a step of up
+        to :data:`PLACE_SLACK` samples either way is taken as contiguous (timestamp jitter), samples
+        overlapping what is buffered or already mixed are cut."""
+        buf = self._tracks.get(key)
+        if buf is None or len(samples) == 0:
+            return
+        buf.primed = True
+        end = buf.end if buf.end is not None and buf.end >= self.position else None
+        if end is not None and abs(at - end) <= PLACE_SLACK:
+            at = end
+        start = max(at, end if end is not None else self.position)
+        if start > at:  # the head was mixed already or overlaps what is buffered
+            self.late_samples += max(0, min(self.position - at, len(samples)))
+            samples = samples[start - at:]
+            if len(samples) == 0:
+                return
+        gap = start - (end if end is not None else self.position)
+        if end is None:
+            self._drop(buf, buf.samples)  # an underrun: the track starts again at its position
+        if gap > 0:
+            buf.chunks.append(np.zeros((gap, self.channels), np.int16))
+            buf.samples += gap
+        buf.chunks.append(samples)
+        buf.samples += len(samples)
+        buf.end = start + len(samples)
+
     @staticmethod
     def _drop(buf: _TrackBuffer, n: int) -> None:
         while n > 0 and buf.chunks:
@@ -98,7 +138,7 @@ class AudioMixer:
             else:
                 buf.chunks[0] = head[k:]
         buf.samples -= pos
-        if pos < n:
+        if pos < n and buf.end is None:
             buf.primed = False
 
     def mix(self, n: int) -> np.ndarray:
@@ -114,4 +154,5 @@ class AudioMixer:
                 self._take(buf, n, part)
                 acc += (part * buf.gains).astype(np.int32)
         np.clip(acc, -32768, 32767, out=acc)
+        self.position += n
         return acc.astype(np.int16)

@@ -101,8 +101,15 @@ class VideoCompositor:
         tile.scaled = None
         self._dirty = True
 
-    def compose(self) -> tuple[av.VideoFrame, bool]:
-        """Return ``(frame, changed)``: a yuv420p ``av.VideoFrame`` of the canvas.
+    def boxes(self) -> dict[str, Rect | None]:
+        """Each tile's box on the canvas in the current layout (None: not shown), by key."""
+        tiles = list(self._tiles)
+        speaker = tiles.index(self._speaker) if self._speaker in self._tiles else None
+        return dict(zip(tiles, tile_rects(self.layout, len(tiles), self.width, self.height, speaker)))
+
+    def compose(self, at_ns: int | None = None) -> tuple[av.VideoFrame, bool]:
+        """Return ``(frame, changed)``: a yuv420p ``av.VideoFrame`` of the canvas as its tiles are now
+        (``at_ns`` is not needed: a :class:`~..sync.playout.Playout` updates the tiles for it).
 
         When nothing changed since the last call, the previous frame object is
         returned again with ``changed`` False. A changed canvas is drawn
@@ -119,9 +126,8 @@ class VideoCompositor:
         y_plane.fill(bg_y)
         u_plane.fill(bg_u)
         v_plane.fill(bg_v)
-        tiles = list(self._tiles.values())
-        speaker = tiles.index(self._tiles[self._speaker]) if self._speaker in self._tiles else None
-        for tile, box in zip(tiles, tile_rects(self.layout, len(tiles), self.width, self.height, speaker)):
+        for key, box in self.boxes().items():
+            tile = self._tiles[key]
             if box is None or tile.source is None:
                 continue
             buf, src_w, src_h = tile.source

@@ -63,7 +63,9 @@ class I420Frame(Protocol):
 class Picture(Protocol):
     """A picture the tick loop samples: :meth:`compose` returns ``(av.VideoFrame yuv420p, changed)``."""
 
-    def compose(self) -> tuple[av.VideoFrame, bool]: ...
+    def compose(self, at_ns: int | None = None) -> tuple[av.VideoFrame, bool]:
+        """The picture at media time ``at_ns`` (ns on the media clock; None: now); a live source shows
+        its newest."""
 
     def set_layout(self, name: str) -> None: ...
 

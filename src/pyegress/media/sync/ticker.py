@@ -5,6 +5,11 @@ track is shown; a late source repeats, a fast one drops) and pulls the mixer in
 blocks. Output PTS are tick numbers (video) and sample counts (audio), so both
 streams share one timeline and the outputs last exactly from the clock's start
 to the end, whatever the sources do. While the clock is paused no tick is due.
+
+A stream may run a fixed delay behind the clock: audio by the mixer's latency (what it holds
+to absorb arrival jitter), and both, with a :class:`~.playout.Playout`, by its playout delay
+(media placed by its own timestamps is composed once everything due has arrived). The picture
+is asked for the media time of each tick. What is still due at the end is emitted then.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ class Ticker:
 
     def __init__(self, clock: MediaClock, thread, *, picture, mixer,
                  framerate: int, sample_rate: int, audio_block: int, progress_interval_s: float,
-                 on_progress: Callable[[int], None]) -> None:
+                 on_progress: Callable[[int], None], delay_ns: int = 0) -> None:
         self.clock, self.thread = clock, thread
         self.picture, self.mixer = picture, mixer
+        self.delay_ns = delay_ns  # both streams' playout delay (ns), besides the mixer's own latency
         self.framerate, self.sample_rate, self.block = framerate, sample_rate, audio_block
         self.progress_ns = int(progress_interval_s * 1e9)
         self.on_progress = on_progress
@@ -40,6 +46,8 @@ class Ticker:
         thread, picture, mixer, clock = self.thread, self.picture, self.mixer, self.clock
         frame_ns = 1_000_000_000 / self.framerate
         rate, block = self.sample_rate, self.block
+        video_delay = self.delay_ns
+        audio_delay = self.delay_ns + (mixer.latency_ns if mixer is not None else 0)
         next_progress = self.progress_ns
         video_pts = audio_pts = 0
         while True:
@@ -49,29 +57,35 @@ class Ticker:
             if thread.error is not None:
                 raise thread.error
             if picture is not None:
-                while video_pts * frame_ns <= now:
+                while video_pts * frame_ns + video_delay <= now:
                     if thread.backlogged:
                         # The encoder is behind real time: skip this frame rather than queue without
                         # bound. The PTS gap is held by players as the previous frame; sync is kept.
                         self.dropped_frames += 1
                     else:
-                        frame, _ = picture.compose()
+                        frame, _ = picture.compose(int(video_pts * frame_ns))
                         thread.submit_video(frame, video_pts)
                     video_pts += 1
             if mixer is not None:
-                while audio_pts * 1e9 / rate + mixer.latency_ns <= now:
+                while audio_pts * 1e9 / rate + audio_delay <= now:
                     thread.submit_audio(mixer.mix(block), audio_pts)
                     audio_pts += block
             if now >= next_progress:
                 next_progress += self.progress_ns
                 self.on_progress(now)
-            next_video = video_pts * frame_ns if picture is not None else float("inf")
-            next_audio = audio_pts * 1e9 / rate + mixer.latency_ns if mixer is not None else float("inf")
+            next_video = video_pts * frame_ns + video_delay if picture is not None else float("inf")
+            next_audio = audio_pts * 1e9 / rate + audio_delay if mixer is not None else float("inf")
             delay = (min(next_video, next_audio) - clock.elapsed_ns()) / 1e9
             await asyncio.sleep(max(delay, 0))  # an end is seen at the next tick (<= 20 ms)
-        # Audio runs the mixer's latency behind: the buffered tail is still due, up to the video's end.
-        if mixer is not None and picture is not None:
-            while audio_pts * 1e9 / rate < video_pts * frame_ns:
+        # What runs a delay behind is still due: video up to the end, audio up to the video's end.
+        if picture is not None:
+            while video_pts * frame_ns < now:
+                frame, _ = picture.compose(int(video_pts * frame_ns))
+                thread.submit_video(frame, video_pts)
+                video_pts += 1
+        audio_end = video_pts * frame_ns if picture is not None else now
+        if mixer is not None and (picture is not None or self.delay_ns):
+            while audio_pts * 1e9 / rate < audio_end:
                 thread.submit_audio(mixer.mix(block), audio_pts)
                 audio_pts += block
         # The outputs cover [0, end): whole frames and blocks already emitted define the end.

@@ -6,6 +6,6 @@
 - :mod:`.source`: :class:`~.source.PacketSource`, the :class:`~..base.Source` on top.
 """
 
-from .source import PacketSource
+from .source import COMPOSITE_JITTER_MS, PacketSource
 
-__all__ = ["PacketSource"]
+__all__ = ["COMPOSITE_JITTER_MS", "PacketSource"]

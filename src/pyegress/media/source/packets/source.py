@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: How long joining the room may take before the egress fails
 CONNECT_TIMEOUT_S = 20
+#: How long (ms) the receiver's jitter buffer waits for a lost packet's retransmission when a composite
+#: decodes the samples: under the playout delay (sync/playout.py), so a repaired sample is still in time.
+COMPOSITE_JITTER_MS = 250
 #: After a reconnection, how long a track lost with the connection may take to come back: a publisher
 #: that rejoins a restarted livekit-server publishes it again under a new SID.
 REPUBLISH_GRACE_S = 15.0

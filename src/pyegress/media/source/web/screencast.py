@@ -55,7 +55,7 @@ class PageVideo:
         return (f"{self.received} frames received, {self.decoded} decoded, latency from capture "
                 f"mean {mean_ms:.0f} ms, max {1000 * self.latency_max_s:.0f} ms")
 
-    def compose(self) -> tuple[av.VideoFrame, bool]:
+    def compose(self, at_ns: int | None = None) -> tuple[av.VideoFrame, bool]:
         if self._pending is None:
             return self._frame, False
         data, self._pending = base64.b64decode(self._pending), None
