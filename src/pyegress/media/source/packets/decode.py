@@ -46,6 +46,7 @@ class VideoDecoder:
         self._need_keyframe = True
         self.skipped = 0  # samples left out while waiting for a keyframe
         self.errors = 0
+        self.size: tuple[int, int] | None = None  # width, height (px) of the newest decoded picture
 
     def restart(self) -> None:
         """Samples were dropped (a pause): wait for a keyframe before decoding again."""
@@ -67,6 +68,7 @@ class VideoDecoder:
             return
         if frames:
             self._latest = frames[-1]
+            self.size = (self._latest.width, self._latest.height)
 
     def picture(self) -> I420Picture | None:
         """The newest decoded picture (once: None until another is decoded)."""
