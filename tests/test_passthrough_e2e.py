@@ -81,6 +81,22 @@ async def test_vp8_track_is_written_unchanged_every_frame_in_order(lkapi, egress
     assert first.is_keyframe  # a file starts where a decoder can
 
 
+async def test_simulcast_track_is_recorded_at_its_highest_layer_throughout(lkapi, egress_api, publishers,
+                                                                           room_name):
+    """A browser-like publisher sends 1280x720 with 640x360 and 320x180 layers: the file holds the
+    720p layer from its first frame to its last, every frame once, in order."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1, width=1280, height=720, simulcast=True)
+    sid = (await _sids(lkapi, room_name))[("pub-0", "VIDEO")]
+    final = await _record(egress_api, egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath="simulcast/{track_id}"))), 6)
+    path = final.file_results[0].location
+    with av.open(path) as c:
+        sizes = {(f.width, f.height) for f in c.decode(video=0)}
+    assert sizes == {(1280, 720)}
+    _assert_counters_in_order(counter_frames(path, 1280, 720), 5.5)
+
+
 @pytest.mark.parametrize("codec,ext", [("h264", "mp4"), ("vp9", "webm")])
 async def test_h264_and_vp9_tracks_and_opus(lkapi, egress_api, publishers, room_name, codec, ext):
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))

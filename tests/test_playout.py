@@ -9,9 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from pyegress.devtools.patterns import VideoPattern
 from pyegress.media.compose.audio import PLACE_SLACK, AudioMixer
-from pyegress.media.compose.video import VideoCompositor, i420_to_av
+from pyegress.media.compose.video import VideoCompositor
 from pyegress.media.source.base import TrackRef
 from pyegress.media.source.packets.stream import Sample
 from pyegress.media.sync.clock import MediaClock

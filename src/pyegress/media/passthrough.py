@@ -51,6 +51,9 @@ _SILENCE_SAMPLES = 960
 AUDIO_GAP_NS = 30_000_000
 #: Containers for a codec's samples, as LiveKit's track egress chooses them.
 CONTAINERS = {"vp8": "webm", "vp9": "webm", "h264": "mp4", "opus": "ogg"}
+#: How long (s) a simulcast track's file waits for a keyframe of the publication's top layer: the SFU
+#: starts a new subscriber on a low layer and switches up within about a second.
+TOP_LAYER_WAIT_S = 3.0
 
 
 def opus_samples(packet: bytes) -> int:
@@ -187,6 +190,7 @@ class PassthroughPipeline(Recording):
         self._last_interval = 33_000_000  # last video frame interval (ns): the last frame's duration
         self._audio_samples = 0  # audio written so far (48 kHz samples)
         self._need_keyframe = False
+        self._first_keyframe_at = 0.0  # monotonic s of the first keyframe seen, while waiting for the top layer
         self._rebase = False  # the next sample continues the file where a pause stopped it
         self._paused = False
         self._error = ""
@@ -215,10 +219,13 @@ class PassthroughPipeline(Recording):
             if ref.kind == "video" and not sample.keyframe:
                 return
             try:
-                self.track = CopiedTrack(ref, sample.data)
+                track = CopiedTrack(ref, sample.data)
             except ValueError as e:
                 log.warning("track %s: %s; waiting for the next keyframe", ref.sid, e)
                 return
+            if self._below_top_layer(track):
+                return
+            self.track = track
             self._first_pts = sample.pts_ns
             self._ready.set()
         if not self.files:
@@ -230,6 +237,20 @@ class PassthroughPipeline(Recording):
             log.error("writing %s failed: %s", self.files[0].path, e)
             self._error = f"writing the file failed: {e}"
             self.stop()
+
+    def _below_top_layer(self, track: CopiedTrack) -> bool:
+        """Whether the file should not start with this keyframe: it is of a lower layer than the
+        publication's top one (LiveKit's TrackInfo width and height), and the top layer may still come
+        (:data:`TOP_LAYER_WAIT_S`); the file then starts at the top layer rather than switch up in it."""
+        pub = self.source.publications.get(track.ref.sid)
+        if track.kind != "video" or pub is None or track.width * track.height >= 0.9 * pub.width * pub.height:
+            return False
+        now = time.monotonic()
+        if not self._first_keyframe_at:
+            self._first_keyframe_at = now
+            log.info("track %s starts on a %dx%d layer; waiting for its %dx%d layer", track.ref.sid, track.width,
+                     track.height, pub.width, pub.height)
+        return now - self._first_keyframe_at < TOP_LAYER_WAIT_S
 
     def _write(self, ref: TrackRef, sample: Sample) -> None:
         if ref.kind == "video":
