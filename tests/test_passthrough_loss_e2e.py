@@ -6,11 +6,6 @@ back (retransmissions), a frame lost for good makes video wait for the keyframe 
 The loss is real: livekit-server here advertises one ICE candidate, a UDP relay of the test's own
 (``support/lossy_relay.py``), and every client's media goes through it; the relay's counters say
 what it dropped, and which NACKs, PLIs and retransmissions went through it.
-
-Three expectations a user has fail today, in most runs but not all, each marked ``xfail`` (not strict)
-with its cause, found with a traced build of the receiver (see the commit that added this file):
-pictures decoded from a reference that was lost reach the file (some do not decode, some show a
-repeated or older frame), and far more frames are left out than the loss calls for.
 """
 
 from __future__ import annotations
@@ -172,7 +167,7 @@ def _assert_through_the_relay(rec: Recording) -> None:
     assert len(rec.frames) >= 2 * RECORD_S, rec.summary()  # and it has video, loss or not
 
 
-def test_random_loss_is_repaired_with_nacks_and_keyframes(random_loss):
+def test_random_loss_is_repaired_with_nacks(random_loss):
     rec = random_loss
     print(rec.summary())
     _assert_through_the_relay(rec)
@@ -180,7 +175,9 @@ def test_random_loss_is_repaired_with_nacks_and_keyframes(random_loss):
     assert rec.up.feedback.get("nack", 0) > 0, rec.summary()
     media_pt = max(rec.down.rtp_by_pt, key=rec.down.rtp_by_pt.get)
     assert sum(n for pt, n in rec.down.rtp_by_pt.items() if pt != media_pt) > 0, rec.summary()
-    assert rec.up.feedback.get("pli", 0) >= 1, rec.summary()
+    # and hardly ever for a keyframe: a PLI stops livekit-server's retransmissions to the receiver until the
+    # next keyframe, so it goes only when NACKs could not repair a loss, or no first keyframe came in time
+    assert rec.up.feedback.get("pli", 0) <= 3, rec.summary()
 
 
 def test_burst_loss_ends_well_and_video_comes_back(burst_loss):
@@ -189,34 +186,17 @@ def test_burst_loss_ends_well_and_video_comes_back(burst_loss):
     _assert_through_the_relay(rec)
     # 20 % for 3 s and a 300 ms blackout: at least a 300 ms' worth of packets (~30 fps) were dropped
     assert rec.down.rtp_dropped >= 10, rec.summary()
-    assert rec.up.feedback.get("pli", 0) >= 2, rec.summary()  # the first keyframe, and one after the loss
-    # after the burst the picture comes back (a keyframe was asked for and came) and stays: the last
-    # 2 s of the file, from 2.5 s after the blackout on, hold nearly every one of the publisher's frames
+    # after the burst the picture comes back (repaired, or a keyframe was asked for and came) and stays:
+    # the last 2 s of the file, from 2.5 s after the blackout on, hold nearly every one of the publisher's frames
     last = rec.frames[-1][0]
     assert last >= RECORD_S - 1.0, (last, rec.summary())
     tail = {n for t, n in rec.frames if t >= last - 2.0}
     assert len(tail) >= 0.8 * 2.0 * 30, (sorted(tail), rec.summary())
 
 
-# What fails today, and why (see the module docstring). Not strict: how often each shows depends on
-# where the loss falls, and a run can pass.
-LATE_LOSS = (
-    "media-sdk's jitter buffer calls the loss handler only after it has handed out every sample queued behind "
-    "the gap, and the receiver flags the sample after those: frames predicted from the lost one reach the file "
-    "unflagged (garbage pictures; with FFmpeg 8 some do not decode at all)")
-DUPLICATES = (
-    "a picture decoded from a lost reference (see LATE_LOSS) can show its counter's digits half-updated, read "
-    "as a repeated or older frame; and media-sdk's jitter buffer queues a duplicate retransmission beside its "
-    "original (no duplicate check) and hands the sample out a second time when the copy expires")
-FALSE_LOSS = (
-    "a late duplicate retransmission counts as a dropped packet (server-sdk-go's NACK generator never sees the RTX "
-    "packet that repaired a gap and NACKs it again; the SFU resends it up to 3 times), each loss sends a PLI, and "
-    "a PLI stops livekit-server's retransmissions to the receiver until the next keyframe (FlagStopRTXOnPLI): "
-    "video waits for keyframes far more often than the loss calls for")
 RECORDINGS = ["random_loss", "burst_loss"]
 
 
-@pytest.mark.xfail(reason=LATE_LOSS)
 @pytest.mark.parametrize("recording", RECORDINGS)
 def test_only_intact_pictures_are_written(recording, request):
     rec: Recording = request.getfixturevalue(recording)
@@ -229,7 +209,6 @@ def test_only_intact_pictures_are_written(recording, request):
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
 
 
-@pytest.mark.xfail(reason=DUPLICATES)
 @pytest.mark.parametrize("recording", RECORDINGS)
 def test_frames_are_written_once_in_order(recording, request):
     rec: Recording = request.getfixturevalue(recording)
@@ -240,7 +219,6 @@ def test_frames_are_written_once_in_order(recording, request):
     assert all(b > a for a, b in zip(times, times[1:]))
 
 
-@pytest.mark.xfail(reason=FALSE_LOSS)
 def test_random_loss_keeps_nearly_every_frame(random_loss):
     kept, span = random_loss.present()
     assert kept >= 0.9 * span, random_loss.summary()

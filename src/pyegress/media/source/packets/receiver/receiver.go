@@ -9,6 +9,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -145,7 +146,8 @@ func (r *receiver) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackP
 	pub.OnRTCP(r.engine.OnRTCP)
 	r.event("track", map[string]any{"track": number, "sid": pub.SID(), "codec": c.name,
 		"clock_rate": track.Codec().ClockRate, "channels": track.Codec().Channels, "identity": rp.Identity()})
-	t := newTrackReader(number, pub.SID(), c, track, rp, ts, r.out, time.Duration(r.s.JitterMs)*time.Millisecond)
+	t := newTrackReader(number, pub.SID(), c, track, rp, ts, r.out, time.Duration(r.s.JitterMs)*time.Millisecond,
+		r.writeRTCP)
 	r.mu.Lock()
 	r.tracks[pub.SID()] = t
 	r.mu.Unlock()
@@ -160,6 +162,17 @@ func (r *receiver) subscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTrackP
 		r.mu.Unlock()
 		r.event("track_ended", map[string]any{"track": number, "sid": pub.SID()})
 	}()
+}
+
+// writeRTCP sends RTCP on the subscriber connection, looked up each time (the SDK replaces it when
+// it reconnects). Errors are ignored, as the SDK's PLIs do: a closed connection ends the tracks.
+func (r *receiver) writeRTCP(pkts []rtcp.Packet) {
+	r.mu.Lock()
+	room := r.room
+	r.mu.Unlock()
+	if pc := room.LocalParticipant.GetSubscriberPeerConnection(); pc != nil {
+		_ = pc.WriteRTCP(pkts)
+	}
 }
 
 // publication finds a remote publication by track SID.

@@ -1,0 +1,21 @@
+"""The packet receiver's own Go tests (``receiver/*_test.go``: sequence numbers across wraparound,
+duplicates, gaps; what a track writes around a loss), run with the toolchain that builds it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from pyegress.media.source.packets import binary
+
+
+def test_receiver_go_tests():
+    try:
+        go = binary.find_go()
+    except binary.ReceiverUnavailable as e:
+        pytest.skip(str(e))
+    # -trimpath as the receiver's build: the packages that build compiled are reused
+    done = subprocess.run([go, "test", "-trimpath", "."], cwd=binary.MODULE_DIR, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
