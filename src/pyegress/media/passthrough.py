@@ -49,6 +49,12 @@ _OPUS_SILENCE = {1: b"\xf8\xff\xfe", 2: b"\xfc\xff\xfe"}
 _SILENCE_SAMPLES = 960
 #: Audio that lags its place on the timeline by this much gets silence inserted before it.
 AUDIO_GAP_NS = 30_000_000
+#: How long (ms) the receiver holds samples to send them together: a file need not get them sooner, and
+#: each batch costs this process a wakeup, which costs more than writing the samples. A pause or resume
+#: takes effect up to this much early or late, as does a crash of the receiver.
+FLUSH_MS = 200
+#: How often (s) a recording looks at what ends it besides a stop: presence, the duration limit.
+CHECK_S = 1.0
 #: Containers for a codec's samples, as LiveKit's track egress chooses them.
 CONTAINERS = {"vp8": "webm", "vp9": "webm", "h264": "mp4", "opus": "ogg"}
 #: How long (s) a simulcast track's file waits for a keyframe of the publication's top layer: the SFU
@@ -179,7 +185,7 @@ class PassthroughPipeline(Recording):
     def __init__(self, spec: JobSpec, emit) -> None:
         super().__init__(spec, emit)
         self.source = PacketSource(spec.ws_url, spec.token, selection=TrackSelection(spec), sink=self,
-                                   room_name=spec.room_name)
+                                   room_name=spec.room_name, flush_ms=FLUSH_MS)
         self.track: CopiedTrack | None = None
         self._ready = asyncio.Event()  # the first keyframe came, or the track went without one
         self._pending: list[tuple[TrackRef, Sample]] = []  # samples that came before the outputs opened
@@ -353,17 +359,28 @@ class PassthroughPipeline(Recording):
             self.on_sample(ref, sample)
 
     async def _record(self) -> int:
+        # Samples are written as they come; this only watches for the end. A stop or a closed source
+        # wakes it at once; presence, progress and the duration limit are looked at every CHECK_S
+        # (a wakeup costs about what a batch of samples does).
         ended = self._ended()
-        interval = self.spec.progress_interval_s
+        interval, limit_ns = self.spec.progress_interval_s, self.spec.max_duration_s * 1e9
         next_progress = time.monotonic() + interval
-        while not ended(self._end):
-            try:
-                await asyncio.wait_for(self._stop.wait(), 0.1)
-            except asyncio.TimeoutError:
-                pass
-            if interval and time.monotonic() >= next_progress:
-                next_progress += interval
-                self._progress(self._end)
+        stop = asyncio.ensure_future(self._stop.wait())
+        closed = asyncio.ensure_future(self.source.closed.wait())
+        try:
+            while not ended(self._end):
+                timeout = CHECK_S
+                if limit_ns:  # media time runs with wall time; it moves a batch of samples at a time
+                    timeout = min(timeout, max((limit_ns - self._end) / 1e9, 0.1))
+                if interval:
+                    timeout = min(timeout, next_progress - time.monotonic())
+                await asyncio.wait([stop, closed], timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+                if interval and time.monotonic() >= next_progress:
+                    next_progress += interval
+                    self._progress(self._end)
+        finally:
+            stop.cancel()
+            closed.cancel()
         if self._error:
             raise RuntimeError(self._error)
         return self._end

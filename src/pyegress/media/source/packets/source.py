@@ -69,18 +69,19 @@ class PacketSource:
 
     ``closed`` is set when the room disconnects or the receiver exits; a receiver that exits on its own
     sets ``failure`` (the egress fails with it). With ``whole_room`` the recording lasts while anybody is
-    in the room, otherwise while a selected track is subscribed (:meth:`present`).
+    in the room, otherwise while a selected track is subscribed (:meth:`present`). ``jitter_ms`` and
+    ``flush_ms`` go to the receiver (:class:`.stream.ReceiverProcess`).
     """
 
     picture: Picture | None = None
     started_s = 0.0
 
     def __init__(self, url: str, token: str, *, selection: TrackSelection, sink: PacketSink,
-                 room_name: str = "", jitter_ms: int = 500) -> None:
+                 room_name: str = "", jitter_ms: int = 500, flush_ms: int = 0) -> None:
         self.selection, self.sink, self.room_name = selection, sink, room_name
         self.whole_room = selection.whole_room
         self.presence = "every participant" if self.whole_room else "what this egress records"
-        self.receiver = ReceiverProcess(url, token, jitter_ms=jitter_ms)
+        self.receiver = ReceiverProcess(url, token, jitter_ms=jitter_ms, flush_ms=flush_ms)
         self.closed = asyncio.Event()
         self.closed_reason = "room closed"
         self.failure = ""
@@ -157,13 +158,14 @@ class PacketSource:
     # ---- the receiver's frames ---------------------------------------------
     async def _read(self) -> None:
         try:
-            while (frame := await self.receiver.read()) is not None:
-                if isinstance(frame, Sample):
-                    ref = self._tracks.get(frame.track)
-                    if ref is not None and not self._paused:
-                        self.sink.on_sample(ref, frame)
-                else:
-                    self._on_event(frame)
+            while (frames := await self.receiver.read()) is not None:
+                for frame in frames:
+                    if isinstance(frame, Sample):
+                        ref = self._tracks.get(frame.track)
+                        if ref is not None and not self._paused:
+                            self.sink.on_sample(ref, frame)
+                    else:
+                        self._on_event(frame)
         except StreamError as e:
             self._fail(f"packet receiver: {e}")
         if not self._closing:

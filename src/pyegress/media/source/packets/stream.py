@@ -4,7 +4,9 @@ The worker starts the receiver, writes its settings as one JSON line on its stdi
 commands (``subscribe``, ``unsubscribe``, ``dimensions``), one JSON line each. The receiver writes
 frames on its stdout: a 16-byte little-endian header ``u8 type | u8 flags | u16 track |
 i64 pts_ns | u32 length`` and ``length`` bytes: type 1 an encoded :class:`Sample`, type 2 an
-event (a JSON object with ``"event"``). Closing its stdin makes it leave the room and exit.
+event (a JSON object with ``"event"``). Samples come in batches (``flush_ms``), events at once; a
+read takes whatever has arrived, since each wakeup costs more than the frames it brings. Closing
+its stdin makes it leave the room and exit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _SAMPLE, _EVENT = 1, 2
 _KEYFRAME, _LOSS = 1, 2
 #: Larger frames are a broken stream, not media (a 4K keyframe is a few MB at most).
 MAX_FRAME_BYTES = 64 << 20
+#: Most bytes taken from the pipe at once (more than a batch of samples usually holds).
+READ_BYTES = 1 << 20
 
 
 class StreamError(Exception):
@@ -47,11 +51,15 @@ class Sample:
 
 class ReceiverProcess:
     """One receiver: :meth:`start`, then :meth:`read` frames until it returns None (the receiver
-    exited; :attr:`returncode` says how), :meth:`send` commands, :meth:`close` to leave."""
+    exited; :attr:`returncode` says how), :meth:`send` commands, :meth:`close` to leave.
+    ``flush_ms``: how long the receiver may hold a sample to send it with the next ones (0: its
+    default, 20 ms); a recording that only writes files can let them wait longer, for fewer wakeups."""
 
-    def __init__(self, url: str, token: str, *, jitter_ms: int = 500) -> None:
-        self._settings = {"url": url, "token": token, "jitter_ms": jitter_ms}
+    def __init__(self, url: str, token: str, *, jitter_ms: int = 500, flush_ms: int = 0) -> None:
+        self._settings = {"url": url, "token": token, "jitter_ms": jitter_ms, "flush_ms": flush_ms}
         self._proc: asyncio.subprocess.Process | None = None
+        self._buffer = b""  # received, not yet a whole frame
+        self._corrupt = ""  # why the stream cannot be read on, once the frames before that are read
 
     async def start(self) -> None:
         """Start the receiver (building it first if needed) and hand it its settings; the token goes
@@ -84,37 +92,55 @@ class ReceiverProcess:
         """Send a command (``subscribe``/``unsubscribe``/``dimensions`` with ``width``, ``height``)."""
         self._write({"cmd": cmd, "sid": sid, **fields})
 
-    async def read(self) -> Sample | dict | None:
-        """The next frame: a :class:`Sample`, an event dict, or None once the receiver has exited.
+    async def read(self) -> list[Sample | dict] | None:
+        """The frames that have arrived, in order (at least one): :class:`Sample` s and event dicts;
+        None once the receiver has exited.
 
         Raises:
             StreamError: the stream is corrupt (the receiver is then killed).
         """
-        stdout = self._proc.stdout
-        try:
-            header = await stdout.readexactly(_HEADER.size)
-        except asyncio.IncompleteReadError as e:
-            if e.partial:
-                await self._abort(f"stream cut inside a header ({len(e.partial)} bytes)")
-            await self._proc.wait()
-            return None
-        kind, flags, track, pts, length = _HEADER.unpack(header)
-        if length > MAX_FRAME_BYTES or kind not in (_SAMPLE, _EVENT):
-            await self._abort(f"bad frame header type={kind} length={length}")
-        try:
-            payload = await stdout.readexactly(length)
-        except asyncio.IncompleteReadError:
-            await self._proc.wait()
-            return None
-        if kind == _SAMPLE:
-            return Sample(track, pts, bool(flags & _KEYFRAME), bool(flags & _LOSS), payload)
-        try:
-            return json.loads(payload)
-        except ValueError:
-            await self._abort("an event that is not JSON")
+        while True:
+            frames = self._frames()
+            if frames:
+                return frames
+            if self._corrupt:
+                await self._abort(self._corrupt)
+            chunk = await self._proc.stdout.read(READ_BYTES)
+            if not chunk:
+                if 0 < len(self._buffer) < _HEADER.size:
+                    await self._abort(f"stream cut inside a header ({len(self._buffer)} bytes)")
+                await self._proc.wait()
+                return None
+            self._buffer = self._buffer + chunk if self._buffer else chunk
+
+    def _frames(self) -> list[Sample | dict]:
+        """The whole frames at the start of the buffer, taken out of it; stops at a corrupt one."""
+        buf, pos, frames = self._buffer, 0, []
+        end, size = len(buf), _HEADER.size
+        while end - pos >= size and not self._corrupt:
+            kind, flags, track, pts, length = _HEADER.unpack_from(buf, pos)
+            start = pos + size
+            if length > MAX_FRAME_BYTES or kind not in (_SAMPLE, _EVENT):
+                self._corrupt = f"bad frame header type={kind} length={length}"
+            elif start + length <= end:
+                pos = start + length
+                if kind == _SAMPLE:
+                    frames.append(Sample(track, pts, bool(flags & _KEYFRAME), bool(flags & _LOSS), buf[start:pos]))
+                    continue
+                try:
+                    frames.append(json.loads(buf[start:pos]))
+                except ValueError:
+                    self._corrupt = "an event that is not JSON"
+            else:
+                break
+        self._buffer = buf[pos:] if pos else buf
+        return frames
 
     async def _abort(self, why: str) -> None:
-        self._proc.kill()
+        try:
+            self._proc.kill()
+        except ProcessLookupError:  # it has exited already
+            pass
         await self._proc.wait()
         raise StreamError(why)
 

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"syscall"
+	"time"
 
 	protoLogger "github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
@@ -24,7 +26,12 @@ type settings struct {
 	Token string `json:"token"`
 	// JitterMs: how long a sample may wait for its missing packets (NACK retransmissions), ms.
 	JitterMs int `json:"jitter_ms"`
+	// FlushMs: how long a sample may wait on stdout for the others of its batch, ms (frames.go).
+	FlushMs int `json:"flush_ms"`
 }
+
+// defaultFlushMs: a composite decodes for its playout, which allows for this and much more.
+const defaultFlushMs = 20
 
 // command is every later line on stdin.
 type command struct {
@@ -37,6 +44,11 @@ type command struct {
 }
 
 func main() {
+	// One P: the receiver's work is one wakeup per packet, handed between a few goroutines; with more
+	// Ps each handoff also wakes an idle thread, which costs more than the work (GOMAXPROCS overrides).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("receiver: ")
 	// Frames go to a private copy of stdout; fd 1 then points at stderr, so nothing a library
@@ -48,7 +60,6 @@ func main() {
 	if err := syscall.Dup2(2, 1); err != nil {
 		log.Fatalf("redirect stdout: %v", err)
 	}
-	out := newFrameWriter(os.NewFile(uintptr(framesFd), "frames"))
 	// The SDK's and pion's own log at warning and above: their info lines (ICE and signalling
 	// states) would fill every egress's log.
 	if l, err := protoLogger.NewZapLogger(&protoLogger.Config{Level: "warn"}); err == nil {
@@ -67,6 +78,10 @@ func main() {
 	if s.JitterMs <= 0 {
 		s.JitterMs = 500
 	}
+	if s.FlushMs <= 0 {
+		s.FlushMs = defaultFlushMs
+	}
+	out := newFrameWriter(os.NewFile(uintptr(framesFd), "frames"), time.Duration(s.FlushMs)*time.Millisecond)
 
 	r := newReceiver(s, out)
 	if err := r.connect(); err != nil {
@@ -86,4 +101,5 @@ func main() {
 	}
 	// stdin closed: the worker is finishing, or gone.
 	r.close()
+	out.flush()
 }
