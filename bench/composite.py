@@ -23,9 +23,11 @@ issue's target is at most 1.3x with 4 publishers.
 ``--receivers sdk,packets`` records each composite once per receive path (``pyegress serve`` with
 ``PYEGRESS_COMPOSITE_RECEIVER``), each with its own baseline right before it, and also reports packets/sdk.
 ``--audio-only`` adds an audio-only composite of the same publishers per path (no baseline: the
-target is absolute). Issue 14's scenario, 4 browser-like publishers (720p, simulcast) into a 720p grid::
+target is absolute). ``--repeats N`` records every composite N times and reports medians. Issue 14's
+scenario, 4 browser-like publishers (720p, simulcast) into a 720p grid::
 
-    .venv/bin/python bench/composite.py --publishers 4 --size 1280x720 --simulcast --receivers sdk,packets --audio-only
+    .venv/bin/python bench/composite.py --publishers 4 --size 1280x720 --simulcast --receivers sdk,packets \\
+        --audio-only --repeats 3
 
 A run comparing receivers writes its own section of RESULTS.md, so the single-path one stays.
 
@@ -36,7 +38,8 @@ benchmark used meanwhile (:class:`OtherLoad`); run it on a quiet machine.
 Usage::
 
     .venv/bin/python bench/composite.py [--seconds 60] [--publishers 1,2,4] [--size 640x360] [--simulcast]
-                                        [--receivers sdk] [--audio-only] [--out bench/RESULTS.md] [--workdir DIR]
+                                        [--receivers sdk] [--audio-only] [--repeats 1] [--out bench/RESULTS.md]
+                                        [--workdir DIR]
 """
 
 from __future__ import annotations
