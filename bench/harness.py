@@ -311,6 +311,14 @@ class WorkerMonitor:
                 pass
         self.peak_tree_rss = max(self.peak_tree_rss, tree)
 
+    def wait_gone(self, timeout_s: float = 30.0) -> None:
+        """Until the worker has exited and been reaped (it closes its room connection after COMPLETE), so the
+        next egress starts alone; says so if it has not within ``timeout_s``."""
+        try:
+            self.worker.wait(timeout_s)
+        except psutil.TimeoutExpired:
+            print(f"  its worker {self.worker.pid} is still running {timeout_s:g} s after COMPLETE", flush=True)
+
     def cpu_since_active(self, timeout_s: float = 30.0) -> float:
         """The worker tree's CPU-s since :meth:`mark_active`.
 
@@ -346,8 +354,10 @@ async def wait_for(eg: api.LiveKitAPI, egress_id: str, wanted: int, timeout_s: f
     raise RuntimeError(f"egress {egress_id} did not reach {api.EgressStatus.Name(wanted)} in {timeout_s} s")
 
 
-def start_publishers(lk: LiveKitServer, room: str, count: int, log_path: Path) -> subprocess.Popen:
-    """``count`` generated publishers in their own process, returned once they have published.
+def start_publishers(lk: LiveKitServer, room: str, count: int, log_path: Path, *, width: int = 640,
+                     height: int = 360, simulcast: bool = False) -> subprocess.Popen:
+    """``count`` generated publishers of ``width`` x ``height`` (three simulcast layers if ``simulcast``) in
+    their own process, returned once they have published.
 
     Raises:
         RuntimeError: the process exited before it was ready.
@@ -355,7 +365,8 @@ def start_publishers(lk: LiveKitServer, room: str, count: int, log_path: Path) -
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pyegress.devtools.publisher", "--url", lk.url, "--api-key", lk.api_key,
-             "--api-secret", lk.api_secret, "--room", room, "--count", str(count)],
+             "--api-secret", lk.api_secret, "--room", room, "--count", str(count), "--width", str(width),
+             "--height", str(height), "--simulcast", str(simulcast).lower()],
             stdout=subprocess.PIPE, stderr=log, text=True)
     if proc.stdout.readline().strip() != "ready":
         proc.kill()

@@ -35,7 +35,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
@@ -162,10 +161,7 @@ def measure_path(workdir: Path, lk: LiveKitServer, room: str, sids: dict[int, st
                   f"{result.shares()}; {result.sample_rate:.1f} samples/s; "
                   f"{result.summary}; other CPUs {result.other_cpus:.2f}", flush=True)
             results.append(result)
-            try:  # the worker closes its room connection after COMPLETE: let it go before the next egress
-                monitor.worker.wait(30)
-            except psutil.TimeoutExpired:
-                print(f"  its worker {monitor.worker.pid} is still running 30 s after COMPLETE", flush=True)
+            monitor.wait_gone()
     return results
 
 

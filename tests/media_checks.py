@@ -84,7 +84,9 @@ def dominant_hz(path, start_s: float, length_s: float, channel: int = 0) -> floa
 
 def bar_phases(path, bar_period_s: float = 2.0, skip_s: float = 1.0) -> list[tuple[float, float]]:
     """For each decoded frame after ``skip_s``: ``(t, phase)`` where phase in [0, 1) is the generated
-    publisher's sweeping bar position (0 = left edge) read from the brightest column of the lower half."""
+    publisher's sweeping bar position (0 = left edge) read from the lower half: the middle of the run of
+    bright columns around the brightest one. (The brightest column alone lands anywhere across a scaled,
+    coded bar: 50 ms of error at 1280 px.)"""
     out = []
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
@@ -95,8 +97,15 @@ def bar_phases(path, bar_period_s: float = 2.0, skip_s: float = 1.0) -> list[tup
             x = int(columns.argmax())
             if columns[x] < 200:  # no bar visible (e.g. black before the first frame)
                 continue
+            threshold = (columns[x] + np.median(columns)) / 2  # half-way from the background to the bar
+            lo = hi = x
+            while lo > 0 and columns[lo - 1] >= threshold:
+                lo -= 1
+            while hi < len(columns) - 1 and columns[hi + 1] >= threshold:
+                hi += 1
             bar_w = max(2, frame.width // 40)
-            out.append((float(frame.time), min(0.999, x / (frame.width - bar_w))))
+            left = (lo + hi - bar_w + 1) / 2
+            out.append((float(frame.time), min(0.999, max(0.0, left / (frame.width - bar_w)))))
     return out
 
 
@@ -117,7 +126,7 @@ def beep_onsets(path, beep_hz: float = 1000.0, window_s: float = 0.005, skip_s: 
     ref = np.exp(-2j * np.pi * beep_hz * t)
     energy = np.array([abs(np.dot(x[i: i + n], ref)) for i in range(0, len(x) - n, n)])
     threshold = energy.max() / 2
-    onsets, above = [], False
+    onsets, above = [], energy[0] >= threshold  # a beep already sounding at skip_s started earlier: not an onset
     for i, e in enumerate(energy):
         if e >= threshold and not above:
             onsets.append(start + i * window_s)
@@ -130,16 +139,16 @@ def av_offsets_s(path) -> list[float]:
     return [offset for _, offset in av_offsets_at(path)]
 
 
-def av_offsets_at(path) -> list[tuple[float, float]]:
+def av_offsets_at(path, phases: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
     """``(t, offset)``: the audio-minus-video offset (s) of each beep at ``t`` s in a generated publisher's recording.
 
     The publisher beeps at the start of every second of its clock, when its bar is at the left
     edge or half-way (a 2 s sweep). Each beep onset is compared with the time the picture shows
     that moment (found from the bar's phase in the frames around it): positive means the sound
-    comes late.
+    comes late. ``phases``: the file's :func:`bar_phases` from 2 s on, if the caller has them already.
     """
     # WebRTC's receiver time-stretches audio for about its first second: start measuring after it
-    phases = bar_phases(path, skip_s=2.0)
+    phases = bar_phases(path, skip_s=2.0) if phases is None else phases
     offsets = []
     for onset in beep_onsets(path, skip_s=2.0):
         near = [(t, p) for t, p in phases if abs(t - onset) <= 0.5]

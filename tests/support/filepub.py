@@ -60,10 +60,13 @@ def ensure_built() -> Path:
 
 @dataclass
 class FilePublisher:
-    """A running ``filepub``: ``sids`` maps ``"video"``/``"audio"`` to the published tracks' SIDs."""
+    """A running ``filepub``: ``sids`` maps ``"video"``/``"audio"`` to the published tracks' SIDs, ``starts`` to the
+    Unix time (ns) each began sending its file: content at ``t`` s into a file is sent at its start + ``t`` (so
+    ``starts["audio"] - starts["video"]`` is the A/V offset the publisher itself sends)."""
 
     proc: subprocess.Popen
     sids: dict[str, str] = field(default_factory=dict)
+    starts: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -101,6 +104,8 @@ def file_publisher(livekit: LiveKitServer, room: str, identity: str, *, video: P
                     words = line.split()
                     if words[:1] == ["track"] and len(words) == 3:
                         publisher.sids[words[1]] = words[2]
+                    elif words[:1] == ["start"] and len(words) == 3:
+                        publisher.starts[words[1]] = int(words[2])
                     elif words == ["ready"]:
                         break
                 else:

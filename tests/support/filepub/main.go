@@ -6,8 +6,14 @@
 //	filepub -url ws://127.0.0.1:7880 [-video x.ivf|x.h264] [-audio x.ogg] [-fps 30] [-loop]
 //
 // The access token is the first line on stdin (never in argv, where ps shows it). Once every
-// track is published it prints "track video <sid>" / "track audio <sid>" lines and then
+// track is published it prints "track video <sid>" / "track audio <sid>" lines, then, once each
+// track's first sample is being sent, "start video <unix ns>" / "start audio <unix ns>", and then
 // "ready" on stdout; it leaves the room and exits on SIGTERM/SIGINT or when stdin closes.
+//
+// The SDK sends every later sample of a track at its start plus the durations before it, and
+// pion's sender reports tie RTP time to that send time; so the start times say when each file's
+// content plays, and their difference is the audio-minus-video offset this publisher itself sends
+// (bench/av_sync.py).
 //
 // What the SDK sends, per file type (readersampleprovider.go):
 //   - IVF: one sample per IVF frame. The frame duration is -fps (the SDK's option; it replaces
@@ -79,6 +85,7 @@ func main() {
 
 	type pub struct{ kind, path string }
 	var pubs []pub
+	started := map[string]*looper{}
 	if *video != "" {
 		pubs = append(pubs, pub{"video", *video})
 	}
@@ -86,10 +93,11 @@ func main() {
 		pubs = append(pubs, pub{"audio", *audio})
 	}
 	for _, p := range pubs {
-		track, err := fileTrack(p.path, *fps, *loop)
+		track, reader, err := fileTrack(p.path, *fps, *loop)
 		if err != nil {
 			log.Fatalf("%s: %v", p.path, err)
 		}
+		started[p.kind] = reader
 		opts := &lksdk.TrackPublicationOptions{Name: filepath.Base(p.path), DisableDTX: true}
 		if p.kind == "video" {
 			if track.Kind() != webrtc.RTPCodecTypeVideo {
@@ -109,6 +117,14 @@ func main() {
 		}
 		fmt.Printf("track %s %s\n", p.kind, publication.SID())
 	}
+	for _, p := range pubs {
+		select {
+		case <-started[p.kind].started:
+			fmt.Printf("start %s %d\n", p.kind, started[p.kind].start.UnixNano())
+		case <-time.After(20 * time.Second):
+			log.Fatalf("%s: no sample sent within 20 s of publishing", p.path)
+		}
+	}
 	fmt.Println("ready")
 
 	done := make(chan struct{})
@@ -125,10 +141,10 @@ func main() {
 }
 
 // fileTrack opens path the way lksdk.NewLocalFileTrack does (codec from the extension and the
-// IVF FourCC), looping it if asked.
-func fileTrack(path string, fps float64, loop bool) (*lksdk.LocalTrack, error) {
+// IVF FourCC), looping it if asked; the looper it reads through tells when sending began.
+func fileTrack(path string, fps float64, loop bool) (*lksdk.LocalTrack, *looper, error) {
 	var mime string
-	var restart func([]byte) (int64, error) // where a loop starts over
+	var restart func([]byte) (int64, error) // where the samples start (and a loop starts over)
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".ivf":
 		mime, restart = "", ivfBody
@@ -137,22 +153,19 @@ func fileTrack(path string, fps float64, loop bool) (*lksdk.LocalTrack, error) {
 	case ".ogg":
 		mime, restart = webrtc.MimeTypeOpus, oggBody
 	default:
-		return nil, fmt.Errorf("unsupported file type (.ivf, .h264, .ogg)")
+		return nil, nil, fmt.Errorf("unsupported file type (.ivf, .h264, .ogg)")
 	}
 	var opts []lksdk.ReaderSampleProviderOption
 	if mime == "" { // IVF: the SDK's timestamps from the file would go backwards at a loop
 		opts = append(opts, lksdk.ReaderTrackWithFrameDuration(time.Duration(float64(time.Second)/fps)))
 	}
-	if !loop {
-		return lksdk.NewLocalFileTrack(path, opts...)
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if mime == "" {
 		if len(data) < 12 {
-			return nil, errors.New("not an IVF file")
+			return nil, nil, errors.New("not an IVF file")
 		}
 		switch string(data[8:11]) {
 		case "VP8":
@@ -160,14 +173,16 @@ func fileTrack(path string, fps float64, loop bool) (*lksdk.LocalTrack, error) {
 		case "VP9":
 			mime = webrtc.MimeTypeVP9
 		default:
-			return nil, fmt.Errorf("IVF FourCC %q: VP8 or VP9 only", data[8:12])
+			return nil, nil, fmt.Errorf("IVF FourCC %q: VP8 or VP9 only", data[8:12])
 		}
 	}
 	body, err := restart(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return lksdk.NewLocalReaderTrack(&looper{data: data, body: int(body)}, mime, opts...)
+	reader := &looper{data: data, body: int(body), loop: loop, started: make(chan struct{})}
+	track, err := lksdk.NewLocalReaderTrack(reader, mime, opts...)
+	return track, reader, err
 }
 
 // ivfBody: the offset of the first frame, after the IVF header (its length is at byte 6).
@@ -199,19 +214,31 @@ func oggBody(data []byte) (int64, error) {
 	return int64(off), nil
 }
 
-// looper reads data, then data[body:] over and over.
+// looper reads data, then data[body:] over and over if loop (else to the end). The SDK reads
+// the file's header when the track is bound and the first sample right after its writer took
+// the time it paces from: start, when started closes, is the first read past the header.
 type looper struct {
-	data []byte
-	body int
-	pos  int
+	data    []byte
+	body    int
+	pos     int
+	loop    bool
+	start   time.Time
+	started chan struct{}
 }
 
 func (l *looper) Read(p []byte) (int, error) {
 	if l.pos >= len(l.data) {
+		if !l.loop {
+			return 0, io.EOF
+		}
 		l.pos = l.body
 	}
 	n := copy(p, l.data[l.pos:])
 	l.pos += n
+	if l.pos > l.body && l.start.IsZero() {
+		l.start = time.Now()
+		close(l.started)
+	}
 	return n, nil
 }
 
