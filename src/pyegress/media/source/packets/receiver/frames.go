@@ -80,7 +80,7 @@ func (f *frameWriter) write(kind, flags uint8, track uint16, pts int64, payload 
 		f.started[track] = true
 		now = true
 	}
-	if now {
+	if now || f.delay <= 0 { // no delay: no batching
 		return f.flushLocked()
 	}
 	t := time.Now()

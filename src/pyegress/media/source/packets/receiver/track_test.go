@@ -27,7 +27,7 @@ const testLatency = 100 * time.Millisecond
 
 func newTestReader(out *bytes.Buffer) *trackReader {
 	c, _ := codecFor("video/VP8")
-	t := &trackReader{sid: "TR_test", codec: c, video: true, sync: ptsFromTimestamp{}, out: newFrameWriter(out),
+	t := &trackReader{sid: "TR_test", codec: c, video: true, sync: ptsFromTimestamp{}, out: newFrameWriter(out, 0),
 		kick: make(chan struct{}, 1)}
 	t.buffer = jitter.NewBuffer(paddingAware{c.newDepacketizer()}, testLatency, t.onSample)
 	return t
