@@ -346,6 +346,14 @@ def summaries(rows: list[Row]) -> list[Summary]:
     return out
 
 
+def _process_cells(s: Summary) -> str:
+    """The cells both tables end with: tree peak RSS (MiB), start and stop latency (ms), other CPUs."""
+    return (f"{max(r.composite.peak_rss for r in s.rows) / MIB:.0f} "
+            f"| {s.median(lambda r: r.composite.start_latency_s) * 1000:.0f} "
+            f"| {s.median(lambda r: r.composite.stop_latency_s) * 1000:.0f} "
+            f"| {s.median(lambda r: r.composite.other_cpus):.2f}")
+
+
 def table(rows: list[Row]) -> str:
     """The composites with video as a Markdown table (medians over repetitions)."""
     lines = ["| publishers | receiver | runs | media s | CPU-s/media-s | baseline CPU-s/media-s | ratio | vs sdk "
@@ -360,10 +368,7 @@ def table(rows: list[Row]) -> str:
         lines.append(f"| {s.first.composite.publishers} | {s.first.receiver} | {len(s.rows)} "
                      f"| {s.median(lambda r: r.composite.media_s):.2f} | {s.cpu:.3f} "
                      f"| {s.median(lambda r: r.baseline.cpu_per_media_s):.3f} | {s.median(lambda r: r.ratio):.2f} "
-                     f"| {versus} | {floor} | {max(r.composite.peak_rss for r in s.rows) / MIB:.0f} "
-                     f"| {s.median(lambda r: r.composite.start_latency_s) * 1000:.0f} "
-                     f"| {s.median(lambda r: r.composite.stop_latency_s) * 1000:.0f} "
-                     f"| {s.median(lambda r: r.composite.other_cpus):.2f} |")
+                     f"| {versus} | {floor} | {_process_cells(s)} |")
     return "\n".join(lines)
 
 
@@ -379,10 +384,7 @@ def audio_table(rows: list[Row]) -> str:
         versus = f"{s.versus_sdk:.2f}" if s.versus_sdk is not None else ""
         lines.append(f"| {s.first.composite.publishers} | {s.first.receiver} | {len(s.rows)} "
                      f"| {s.median(lambda r: r.composite.media_s):.2f} | {s.cpu:.4f} | {versus} | {floor} "
-                     f"| {max(r.composite.peak_rss for r in s.rows) / MIB:.0f} "
-                     f"| {s.median(lambda r: r.composite.start_latency_s) * 1000:.0f} "
-                     f"| {s.median(lambda r: r.composite.stop_latency_s) * 1000:.0f} "
-                     f"| {s.median(lambda r: r.composite.other_cpus):.2f} |")
+                     f"| {_process_cells(s)} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 

@@ -35,7 +35,7 @@ from .recording import Recording
 from .source import SourceError, TrackRef, TrackSelection
 from .source.base import CODE_INTERNAL, CODE_ROOM_CONNECTION
 from .source.packets import PacketSource
-from .source.packets.stream import Sample
+from .source.packets.stream import KeyframeGate, Sample
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +195,16 @@ class PassthroughPipeline(Recording):
         self._last_pts = -1  # last video PTS written (ns)
         self._last_interval = 33_000_000  # last video frame interval (ns): the last frame's duration
         self._audio_samples = 0  # audio written so far (48 kHz samples)
-        self._need_keyframe = False
+        self._keyframes = KeyframeGate(waiting=False)  # the file starts at a keyframe already
         self._first_keyframe_at = 0.0  # monotonic s of the first keyframe seen, while waiting for the top layer
         self._rebase = False  # the next sample continues the file where a pause stopped it
         self._paused = False
         self._error = ""
-        self.dropped_samples = 0  # video samples left out while waiting for a keyframe
+
+    @property
+    def dropped_samples(self) -> int:
+        """Video samples left out while waiting for a keyframe."""
+        return self._keyframes.skipped
 
     # ---- samples from the source (PacketSink) -----------------------------
     def on_track(self, ref: TrackRef) -> None:
@@ -209,7 +213,9 @@ class PassthroughPipeline(Recording):
         if track is not None and ref.sid != track.ref.sid and (ref.kind, ref.codec) == (track.kind, track.codec):
             # the same track published again (the publisher rejoined a restarted server): the file goes on
             # with it, from its first keyframe
-            track.ref, self._need_keyframe = ref, ref.kind == "video"
+            track.ref = ref
+            if ref.kind == "video":
+                self._keyframes.restart()
 
     def on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)
@@ -259,13 +265,8 @@ class PassthroughPipeline(Recording):
         return now - self._first_keyframe_at < TOP_LAYER_WAIT_S
 
     def _write(self, ref: TrackRef, sample: Sample) -> None:
-        if ref.kind == "video":
-            if sample.loss:
-                self._need_keyframe = True
-            if self._need_keyframe and not sample.keyframe:
-                self.dropped_samples += 1
-                return
-            self._need_keyframe = False
+        if ref.kind == "video" and not self._keyframes.admit(sample):
+            return
         position = sample.pts_ns - self._first_pts - self._shift  # its place on the file's timeline (ns)
         if self._rebase:  # the first sample after a pause: the stretch in between is left out
             self._shift += position - self._end
@@ -318,7 +319,7 @@ class PassthroughPipeline(Recording):
             return
         self._paused, self._rebase = False, True
         if self.track is not None and self.track.kind == "video":
-            self._need_keyframe = True
+            self._keyframes.restart()
             self.source.request_keyframe(self.track.ref.sid)
 
     # ---- the recording ----------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 import av
 import numpy as np
 
-from .stream import Sample
+from .stream import KeyframeGate, Sample
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +43,23 @@ class VideoDecoder:
         self._ctx = av.CodecContext.create({"av1": "libdav1d"}.get(codec, codec), "r")
         self._ctx.thread_count = 1  # one decode per track per frame; threads would only add latency
         self._latest: av.VideoFrame | None = None
-        self._need_keyframe = True
-        self.skipped = 0  # samples left out while waiting for a keyframe
+        self._keyframes = KeyframeGate()
         self.errors = 0
         self.size: tuple[int, int] | None = None  # width, height (px) of the newest decoded picture
 
     def restart(self) -> None:
         """Samples were dropped (a pause): wait for a keyframe before decoding again."""
-        self._need_keyframe = True
+        self._keyframes.restart()
 
     def decode(self, sample: Sample) -> None:
-        if sample.loss:
-            self._need_keyframe = True
-        if self._need_keyframe and not sample.keyframe:
-            self.skipped += 1
+        if not self._keyframes.admit(sample):
             return
-        self._need_keyframe = False
         try:
             frames = self._ctx.decode(av.Packet(sample.data))
         except av.FFmpegError as e:  # a corrupt sample: wait for the next keyframe
             self.errors += 1
             log.warning("%s sample does not decode: %s", self.codec, e)
-            self._need_keyframe = True
+            self._keyframes.restart()
             return
         if frames:
             self._latest = frames[-1]

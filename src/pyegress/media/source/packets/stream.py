@@ -49,6 +49,30 @@ class Sample:
     data: bytes
 
 
+class KeyframeGate:
+    """Which of a video track's samples can be used: after a lost sample, or a :meth:`restart` (samples
+    were dropped on purpose), none until a keyframe, since a picture whose reference is missing
+    decodes to garbage. ``waiting``: the first sample must be a keyframe too; :attr:`skipped` counts
+    what was left out."""
+
+    def __init__(self, waiting: bool = True) -> None:
+        self.waiting = waiting
+        self.skipped = 0
+
+    def restart(self) -> None:
+        self.waiting = True
+
+    def admit(self, sample: Sample) -> bool:
+        """Whether ``sample`` can be used (it is counted in :attr:`skipped` if not)."""
+        if sample.loss:
+            self.waiting = True
+        if self.waiting and not sample.keyframe:
+            self.skipped += 1
+            return False
+        self.waiting = False
+        return True
+
+
 class ReceiverProcess:
     """One receiver: :meth:`start`, then :meth:`read` frames until it returns None (the receiver
     exited; :attr:`returncode` says how), :meth:`send` commands, :meth:`close` to leave.
