@@ -96,7 +96,7 @@ class Sink:
 
     def on_track(self, ref: TrackRef) -> None:
         if ref.kind == "video":
-            self.compositor.add_tile(ref.sid)
+            self.compositor.add_tile(ref.sid, whole=ref.source == 3)
         else:
             self.mixer.add_track(ref.sid)
 
@@ -210,15 +210,18 @@ def test_sound_is_placed_at_its_timestamp_less_the_codec_delay():
     assert abs(onset - int(0.4 * RATE)) <= 48, (onset, OPUS_DELAY_SAMPLES)
 
 
-def test_each_tile_asks_for_the_layer_of_the_size_its_picture_takes():
+def test_each_tile_asks_for_the_layer_of_the_size_it_shows():
     sink = Sink(VideoCompositor(1280, 720), None)
     playout, source = started_playout(sink)
     playout.on_track(VIDEO)
     assert source.dimensions == {"TR_V": (1280, 720)}  # alone: the whole canvas
-    playout.on_track(TrackRef("TR_W", "video", 1, "pub-1", "PA_1", codec="vp8"))
-    assert source.dimensions == {"TR_V": (640, 720), "TR_W": (640, 720)}  # the boxes of a grid of 2
-    # once a 16:9 picture is decoded, its tile asks for what it fills of its box: 640x360, not 640x720
+    share = TrackRef("TR_S", "video", 3, "pub-1", "PA_1", codec="vp8")  # TrackSource SCREEN_SHARE
+    playout.on_track(share)
+    assert source.dimensions == {"TR_V": (640, 720), "TR_S": (640, 720)}  # the boxes of a grid of 2
+    # once 16:9 pictures are decoded: the camera fills its 640x720 box (720p needed), the share is
+    # shown whole in it (640x360)
     data, key = vp8_samples(1)[0]
-    playout.on_sample(VIDEO, Sample(1, 0, key, False, data))
+    for ref in (VIDEO, share):
+        playout.on_sample(ref, Sample(1, 0, key, False, data))
     playout.compose(0)
-    assert source.dimensions == {"TR_V": (640, 360), "TR_W": (640, 720)}
+    assert source.dimensions == {"TR_V": (1280, 720), "TR_S": (640, 360)}

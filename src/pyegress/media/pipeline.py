@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 
+from livekit.protocol import models
+
 from ..contract.job import JobSpec
 from ..contract.layouts import Layout
 from .compose.audio import AudioMixer
@@ -88,7 +90,7 @@ class Pipeline(Recording):
     def on_track(self, ref: TrackRef) -> None:
         log.info("track %s (%s) of %s", ref.sid, ref.kind, ref.participant_identity)
         if ref.kind == "video":
-            self.compositor.add_tile(ref.sid)
+            self.compositor.add_tile(ref.sid, whole=ref.source == models.TrackSource.SCREEN_SHARE)
             self._speaker_tracks.setdefault(ref.participant_identity, ref.sid)
         else:
             self.mixer.add_track(ref.sid, ref.gains)

@@ -14,7 +14,7 @@ the clock (:class:`~.ticker.Ticker`), so that everything due at a tick has arriv
   reference chain), only the shown picture is converted.
 
 It also asks the SFU, for every tile, for the simulcast layer that fits the tile: the size the
-track's picture takes in its box (a 16:9 camera in a 640x720 box needs 640x360).
+compositor shows the track's pictures at (a 16:9 camera filling a 640x360 box needs 640x360).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from ..compose.layout import Rect, fit
 from ..source.base import TrackRef
 from ..source.packets.decode import AudioDecoder, VideoDecoder
 from ..source.packets.stream import Sample
@@ -60,7 +59,6 @@ class Playout:
         self._video: dict[str, tuple[TrackRef, VideoDecoder, deque]] = {}  # sid → decoder, samples to show
         self._audio: dict[str, AudioDecoder] = {}
         self._layers: dict[str, tuple[int, int]] = {}  # sid → the size last asked of the SFU
-        self._aspects: dict[str, float] = {}  # sid → width / height of the pictures it was fitted for
         self._sizes: dict[str, tuple[int, int]] = {}  # sid → size of its newest picture (for the log)
         self._gap: set[str] = set()  # video tracks whose next sample follows a gap (a pause)
 
@@ -86,7 +84,6 @@ class Playout:
         self._video.pop(ref.sid, None)
         self._audio.pop(ref.sid, None)
         self._layers.pop(ref.sid, None)
-        self._aspects.pop(ref.sid, None)
         self._sizes.pop(ref.sid, None)
         self.sink.on_track_ended(ref)
         self.fit_layers()
@@ -133,7 +130,7 @@ class Playout:
                 if self._sizes.get(ref.sid) != (picture.width, picture.height):
                     self._sizes[ref.sid] = (picture.width, picture.height)
                     log.info("track %s decodes at %dx%d", ref.sid, picture.width, picture.height)
-                    refit |= abs(self._aspects.get(ref.sid, 0.0) - picture.width / picture.height) > 0.02
+                    refit = True
         if refit:
             self.fit_layers()
         return self.compositor.compose(at_ns)
@@ -151,19 +148,13 @@ class Playout:
                 self.source.request_keyframe(ref.sid)
 
     def fit_layers(self) -> None:
-        """Ask the SFU for each video track's simulcast layer at the size its picture takes in its tile
-        (the whole box until a picture tells the aspect ratio; a hidden tile: the smallest), whenever
-        that size changes."""
+        """Ask the SFU for each video track's simulcast layer at the size its tile shows it at (the
+        compositor's :meth:`~..compose.video.VideoCompositor.display_sizes`; a hidden tile: the
+        smallest), whenever that size changes."""
         if self.compositor is None or self.source is None:
             return
-        for sid, box in self.compositor.boxes().items():
-            if sid not in self._video:
-                continue
-            decoded = self._video[sid][1].size
-            if isinstance(box, Rect) and decoded is not None:
-                self._aspects[sid] = decoded[0] / decoded[1]
-                box = fit(*decoded, box)
-            size = (box.w, box.h) if isinstance(box, Rect) else (1, 1)
-            if self._layers.get(sid) != size:
+        for sid, size in self.compositor.display_sizes().items():
+            size = size or (1, 1)
+            if sid in self._video and self._layers.get(sid) != size:
                 self._layers[sid] = size
                 self.source.set_dimensions(sid, *size)
