@@ -224,6 +224,9 @@ class PassthroughPipeline(Recording):
     def on_speakers(self, identities: list[str]) -> None:
         pass
 
+    def on_muted(self, sid: str, muted: bool) -> None:
+        pass
+
     def on_sample(self, ref: TrackRef, sample: Sample) -> None:
         if self._paused or self._error or (self.track is not None and ref.sid != self.track.ref.sid):
             return

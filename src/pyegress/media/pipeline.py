@@ -20,12 +20,14 @@ gap in their timeline and A/V stay aligned (the mixer keeps what it had buffered
 from __future__ import annotations
 
 import logging
+import time
 
 from livekit.protocol import models
 
 from ..contract.job import JobSpec
 from ..contract.layouts import Layout
 from .compose.audio import AudioMixer
+from .compose.roster import Roster
 from .compose.video import VideoCompositor
 from .encode.encoder import MediaEncoder
 from .encode.thread import EncoderThread
@@ -75,8 +77,10 @@ class Pipeline(Recording):
             if receives_packets(spec) else None
         self.source = open_source(spec, self.playout or self, audio_channels=AUDIO_CHANNELS,
                                   audio_frame_ms=self.audio_frame_ms)
-        # The source's own picture (a web page), or its video tracks composed here
-        self.compositor = VideoCompositor(enc.width, enc.height, Layout.parse(spec.layout)) \
+        # The source's own picture (a web page), or its video tracks composed here; a room composite's as
+        # LiveKit's participant tiles, the others' bare
+        self.roster = Roster() if spec.source == "room_composite" else None
+        self.compositor = VideoCompositor(enc.width, enc.height, Layout.parse(spec.layout), roster=self.roster) \
             if spec.video and self.source.picture is None else None
         self.picture = self.compositor if self.compositor is not None else self.source.picture
         if self.playout is not None:
@@ -94,6 +98,9 @@ class Pipeline(Recording):
             self._speaker_tracks.setdefault(ref.participant_identity, ref.sid)
         else:
             self.mixer.add_track(ref.sid, ref.gains)
+        if self.roster is not None:
+            self.roster.add_track(ref.sid, ref.participant_identity, ref.participant_name, ref.kind, ref.source,
+                                  ref.muted)
 
     def on_track_ended(self, ref: TrackRef) -> None:
         log.info("track %s ended", ref.sid)
@@ -103,6 +110,8 @@ class Pipeline(Recording):
                 del self._speaker_tracks[ref.participant_identity]
         else:
             self.mixer.remove_track(ref.sid)
+        if self.roster is not None:
+            self.roster.remove_track(ref.sid)
 
     def on_video(self, ref: TrackRef, frame: I420Frame) -> None:
         self.compositor.update(ref.sid, frame.data, frame.width, frame.height)
@@ -111,8 +120,15 @@ class Pipeline(Recording):
         self.mixer.push(ref.sid, samples)
 
     def on_speakers(self, identities: list[str]) -> None:
-        if self.compositor is not None and identities:
+        if self.roster is not None:
+            self.roster.set_speakers(identities, time.monotonic())
+        elif self.compositor is not None and identities:
             self.compositor.set_active_speaker(self._speaker_tracks.get(identities[0]))
+
+    def on_muted(self, sid: str, muted: bool) -> None:
+        log.info("track %s %s", sid, "muted" if muted else "unmuted")
+        if self.roster is not None:
+            self.roster.set_muted(sid, muted)
 
     # ---- control ----------------------------------------------------------
     def pause(self) -> None:

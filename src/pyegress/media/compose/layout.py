@@ -103,6 +103,25 @@ CAROUSEL_ASPECT = 1.6
 NARROW_WIDTH = 600
 
 
+#: What LiveKit's carousel counts a tile as at least (px: height of a tile down the side, width of one along
+#: the bottom) and the scrollbar it leaves room for, when it works out how many tiles it shows
+#: (@livekit/components-react ``CarouselLayout``)
+CAROUSEL_MIN_TILE_PX = (130, 140)
+SCROLLBAR_PX = 15
+
+
+def carousel_capacity(width: int, height: int) -> int:
+    """How many tiles the speaker layout's carousel counts as visible on a ``width`` x ``height`` canvas
+    (LiveKit's ``maxVisibleTiles``): the page size that keeps carousel tiles in place (:func:`~.roster.update_pages`)."""
+    if width <= NARROW_WIDTH:
+        span = max(height / 6 * CAROUSEL_ASPECT, CAROUSEL_MIN_TILE_PX[1])
+        fits = (width - SCROLLBAR_PX) / span
+    else:
+        span = max(width / 6 * (CAROUSEL_ASPECT - 1), CAROUSEL_MIN_TILE_PX[0])  # LiveKit's 0.6, not 1/1.6
+        fits = (height - SCROLLBAR_PX) / span
+    return max(1, int(max(fits, 1.0) + 0.5))
+
+
 def tile_rects(layout: Layout, n: int, width: int, height: int, speaker_index: int | None) -> list[Rect | None]:
     """Rectangles for ``n`` tiles in ``layout`` as LiveKit's template places them; ``None`` for a tile
     that is not shown.

@@ -38,7 +38,8 @@ def open_source(spec: JobSpec, sink: MediaSink | PacketSink, *, audio_channels: 
         spec.ws_url, spec.token, want=selection.wants, gains=selection.gains, whole_room=selection.whole_room,
         room_name=spec.room_name, sample_rate=enc.audio_frequency, channels=audio_channels,
         audio_frame_ms=audio_frame_ms, on_track=sink.on_track, on_track_ended=sink.on_track_ended,
-        on_video=sink.on_video, on_audio=sink.on_audio, on_speakers=sink.on_speakers, on_layout=sink.set_layout)
+        on_video=sink.on_video, on_audio=sink.on_audio, on_speakers=sink.on_speakers, on_muted=sink.on_muted,
+        on_layout=sink.set_layout)
 
 
 def receives_packets(spec: JobSpec) -> bool:

@@ -41,7 +41,9 @@ class TrackRef:
     """A track the source delivers: its SID, kind (``"audio"``/``"video"``), source (livekit_models.proto
     ``TrackSource``) and publisher; for audio, ``gains`` per output channel (None: both, unchanged) as the
     track selection (:mod:`.selection`) placed it; ``codec`` of encoded samples (``"vp8"``, ``"vp9"``,
-    ``"h264"``, ``"av1"``, ``"opus"``), "" when the source delivers decoded media."""
+    ``"h264"``, ``"av1"``, ``"opus"``), "" when the source delivers decoded media; ``participant_name`` the
+    publisher's display name ("" if none); ``muted``: muted by its publisher when subscribed (later changes
+    come as ``on_muted``)."""
 
     sid: str
     kind: str
@@ -50,6 +52,8 @@ class TrackRef:
     participant_sid: str
     gains: tuple[float, float] | None = None
     codec: str = ""
+    participant_name: str = ""
+    muted: bool = False
 
 
 class I420Frame(Protocol):
@@ -85,6 +89,9 @@ class MediaSink(Protocol):
     def on_speakers(self, identities: list[str]) -> None:
         """Active speakers, loudest first."""
 
+    def on_muted(self, sid: str, muted: bool) -> None:
+        """The publisher muted (or unmuted) delivered track ``sid``."""
+
     def set_layout(self, name: str) -> None:
         """Switch layout (raises ValueError for an unknown name)."""
 
@@ -100,6 +107,8 @@ class PacketSink(Protocol):
     def on_sample(self, ref: TrackRef, sample) -> None: ...
 
     def on_speakers(self, identities: list[str]) -> None: ...
+
+    def on_muted(self, sid: str, muted: bool) -> None: ...
 
 
 class Source(Protocol):

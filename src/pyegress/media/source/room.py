@@ -45,6 +45,7 @@ class RoomSource:
       (each audio frame is one event crossing from the SDK's native threads into Python, the main cost
       of receiving audio: 20 ms frames cost 0.070 core for 4 tracks, 100 ms frames 0.050);
     - ``on_speakers(identities)`` active speakers, loudest first;
+    - ``on_muted(sid, muted)`` when a subscribed track's publisher mutes or unmutes it;
     - ``on_layout(name)`` when livekit-server's UpdateLayout sets the recorder's own metadata to
       ``{"layout": ...}`` (livekit pkg/service/egress.go).
 
@@ -67,6 +68,7 @@ class RoomSource:
                  on_video: Callable[[TrackRef, rtc.VideoFrame], None] = lambda ref, f: None,
                  on_audio: Callable[[TrackRef, np.ndarray], None] = lambda ref, s: None,
                  on_speakers: Callable[[list[str]], None] = lambda ids: None,
+                 on_muted: Callable[[str, bool], None] = lambda sid, muted: None,
                  on_layout: Callable[[str], None] = lambda name: None,
                  gains: Callable[[str, rtc.RemoteParticipant | None], tuple[float, float] | None] = lambda sid, p: None,
                  whole_room: bool = True, room_name: str = "") -> None:
@@ -78,6 +80,7 @@ class RoomSource:
         self.audio_frame_ms = audio_frame_ms
         self.on_track, self.on_track_ended = on_track, on_track_ended
         self.on_video, self.on_audio, self.on_speakers = on_video, on_audio, on_speakers
+        self.on_muted = on_muted
         self.on_layout = on_layout
         self.room = rtc.Room()
         self.closed = asyncio.Event()
@@ -119,6 +122,8 @@ class RoomSource:
         room.on("reconnecting", self._on_reconnecting)
         room.on("reconnected", self._on_reconnected)
         room.on("participant_metadata_changed", self._on_metadata)
+        room.on("track_muted", lambda participant, pub: self._on_muted(pub.sid, True))
+        room.on("track_unmuted", lambda participant, pub: self._on_muted(pub.sid, False))
         await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=False))
         self.room_sid = await room.sid
         for participant in room.remote_participants.values():
@@ -173,11 +178,16 @@ class RoomSource:
             return
         kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
         gains = self.gains(pub.sid, self.room.remote_participants.get(participant.identity)) if kind == "audio" else None
-        ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid, gains)
+        ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid, gains,
+                       participant_name=participant.name, muted=pub.muted)
         self._tracks[pub.sid] = (ref, track)
         self.on_track(ref)
         if not self._paused:
             self._read(pub.sid)
+
+    def _on_muted(self, sid: str, muted: bool) -> None:
+        if sid in self._tracks:
+            self.on_muted(sid, muted)
 
     def _read(self, sid: str) -> None:
         ref, track = self._tracks[sid]

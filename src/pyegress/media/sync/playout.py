@@ -90,6 +90,9 @@ class Playout:
 
     def on_speakers(self, identities: list[str]) -> None:
         self.sink.on_speakers(identities)
+
+    def on_muted(self, sid: str, muted: bool) -> None:
+        self.sink.on_muted(sid, muted)
         self.fit_layers()
 
     def on_sample(self, ref: TrackRef, sample: Sample) -> None:

@@ -205,6 +205,8 @@ class PacketSource:
         elif name == "muted":
             if (pub := self.publications.get(e["sid"])) is not None:
                 pub.muted = bool(e["muted"])
+                if any(ref.sid == pub.sid for ref in self._tracks.values()):
+                    self.sink.on_muted(pub.sid, pub.muted)
         elif name == "track":
             self._on_track(e)
         elif name == "track_ended":
@@ -263,7 +265,8 @@ class PacketSource:
         kind = "video" if pub.kind == rtc.TrackKind.KIND_VIDEO else "audio"
         participant = self.participants.get(pub.participant_sid)
         gains = self.selection.gains(pub.sid, participant) if kind == "audio" else None
-        ref = TrackRef(pub.sid, kind, pub.source, pub.identity, pub.participant_sid, gains, codec=e["codec"])
+        ref = TrackRef(pub.sid, kind, pub.source, pub.identity, pub.participant_sid, gains, codec=e["codec"],
+                       participant_name=participant.name if participant else "", muted=pub.muted)
         self._tracks[int(e["track"])] = ref
         self._lost.pop((pub.identity, pub.source, kind), None)
         self.sink.on_track(ref)
