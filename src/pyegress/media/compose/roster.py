@@ -172,10 +172,13 @@ def update_pages(current: list[str], sorted_keys: list[str], per_page: int) -> l
     """The new order of tile keys, from the order shown (``current``) and the sorted order (``sorted_keys``),
     keeping tiles in place as LiveKit's ``updatePages`` does (@livekit/components-core,
     ``tile-array-update``): on each page, tiles that must leave it swap places with those that must come onto
-    it; tiles gone are dropped, new ones appended. ``per_page``: tiles on a page (the grid's most).
+    it (a new one coming as another leaves takes its cell); tiles gone are dropped, new ones appended.
+    ``per_page``: tiles on a page (the grid's most).
     """
     wanted = set(sorted_keys)
-    order = list(current) + [k for k in sorted_keys if k not in current]
+    order = list(current)
+    if len(order) < len(sorted_keys):  # as LiveKit: only when tiles were added does the list grow first
+        order += [k for k in sorted_keys if k not in current]
     for page in range(min(-(-len(order) // per_page), -(-len(sorted_keys) // per_page))):
         shown = order[page * per_page:(page + 1) * per_page]
         coming = sorted_keys[page * per_page:(page + 1) * per_page]
@@ -183,10 +186,15 @@ def update_pages(current: list[str], sorted_keys: list[str], per_page: int) -> l
         added = [k for k in coming if k not in shown]
         if dropped and len(added) == len(dropped):
             for a, d in zip(added, dropped):
-                i, j = order.index(a), order.index(d)
-                order[i], order[j] = order[j], order[i]
+                j = order.index(d)
+                if a in order:
+                    i = order.index(a)
+                    order[i], order[j] = order[j], order[i]
+                else:  # one came as one left (a new speaker on the stage): it takes the cell of the one gone
+                    order[j] = a  # (LiveKit throws here and falls back to the sorted order)
         elif dropped and not added:
             order = [k for k in order if k not in dropped]
         elif added and not dropped:
             order = [k for k in order if k not in added] + added
-    return [k for k in order if k in wanted]
+    order = [k for k in order if k in wanted]
+    return order + [k for k in sorted_keys if k not in order]  # none lost where counts did not match
