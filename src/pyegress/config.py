@@ -171,7 +171,8 @@ class Settings(BaseSettings):
     every other room egress (room composite, participant, track composite, websocket track) receives: ``sdk``
     (decoded frames from the ``livekit`` SDK, timed by their arrival) or ``packets`` (encoded samples from the
     packet receiver, decoded here and placed by the sync engine's timestamps, each tile at the simulcast layer
-    that fits it).
+    that fits it). ``preview_dir``: where workers write the live preview JPEG of an egress someone watches
+    (``GET /egress/{egress_id}/preview.jpg``), one file per egress, removed when it ends.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore",
@@ -187,6 +188,7 @@ class Settings(BaseSettings):
     recordings_dir: Path = Path("recordings")
     database_url: str = "sqlite:///var/pyegress.db"
     log_dir: Path = Path("var/logs")
+    preview_dir: Path = Path("var/previews")
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from ..bus.egress_worker import EgressWorker
 from ..config import Settings
 from ..service.egress_service import EgressService
+from ..service.previews import Previews
 from ..database.egress_store import EgressStore
 from ..database.realtimekit_store import RealtimeKitStore
 from ..database.webhook_store import WebhookStore
@@ -19,6 +20,7 @@ from ..dialects.rtcstack import RtcstackRecordings
 from ..webhooks.sender import WebhookSender
 from .errors import install_error_handlers
 from .limits import BodyLimit
+from .preview import preview_router
 from .rest.downloads import downloads_router
 from .rest.realtimekit import realtimekit_router
 from .rest.recordings import recordings_router
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyegress", lifespan=lifespan)
     app.state.service = service
     app.include_router(egress_router(service, settings.api_key, settings.api_secret))
+    app.include_router(preview_router(service, Previews(service.jobs), settings.api_key, settings.api_secret))
     rtcstack = RtcstackRecordings(service, webhooks, settings.rtcstack_webhook_url_list)
     app.include_router(rtcstack_router(rtcstack, settings.api_key, settings.api_secret))
     links = DownloadLinks(settings.public_base_url, settings.api_secret, service.storage)

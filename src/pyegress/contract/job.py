@@ -133,14 +133,17 @@ class JobSpec(BaseModel):
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
     passthrough: bool = False  # one track's samples written unchanged (media/passthrough.py), not re-encoded
     receiver: Literal["sdk", "packets"] = "sdk"  # how a room egress that decodes receives (Settings.composite_receiver)
+    preview_path: str = ""  # absolute path of the live preview JPEG, written on ``preview`` commands ("": none)
 
 
 class Command(BaseModel):
     """Service → worker: ``stop`` ends the egress, ``layout`` switches the composite layout,
     ``update_stream`` adds and removes stream URLs, ``pause`` stops recording into the open outputs
-    and ``resume`` continues them without a gap in their timeline."""
+    and ``resume`` continues them without a gap in their timeline, ``preview`` has the worker write a
+    JPEG of its picture to ``JobSpec.preview_path`` about once a second for the next 10 s
+    (:mod:`pyegress.media.outputs.preview`)."""
 
-    cmd: Literal["stop", "layout", "update_stream", "pause", "resume"]
+    cmd: Literal["stop", "layout", "update_stream", "pause", "resume", "preview"]
     layout: str = ""
     add_urls: list[str] = []
     remove_urls: list[str] = []

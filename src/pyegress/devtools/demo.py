@@ -2,7 +2,8 @@
 
 Starts livekit-server (dev mode, loopback), ``pyegress serve``, and N generated
 publishers; records a room composite for a few seconds with ``livekit-api``'s
-own EgressService client; stops it; prints where the MP4 is and what ffprobe says.
+own EgressService client; while it records, saves one live preview (``GET /egress/{id}/preview.jpg``)
+and prints its URL; stops it; prints where the MP4 is and what ffprobe says.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import httpx
 import jwt.warnings
 
 from livekit import api
@@ -45,7 +47,21 @@ def start_publishers(server: LiveKitServer, room: str, count: int, log_path: Pat
     return proc
 
 
-async def _record(lk_url: str, egress_url: str, key: str, secret: str, room: str, seconds: float) -> api.EgressInfo:
+async def _save_preview(egress_url: str, key: str, secret: str, egress_id: str, path: Path) -> None:
+    """Fetch the live preview of the running egress into ``path`` and print its URLs."""
+    url = f"{egress_url}/egress/{egress_id}/preview"
+    token = api.AccessToken(key, secret).with_grants(api.VideoGrants(room_record=True)).to_jwt()
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(url + ".jpg", headers={"Authorization": f"Bearer {token}"})
+    if r.status_code != 200:
+        console.print(f"[yellow]preview: {r.status_code} {r.text}[/]")
+        return
+    path.write_bytes(r.content)
+    console.print(f"live preview {url}.jpg (or .mjpeg), with a roomRecord token: saved to [bold]{path}[/]")
+
+
+async def _record(lk_url: str, egress_url: str, key: str, secret: str, room: str, seconds: float,
+                  preview_path: Path) -> api.EgressInfo:
     async with api.LiveKitAPI(lk_url, key, secret) as lk, api.LiveKitAPI(egress_url, key, secret) as eg:
         await lk.room.create_room(api.CreateRoomRequest(name=room))
         info = await eg.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
@@ -56,7 +72,11 @@ async def _record(lk_url: str, egress_url: str, key: str, secret: str, room: str
             await asyncio.sleep(0.1)
             info = (await eg.egress.list_egress(api.ListEgressRequest(egress_id=info.egress_id))).items[0]
         console.print(f"egress {api.EgressStatus.Name(info.status)}; recording {seconds:.0f} s")
-        await asyncio.sleep(seconds)
+        started = time.monotonic()
+        if info.status == api.EgressStatus.EGRESS_ACTIVE:
+            await asyncio.sleep(min(2.0, seconds / 2))  # the publishers' pictures are composed by then
+            await _save_preview(egress_url, key, secret, info.egress_id, preview_path)
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         await eg.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -79,7 +99,8 @@ def run_demo(seconds: float, publishers: int, workdir: str) -> int:
             pubs = start_publishers(lk, room, publishers, work / "publishers.log")
             try:
                 console.print(f"{publishers} generated publishers in room [bold]{room}[/]")
-                info = asyncio.run(_record(lk.http_url, egress.url, lk.api_key, lk.api_secret, room, seconds))
+                info = asyncio.run(_record(lk.http_url, egress.url, lk.api_key, lk.api_secret, room, seconds,
+                                           work / "preview.jpg"))
             finally:
                 pubs.terminate()
                 pubs.wait(10)

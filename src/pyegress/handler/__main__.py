@@ -74,6 +74,8 @@ async def _read_commands(pipeline: Recording, events: EventLog) -> None:
         elif cmd.cmd in ("pause", "resume"):
             pipeline.pause() if cmd.cmd == "pause" else pipeline.resume()
             events(HandlerEvent(event="paused" if cmd.cmd == "pause" else "resumed"))
+        elif cmd.cmd == "preview":
+            pipeline.preview()
         elif cmd.cmd == "update_stream":
             pipeline.update_streams(cmd.add_urls, cmd.remove_urls)
         elif cmd.cmd == "layout":

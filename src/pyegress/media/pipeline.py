@@ -33,6 +33,7 @@ from .encode.encoder import MediaEncoder
 from .encode.thread import EncoderThread
 from .outputs.file import FileOutput
 from .outputs.images import ImagesOutput
+from .outputs.preview import PreviewOutput
 from .outputs.segments import SegmentsOutput
 from .outputs.stream import StreamOutput
 from .outputs.uploads import OutputUploads
@@ -89,6 +90,9 @@ class Pipeline(Recording):
         self.dropped_frames = 0  # video frames skipped because the encoder fell behind
         self._encoder: MediaEncoder | None = None
         self._thread: EncoderThread | None = None
+        # the live preview takes the frames the encoder is given; only egresses with a picture have one
+        self.preview_output = PreviewOutput(spec.preview_path) \
+            if spec.preview_path and self.picture is not None else None
 
     # ---- media from the source (MediaSink) --------------------------------
     def on_track(self, ref: TrackRef) -> None:
@@ -170,6 +174,11 @@ class Pipeline(Recording):
             self.streams.append(out)
             thread.call(lambda out=out: thread.outputs.append(out))
 
+    def preview(self) -> None:
+        """Write the live preview for the next few seconds (:mod:`.outputs.preview`)."""
+        if self.preview_output is not None:
+            self.preview_output.request()
+
     # ---- the recording ----------------------------------------------------
     def _open_outputs(self) -> None:
         """Start the clock and open the encoder and every output on it."""
@@ -187,8 +196,9 @@ class Pipeline(Recording):
         self.streams = [StreamOutput(url, encoder) for url in spec.streams]
         self.websockets = [WebsocketOutput(spec.websocket_url)] if spec.websocket_url else []
         self._encoder = encoder
+        previews = [self.preview_output] if self.preview_output is not None else []
         self._thread = EncoderThread(encoder, [*self.files, *self.segments, *self.images, *self.streams,
-                                               *self.websockets])
+                                               *self.websockets, *previews])
 
     async def _record(self) -> int:
         enc = self.spec.encoding

@@ -33,7 +33,7 @@ class Recording:
 
     A subclass sets :attr:`source` and implements :meth:`_open_outputs`, :meth:`_record`,
     :meth:`_close_outputs`, :meth:`_elapsed_ns` and :meth:`_wall_ns`; it may override :meth:`_await_media`,
-    :meth:`pause`, :meth:`resume`, :meth:`set_layout` and :meth:`update_streams`.
+    :meth:`pause`, :meth:`resume`, :meth:`set_layout`, :meth:`update_streams` and :meth:`preview`.
     """
 
     source: Source
@@ -68,6 +68,9 @@ class Recording:
 
     def update_streams(self, add: list[str], remove: list[str]) -> None:
         """Start streaming to ``add`` and stop streaming to ``remove`` (UpdateStream); no-op without streams."""
+
+    def preview(self) -> None:
+        """Someone watches the live preview: write it for a while (no-op without a composed picture)."""
 
     # ---- what a kind of recording fills in ----------------------------------
     async def _await_media(self) -> None:

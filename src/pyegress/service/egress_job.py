@@ -26,7 +26,8 @@ class EgressJob:
     ``external`` marks livekit-server's job (livekit-server sends its webhooks); ``webhook_urls`` are the
     request's own. ``handler`` is set once its process started; ``paused``, ``pause_ack`` (the handler's
     paused/resumed acknowledgement awaited) and ``ending_watch`` (the kill of a handler slow to end) follow
-    its commands; ``announced`` is the status last announced by webhook (None: none yet).
+    its commands; ``announced`` is the status last announced by webhook (None: none yet); ``preview_asked``
+    when its live preview was last asked for (:mod:`.previews`).
     """
 
     info: eg.EgressInfo
@@ -39,6 +40,7 @@ class EgressJob:
     pause_ack: asyncio.Future | None = None
     ending_watch: asyncio.TimerHandle | None = None
     announced: int | None = None
+    preview_asked: float = float("-inf")  # loop time (s) of the last ``preview`` command
 
     @property
     def egress_id(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -125,6 +126,11 @@ class RunningEgresses:
             self._save(info)
         self._jobs.pop(job.egress_id, None)
         self.admission.release(job.egress_id)
+        if job.spec is not None and job.spec.preview_path:  # a worker that crashed left its preview behind
+            try:
+                os.unlink(job.spec.preview_path)
+            except OSError:
+                pass
 
     async def stop_all(self) -> None:
         """Stop every running egress and wait until its handler has exited (its files finished)."""

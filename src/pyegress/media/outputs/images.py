@@ -13,6 +13,32 @@ from ...contract.job import ImagesTarget
 from .base import Output, utc_stamp
 
 
+class JpegEncoder:
+    """Encodes ``av.VideoFrame`` s as JPEG at ``width`` x ``height`` pixels with libavcodec's mjpeg
+    (no Pillow round trip). ``qmin``/``qmax`` bound the quantiser (2..31, lower is better and larger);
+    ``time_base`` (s) is that of the pts given to :meth:`encode`. One thread at a time uses it."""
+
+    def __init__(self, width: int, height: int, *, qmin: int = 2, qmax: int = 5,
+                 time_base: Fraction = Fraction(1, 1)) -> None:
+        self.width, self.height = width, height
+        self._ctx = av.CodecContext.create("mjpeg", "w")
+        self._ctx.width, self._ctx.height, self._ctx.pix_fmt = width, height, "yuvj420p"
+        self._ctx.time_base = time_base
+        self._ctx.options = {"qmin": str(qmin), "qmax": str(qmax)}
+        self._ctx.open()
+        self._next_pts = 0
+
+    def encode(self, frame: av.VideoFrame, pts: int | None = None) -> bytes:
+        """``frame`` (any size and pixel format) scaled to this encoder's size, as JPEG bytes; ``pts`` in
+        ``time_base`` units, increasing (None: the one after the last)."""
+        image = frame.reformat(width=self.width, height=self.height, format="yuvj420p")
+        # the encoder refuses a missing or repeated timestamp, and the frame may carry another time base
+        image.pts = self._next_pts if pts is None else pts
+        image.time_base = self._ctx.time_base
+        self._next_pts = image.pts + 1
+        return b"".join(bytes(p) for p in self._ctx.encode(image))
+
+
 class ImagesOutput(Output):
     """Writes ``<prefix>_<index 00000>.jpeg`` (or a UTC timestamp, or always ``<prefix>.jpeg``).
 
@@ -37,11 +63,7 @@ class ImagesOutput(Output):
         self._interval = max(1, round(target.interval_s * framerate))
         self._next_pts = 0
         self.count = 0
-        self._jpeg = av.CodecContext.create("mjpeg", "w")
-        self._jpeg.width, self._jpeg.height, self._jpeg.pix_fmt = self.width, self.height, "yuvj420p"
-        self._jpeg.time_base = Fraction(1, framerate)
-        self._jpeg.options = {"qmin": "2", "qmax": "5"}
-        self._jpeg.open()
+        self._jpeg = JpegEncoder(self.width, self.height, time_base=Fraction(1, framerate))
 
     def _name(self, pts: int) -> str:
         if self.target.suffix == "none":
@@ -54,9 +76,7 @@ class ImagesOutput(Output):
         if pts < self._next_pts:
             return
         self._next_pts = pts + self._interval
-        image = frame.reformat(width=self.width, height=self.height, format="yuvj420p")
-        image.pts = pts
-        data = b"".join(bytes(p) for p in self._jpeg.encode(image))
+        data = self._jpeg.encode(frame, pts)
         name = self._name(pts)
         self._local.replace(name, data)
         self.count += 1
