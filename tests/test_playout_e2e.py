@@ -1,7 +1,7 @@
-"""Room egresses received through the packet receiver (``composite_receiver: packets``): the same
-end-to-end tests as through the livekit SDK, run again on a ``pyegress serve`` of their own that
-receives encoded samples, decodes them itself and places them by the sync engine's timestamps
-(media/sync/playout.py); and what only that path does (each tile at the simulcast layer that fits it).
+"""What only the packet receiver (the default ``composite_receiver``) does for room egresses: sound and
+picture placed by the sync engine's timestamps (media/sync/playout.py), and each tile received at the
+simulcast layer that fits it. The other room egress e2e tests run on it too, as it is the default; the
+livekit SDK path re-runs them in test_sdk_receiver_e2e.py.
 """
 
 from __future__ import annotations
@@ -9,30 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from livekit import api
 
-from conftest import EMPTY_TIMEOUT_S
 from media_checks import av_offsets_at
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
 from test_egress_types_e2e import run_egress
-# Collected again here, against this module's egress_server
-from test_egress_types_e2e import (test_participant_egress_records_only_that_participant,  # noqa: F401
-                                   test_track_composite_pairs_any_audio_with_any_video,
-                                   test_track_egress_audio_to_websocket, test_update_layout_changes_the_picture)
-from test_room_composite_e2e import (test_audio_only_and_video_only, test_late_joiner_and_leaver,  # noqa: F401
-                                     test_room_composite_grid_mp4)
-
-
-@pytest.fixture(scope="module")
-def egress_server(livekit, tmp_path_factory):
-    """``pyegress serve`` with every room egress on the packet receiver."""
-    with PyegressServer(tmp_path_factory.mktemp("pyegress-packets"), livekit.url, livekit.api_key,
-                        livekit.api_secret, extra_env={"PYEGRESS_COMPOSITE_RECEIVER": "packets",
-                                                       "PYEGRESS_EMPTY_TIMEOUT_S": str(EMPTY_TIMEOUT_S),
-                                                       "PYEGRESS_PROGRESS_INTERVAL_S": "1"}) as server:
-        yield server
 
 
 def handler_log(server: PyegressServer, egress_id: str) -> str:

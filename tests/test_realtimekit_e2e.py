@@ -234,7 +234,7 @@ async def test_composite_pause_resume_stop(cf, lkapi, publishers, room_name, egr
     big, at = max(jumps)
     assert abs(big / 30 - (t_resume - t_pause)) <= slack, (big, t_resume - t_pause, slack)
     assert abs(at - (t_pause - t_start)) <= 0.5 + pause_window, (at, t_pause - t_start)
-    assert sorted(j for j, _ in jumps)[-2] <= 10  # elsewhere the counter runs on
+    assert sorted(j for j, _ in jumps)[-2] <= 10, [(j, round(t, 2)) for j, t in jumps if j not in (0, 1)]  # elsewhere the counter runs on
     # the file and the skipped stretch together cover the whole time from start to stop
     assert abs(probe.duration + big / 30 - (t_stop - t_start)) <= 0.5, (probe.duration, big, t_stop - t_start)
     # sound and picture stay together after the resume as before it

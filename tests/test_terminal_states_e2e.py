@@ -128,7 +128,7 @@ async def test_unwritable_manifest_still_ends_the_egress(lkapi, publishers, room
 @asynccontextmanager
 async def recording_on_own_livekit(tmp_path: Path, room: str, kind: str = "composite"):
     """A livekit-server of its own (so it can be killed), a publisher in ``room`` and a ``pyegress serve``
-    recording a room composite of it (``composite-packets``: received through the packet receiver;
+    recording a room composite of it (``composite-sdk``: received through the livekit SDK;
     ``track``: a track egress of its camera, written unchanged), 2 s into ACTIVE: yields
     ``(livekit, egress API client, info)``."""
     with LiveKitServer(log_path=tmp_path / "livekit.log") as lk_server, \
@@ -136,7 +136,7 @@ async def recording_on_own_livekit(tmp_path: Path, room: str, kind: str = "compo
         async with api.LiveKitAPI(lk_server.http_url, lk_server.api_key, lk_server.api_secret) as lk:
             await lk.room.create_room(api.CreateRoomRequest(name=room))
         start_publishers(room, 1)
-        receiver = {"PYEGRESS_COMPOSITE_RECEIVER": "packets"} if kind == "composite-packets" else {}
+        receiver = {"PYEGRESS_COMPOSITE_RECEIVER": "sdk"} if kind == "composite-sdk" else {}
         with serve(tmp_path / "srv", lk_server, **receiver) as server:
             async with api.LiveKitAPI(server.url, lk_server.api_key, lk_server.api_secret) as eg_api:
                 if kind == "track":
@@ -153,7 +153,7 @@ async def recording_on_own_livekit(tmp_path: Path, room: str, kind: str = "compo
                 yield lk_server, eg_api, info
 
 
-@pytest.mark.parametrize("kind", ["composite", "composite-packets", "track"])
+@pytest.mark.parametrize("kind", ["composite", "composite-sdk", "track"])
 async def test_lost_livekit_server_fails_the_egress(tmp_path, kind):
     async with recording_on_own_livekit(tmp_path, "doomed", kind) as (lk_server, eg_api, info):
         lk_server._proc.send_signal(signal.SIGKILL)  # gone for good, no goodbye to anyone
@@ -202,7 +202,7 @@ async def test_restarted_service_ends_its_orphans_truthfully(lkapi, publishers, 
     assert events[-1].egress_info.status == S.EGRESS_FAILED
 
 
-@pytest.mark.parametrize("kind", ["composite", "composite-packets", "track"])
+@pytest.mark.parametrize("kind", ["composite", "composite-sdk", "track"])
 async def test_livekit_server_restart_is_a_visible_gap_not_an_end(tmp_path, kind):
     async with recording_on_own_livekit(tmp_path, "bumpy", kind) as (lk_server, eg_api, info):
         lk_server._proc.send_signal(signal.SIGKILL)  # a crash, then a restart 1 s later

@@ -19,8 +19,10 @@ def serve(host: str = typer.Option(None, help="bind address (default from PYEGRE
 
     settings = _settings()
     _configure_logging(settings.logging.level)
+    # Idle connections are kept longer than clients keep them (aiohttp, under livekit-api: 15 s), so a
+    # client never reuses one the server is closing at that moment (uvicorn's default is 5 s).
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info", timeout_graceful_shutdown=30)
+                log_level="info", timeout_graceful_shutdown=30, timeout_keep_alive=75)
 
 
 @app.command()

@@ -168,10 +168,11 @@ class Settings(BaseSettings):
     for an egress, so a start skips Python's imports (0: start each worker when needed). ``track_receiver``: how
     a track egress to a file receives: ``packets`` writes the publisher's samples unchanged (the packet receiver,
     docs/receiver.md), ``sdk`` decodes through the ``livekit`` SDK and encodes again. ``composite_receiver``: how
-    every other room egress (room composite, participant, track composite, websocket track) receives: ``sdk``
-    (decoded frames from the ``livekit`` SDK, timed by their arrival) or ``packets`` (encoded samples from the
-    packet receiver, decoded here and placed by the sync engine's timestamps, each tile at the simulcast layer
-    that fits it). ``preview_dir``: where workers write the live preview JPEG of an egress someone watches
+    every other room egress (room composite, participant, track composite, websocket track) receives: ``packets``
+    (encoded samples from the packet receiver, decoded here and placed by the sync engine's timestamps, each
+    tile at the simulcast layer that fits it; the default, as it costs less CPU and keeps A/V closer, see
+    bench/RESULTS.md) or ``sdk`` (decoded frames from the ``livekit`` SDK, timed by their arrival).
+    ``preview_dir``: where workers write the live preview JPEG of an egress someone watches
     (``GET /egress/{egress_id}/preview.jpg``), one file per egress, removed when it ends.
     """
 
@@ -210,7 +211,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     handler_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
     track_receiver: Literal["packets", "sdk"] = "packets"
-    composite_receiver: Literal["packets", "sdk"] = "sdk"
+    composite_receiver: Literal["packets", "sdk"] = "packets"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

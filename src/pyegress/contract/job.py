@@ -132,7 +132,7 @@ class JobSpec(BaseModel):
     backup: AnyStorage | None = None  # where uploads that failed for good go (None: kept locally)
     stream_uploads: bool = True  # MP4 files go up while they are recorded (else all at the end)
     passthrough: bool = False  # one track's samples written unchanged (media/passthrough.py), not re-encoded
-    receiver: Literal["sdk", "packets"] = "sdk"  # how a room egress that decodes receives (Settings.composite_receiver)
+    receiver: Literal["sdk", "packets"] = "packets"  # how a room egress that decodes receives (Settings.composite_receiver)
     preview_path: str = ""  # absolute path of the live preview JPEG, written on ``preview`` commands ("": none)
 
 

@@ -17,6 +17,7 @@ of delivering video tracks.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -109,6 +110,20 @@ class PacketSink(Protocol):
     def on_speakers(self, identities: list[str]) -> None: ...
 
     def on_muted(self, sid: str, muted: bool) -> None: ...
+
+    def set_layout(self, name: str) -> None:
+        """Switch layout (raises ValueError for an unknown name)."""
+
+
+def layout_from_metadata(metadata: str) -> str | None:
+    """The layout livekit-server's UpdateLayout asks for: it sets the recorder participant's own
+    metadata to ``{"layout": ...}`` (livekit pkg/service/egress.go). None when the metadata names none.
+
+    Raises ValueError when the metadata is not a JSON object."""
+    data = json.loads(metadata or "{}")
+    if not isinstance(data, dict):
+        raise ValueError("recorder metadata is not a JSON object")
+    return data.get("layout") or None
 
 
 class Source(Protocol):

@@ -10,7 +10,6 @@ interleaved int16 at the requested sample rate and channel count. Implements
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Callable
@@ -18,7 +17,7 @@ from typing import Callable
 import numpy as np
 from livekit import rtc
 
-from .base import CODE_ROOM_CONNECTION, Picture, SourceError, TrackRef
+from .base import CODE_ROOM_CONNECTION, Picture, SourceError, TrackRef, layout_from_metadata
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +151,10 @@ class RoomSource:
     def _on_metadata(self, participant: rtc.Participant, old: str, new: str) -> None:
         if participant.identity != self.room.local_participant.identity:
             return
-        # livekit-server's UpdateLayout sets the recorder's metadata to {"layout": ...} (livekit pkg/service/egress.go)
         try:
-            layout = json.loads(new or "{}").get("layout")
-            if layout:
+            if layout := layout_from_metadata(new):
                 self.on_layout(layout)
-        except (ValueError, AttributeError) as e:
+        except ValueError as e:
             log.warning("ignoring recorder metadata %r: %s", new[:200], e)
 
     @property

@@ -56,7 +56,8 @@ class Playout:
         self._opus_delay = OPUS_DELAY_SAMPLES * sample_rate // 48_000
         self.source = None
         self.compositor = None
-        self._video: dict[str, tuple[TrackRef, VideoDecoder, deque]] = {}  # sid → decoder, samples to show
+        # sid → decoder, samples to show with their media time (None: not known when it came)
+        self._video: dict[str, tuple[TrackRef, VideoDecoder, deque[tuple[int | None, Sample]]]] = {}
         self._audio: dict[str, AudioDecoder] = {}
         self._layers: dict[str, tuple[int, int]] = {}  # sid → the size last asked of the SFU
         self._sizes: dict[str, tuple[int, int]] = {}  # sid → size of its newest picture (for the log)
@@ -102,7 +103,8 @@ class Playout:
                 if ref.sid in self._gap:
                     self._gap.discard(ref.sid)
                     sample.loss = True  # its reference may be among the samples dropped
-                track[2].append(sample)
+                # placed now: a pause that ends later must not move what was captured before it
+                track[2].append((self.media_ns(sample.pts_ns), sample))
             return
         decoder = self._audio.get(ref.sid)
         at = self.media_ns(sample.pts_ns)
@@ -123,10 +125,12 @@ class Playout:
         refit = False
         for ref, decoder, queue in self._video.values():
             while queue:
-                due = self.media_ns(queue[0].pts_ns)
+                due, sample = queue[0]
+                if due is None:
+                    due = self.media_ns(sample.pts_ns)
                 if due is not None and due > at:
                     break
-                decoder.decode(queue.popleft())
+                decoder.decode(queue.popleft()[1])
             picture = decoder.picture()
             if picture is not None:
                 self.sink.on_video(ref, picture)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from livekit import rtc
 
-from ..base import CODE_ROOM_CONNECTION, PacketSink, Picture, SourceError, TrackRef
+from ..base import CODE_ROOM_CONNECTION, PacketSink, Picture, SourceError, TrackRef, layout_from_metadata
 from ..selection import TrackSelection
 from .binary import ReceiverUnavailable
 from .stream import ReceiverProcess, Sample, StreamError
@@ -216,6 +216,12 @@ class PacketSource:
                 self.sink.on_track_ended(ref)
         elif name == "speakers":
             self.sink.on_speakers(list(e.get("identities") or []))
+        elif name == "metadata":
+            try:
+                if layout := layout_from_metadata(e.get("metadata", "")):
+                    self.sink.set_layout(layout)
+            except ValueError as err:
+                log.warning("ignoring recorder metadata: %s", err)
         elif name == "reconnecting":
             log.warning("room connection lost; reconnecting")
             self.reconnecting, self._reconnecting_since = True, time.monotonic_ns()

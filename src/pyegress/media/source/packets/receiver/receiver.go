@@ -79,6 +79,12 @@ func (r *receiver) connect() error {
 		}
 		r.event("speakers", map[string]any{"identities": ids})
 	}
+	// UpdateLayout reaches a recorder as its own metadata (livekit pkg/service/egress.go).
+	cb.OnMetadataChanged = func(old string, p lksdk.Participant) {
+		if _, local := p.(*lksdk.LocalParticipant); local {
+			r.event("metadata", map[string]any{"metadata": p.Metadata()})
+		}
+	}
 	cb.OnReconnecting = func() { r.event("reconnecting", nil) }
 	cb.OnReconnected = func() { r.event("reconnected", nil) }
 	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) {
