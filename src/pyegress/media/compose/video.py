@@ -105,6 +105,8 @@ class VideoCompositor:
     _drawn: list[tuple[Tile, Rect | None]] | None = None
     _order: tuple[int, list[str]] = (0, [])  # grid: tiles per page, keys in the order shown
     _carousel: tuple[int, list[str]] = (0, [])  # speaker layout: tiles it fits, keys in the order shown
+    #: whether the last :meth:`compose` drew other tiles, boxes or marks than the one before
+    rearranged: bool = False
     _stage: str | None = None
     _contender: tuple[str | None, float] = (None, 0.0)  # first in order but not on the stage yet, since when
 
@@ -233,7 +235,8 @@ class VideoCompositor:
         written again, so an encoder may still hold them.
         """
         arrangement = self.arrangement()
-        if not self._dirty and self._frame is not None and arrangement == self._drawn:
+        self.rearranged = arrangement != self._drawn
+        if not self._dirty and self._frame is not None and not self.rearranged:
             return self._frame, False
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         planes = tuple(np.frombuffer(p, dtype=np.uint8).reshape(-1, p.line_size)[: p.height, : p.width]

@@ -138,9 +138,10 @@ class Playout:
                     self._sizes[ref.sid] = (picture.width, picture.height)
                     log.info("track %s decodes at %dx%d", ref.sid, picture.width, picture.height)
                     refit = True
-        if refit:
+        composed = self.compositor.compose(at_ns)
+        if refit or self.compositor.rearranged:  # a new speaker on the stage, a tile moved to the carousel
             self.fit_layers()
-        return self.compositor.compose(at_ns)
+        return composed
 
     def set_layout(self, name: str) -> None:
         self.sink.set_layout(name)

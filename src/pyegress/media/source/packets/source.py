@@ -94,7 +94,8 @@ class PacketSource:
         self.participants: dict[str, Participant] = {}  # by SID
         self.publications: dict[str, Publication] = {}  # by track SID
         self._tracks: dict[int, TrackRef] = {}  # subscribed, by the receiver's track number
-        self._connected: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._connected = asyncio.Event()  # the room was joined, or could not be (then _connect_error)
+        self._connect_error = ""
         self._reader: asyncio.Task | None = None
         self._reconnecting_since = 0
         # tracks that ended with the connection, by (publisher identity, source, kind) → until when
@@ -115,7 +116,8 @@ class PacketSource:
             raise SourceError(f"packet receiver unavailable: {e}", 500) from e
         self._reader = asyncio.create_task(self._read(), name="receiver")
         try:
-            error = await asyncio.wait_for(asyncio.shield(self._connected), CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT_S)
+            error = self._connect_error
         except asyncio.TimeoutError:
             error = f"no connection within {CONNECT_TIMEOUT_S} s"
         if error:
@@ -173,9 +175,14 @@ class PacketSource:
         for ref in list(self._tracks.values()):
             self.sink.on_track_ended(ref)
         self._tracks.clear()
-        if not self._connected.done():
-            self._connected.set_result(self.failure or "the receiver exited")
+        self._joined(self.failure or "the receiver exited")
         self.closed.set()
+
+    def _joined(self, error: str) -> None:
+        """The first outcome of joining counts: "" joined, else why not."""
+        if not self._connected.is_set():
+            self._connect_error = error
+            self._connected.set()
 
     def _fail(self, why: str) -> None:
         if not self.failure:
@@ -185,11 +192,10 @@ class PacketSource:
     def _on_event(self, e: dict) -> None:
         name = e.get("event")
         if name == "connected":
-            self._connected.set_result("")
+            self._joined("")
         elif name == "failed":
             self.connection_failed = True
-            if not self._connected.done():
-                self._connected.set_result(e.get("error", "failed"))
+            self._joined(e.get("error", "failed"))
         elif name == "room":
             self.room_sid = e.get("sid", "")
         elif name == "started":
