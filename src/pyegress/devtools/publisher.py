@@ -13,6 +13,12 @@ through the ``livekit`` rtc SDK and publishes
 - audio (``SOURCE_MICROPHONE``): 48 kHz mono int16 in 10 ms frames, a continuous
   sine at :func:`~pyegress.devtools.patterns.tone_hz` (``300 + 100 * index`` Hz, peak 0.25 full scale) with
   a 100 ms 1 kHz beep (peak 0.7 full scale) at the start of every second.
+- optionally a screen share (``SOURCE_SCREENSHARE``): a still presentation slide
+  (:func:`~pyegress.devtools.patterns.slide`, 1280x800) at 5 fps.
+
+Either track can be published muted (a camera or microphone turned off: livekit-server reports
+the track muted), the camera can be left out (a participant on the phone), and each participant
+can have a display name (the token's ``name``).
 
 Both generators are paced against ``time.monotonic()``: frame ``n`` is due at
 ``t0 + n / fps`` and is sent at the start of its slot; a generator that wakes up
@@ -26,11 +32,14 @@ exits cleanly on SIGTERM/SIGINT)::
 
     python -m pyegress.devtools.publisher --url ws://127.0.0.1:7880 --api-key devkey \\
         --api-secret secret --room R --count 3 [--duration S] [--width W --height H --fps F] \
-        [--first-index I] [--kind agent] [--codec h264] [--simulcast true] [--resize-every S]
+        [--first-index I] [--kind agent] [--codec h264] [--simulcast true] [--resize-every S] \
+        [--names "Ada Lovelace,Борис"] [--audio-only 2] [--camera-off 1] [--mic-off 1] [--share 0]
 
 ``--first-index I`` numbers the publishers ``pub-I`` .. (identities, colours, tones), so a
 second batch can join a room that already has ``pub-0``. ``--kind`` sets the participants'
-kind in their tokens (``standard``, ``agent``, ...: LiveKit's ParticipantInfo.Kind).
+kind in their tokens (``standard``, ``agent``, ...: LiveKit's ParticipantInfo.Kind). ``--names``
+gives display names in publisher order; ``--audio-only``, ``--camera-off``, ``--mic-off`` and
+``--share`` take comma-separated publisher indices.
 """
 
 from __future__ import annotations
@@ -44,23 +53,29 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Callable
+from collections.abc import Callable, Collection, Sequence
 
 import jwt.warnings
 from livekit import api, rtc
 
-from .patterns import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern
+from .patterns import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE, AudioPattern, VideoPattern, slide
 
 log = logging.getLogger(__name__)
 
 _AUDIO_LEAD_S = 0.03  # audio is handed to the SDK this far ahead of real time, so its queue never runs dry
+SHARE_PUBLISHED_SIZE = (1280, 800)
+"""Size (px) of a generated screen share: 16:10, as laptop screens."""
+SHARE_FPS = 5
+"""Frame rate of a generated screen share: a still page, as screen capture sends one."""
 
-def participant_token(api_key: str, api_secret: str, room: str, identity: str, kind: str = "standard") -> str:
+
+def participant_token(api_key: str, api_secret: str, room: str, identity: str, kind: str = "standard",
+                      name: str = "") -> str:
     """A LiveKit access token (JWT) that lets ``identity`` join ``room`` as a ``kind`` participant and
-    publish, but not subscribe."""
+    publish, but not subscribe; ``name`` is the display name (default: the identity)."""
     grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=False)
-    return (api.AccessToken(api_key, api_secret).with_identity(identity).with_name(identity).with_kind(kind)
-            .with_grants(grants).to_jwt())
+    return (api.AccessToken(api_key, api_secret).with_identity(identity).with_name(name or identity)
+            .with_kind(kind).with_grants(grants).to_jwt())
 
 
 class GeneratedPublisher:
@@ -78,6 +93,8 @@ class GeneratedPublisher:
         simulcast: publish three simulcast layers (as browsers do) instead of one.
         resize_every_s: if > 0, switch between ``width`` x ``height`` and half that size every this many
             seconds (the encoder starts a new keyframe at each switch; the counter goes on).
+        camera_muted, mic_muted: publish the camera or microphone track muted (turned off).
+        screen_share: also publish a screen share (:data:`SHARE_PUBLISHED_SIZE` at :data:`SHARE_FPS`).
 
     Raises:
         ValueError: a size, ``fps`` or ``index`` is out of range, or neither track is enabled.
@@ -87,9 +104,10 @@ class GeneratedPublisher:
 
     def __init__(self, url: str, token: str, *, index: int = 0, width: int = 640, height: int = 360,
                  fps: int = 30, video: bool = True, audio: bool = True, codec: str = "vp8",
-                 simulcast: bool = False, resize_every_s: float = 0.0) -> None:
-        if not (video or audio):
-            raise ValueError("a publisher needs at least one of video and audio")
+                 simulcast: bool = False, resize_every_s: float = 0.0, camera_muted: bool = False,
+                 mic_muted: bool = False, screen_share: bool = False) -> None:
+        if not (video or audio or screen_share):
+            raise ValueError("a publisher needs at least one track")
         if index < 0:
             raise ValueError(f"index must be >= 0, got {index}")
         self.url, self.token, self.index = url, token, index
@@ -101,6 +119,8 @@ class GeneratedPublisher:
         self._small_pattern = VideoPattern(max(2, width // 2 & ~1), max(2, height // 2 & ~1), fps, index) \
             if video and resize_every_s > 0 else None
         self._audio_pattern = AudioPattern(index) if audio else None
+        self.camera_muted, self.mic_muted, self.screen_share = camera_muted, mic_muted, screen_share
+        self._share_source: rtc.VideoSource | None = None
         self.room: rtc.Room | None = None
         self._video_source: rtc.VideoSource | None = None
         self._audio_source: rtc.AudioSource | None = None
@@ -118,7 +138,8 @@ class GeneratedPublisher:
 
     @property
     def track_sids(self) -> dict[str, str]:
-        """SIDs of the published tracks: ``{"video": sid, "audio": sid}`` (only the enabled kinds; empty before :meth:`start`)."""
+        """SIDs of the published tracks: ``{"video": sid, "audio": sid, "share": sid}`` (only those published;
+        empty before :meth:`start`)."""
         return dict(self._sids)
 
     async def start(self) -> None:
@@ -160,6 +181,8 @@ class GeneratedPublisher:
                 self._tasks.append(self._spawn(self._video_loop(), "video"))
                 pub = await lp.publish_track(track, options)
                 self._sids["video"] = pub.sid
+                if self.camera_muted:
+                    track.mute()
             if self._audio_pattern is not None:
                 self._audio_source = rtc.AudioSource(AUDIO_SAMPLE_RATE, 1, queue_size_ms=200, loop=loop)
                 track = rtc.LocalAudioTrack.create_audio_track("generated-audio", self._audio_source)
@@ -167,6 +190,18 @@ class GeneratedPublisher:
                 self._tasks.append(self._spawn(self._audio_loop(), "audio"))
                 pub = await lp.publish_track(track, options)
                 self._sids["audio"] = pub.sid
+                if self.mic_muted:
+                    track.mute()
+            if self.screen_share:
+                self._share_source = rtc.VideoSource(*SHARE_PUBLISHED_SIZE, is_screencast=True)
+                track = rtc.LocalVideoTrack.create_video_track("generated-share", self._share_source)
+                options = rtc.TrackPublishOptions(
+                    source=rtc.TrackSource.SOURCE_SCREENSHARE, simulcast=False,
+                    video_codec=rtc.VideoCodec.Value(self.codec),
+                    video_encoding=rtc.VideoEncoding(max_bitrate=1_000_000, max_framerate=float(SHARE_FPS)))
+                self._tasks.append(self._spawn(self._share_loop(), "share"))
+                pub = await lp.publish_track(track, options)
+                self._sids["share"] = pub.sid
         except BaseException:
             await self.stop()
             raise
@@ -192,7 +227,7 @@ class GeneratedPublisher:
                     await asyncio.wait_for(room.disconnect(), 5)
                 except Exception as e:
                     log.warning("publisher %d: disconnect failed: %s", self.index, e)
-            for source in (self._video_source, self._audio_source):
+            for source in (self._video_source, self._audio_source, self._share_source):
                 if source is not None:
                     await source.aclose()
 
@@ -235,6 +270,16 @@ class GeneratedPublisher:
             self.frames_sent += 1
             n += 1
 
+    async def _share_loop(self) -> None:
+        data, width, height = slide(*SHARE_PUBLISHED_SIZE)
+        frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, data)
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            n = max(n + 1, int((time.monotonic() - t0) * SHARE_FPS))  # skips, never bursts, when late
+            self._share_source.capture_frame(frame, timestamp_us=int((t0 + n / SHARE_FPS) * 1e6))
+            await asyncio.sleep(max(0.0, t0 + (n + 1) / SHARE_FPS - time.monotonic()))
+
     async def _audio_loop(self) -> None:
         pattern, source = self._audio_pattern, self._audio_source
         assert pattern is not None and source is not None
@@ -256,7 +301,9 @@ class GeneratedPublisher:
 
 async def run_publishers(url: str, api_key: str, api_secret: str, room: str, count: int,
                          duration_s: float | None = None, *, width: int = 640, height: int = 360, fps: int = 30,
-                         first_index: int = 0, kind: str = "standard",
+                         first_index: int = 0, kind: str = "standard", names: Sequence[str] = (),
+                         audio_only: Collection[int] = (), camera_off: Collection[int] = (),
+                         mic_off: Collection[int] = (), share: Collection[int] = (),
                          on_ready: Callable[[list[GeneratedPublisher]], None] | None = None,
                          **options) -> None:
     """Run ``count`` generated publishers in ``room`` for ``duration_s`` seconds, or until cancelled.
@@ -267,7 +314,10 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
     called once all have published and livekit-server lists every one of their tracks
     (RoomService ``ListParticipants``), so a participant joining from then on sees them all.
     ``duration_s`` counts from then. Every publisher is stopped on return, error or cancellation.
-    ``options`` go to every :class:`GeneratedPublisher` (``codec``, ``simulcast``, ``resize_every_s``).
+    ``names[k]`` is the display name of the ``k``-th publisher (default: its identity); the publishers whose
+    indices are in ``audio_only`` publish no camera, in ``camera_off`` / ``mic_off`` their camera /
+    microphone muted, in ``share`` a screen share too. ``options`` go to every :class:`GeneratedPublisher`
+    (``codec``, ``simulcast``, ``resize_every_s``).
 
     Raises:
         ValueError: ``count`` < 1, ``first_index`` < 0, ``duration_s`` negative, or a bad size/fps.
@@ -280,10 +330,13 @@ async def run_publishers(url: str, api_key: str, api_secret: str, room: str, cou
         raise ValueError(f"first_index must be >= 0, got {first_index}")
     if duration_s is not None and duration_s < 0:
         raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+    indices = range(first_index, first_index + count)
     pubs = [
-        GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}", kind), index=i,
-                           width=width, height=height, fps=fps, **options)
-        for i in range(first_index, first_index + count)
+        GeneratedPublisher(url, participant_token(api_key, api_secret, room, f"pub-{i}", kind,
+                                                  names[k] if k < len(names) else ""),
+                           index=i, width=width, height=height, fps=fps, video=i not in audio_only,
+                           camera_muted=i in camera_off, mic_muted=i in mic_off, screen_share=i in share, **options)
+        for k, i in enumerate(indices)
     ]
     try:
         starts = [asyncio.create_task(p.start()) for p in pubs]
@@ -337,7 +390,9 @@ async def _main(args: argparse.Namespace) -> None:
     run = asyncio.ensure_future(run_publishers(
         args.url, args.api_key, args.api_secret, args.room, args.count, args.duration,
         width=args.width, height=args.height, fps=args.fps, first_index=args.first_index, kind=args.kind,
-        on_ready=_print_ready, codec=args.codec, simulcast=args.simulcast, resize_every_s=args.resize_every))
+        names=args.names, audio_only=args.audio_only, camera_off=args.camera_off, mic_off=args.mic_off,
+        share=args.share, on_ready=_print_ready, codec=args.codec, simulcast=args.simulcast,
+        resize_every_s=args.resize_every))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, run.cancel)
@@ -370,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="publish three simulcast layers (true/false)")
     p.add_argument("--resize-every", type=float, default=0.0,
                    help="switch between the size and half of it every this many seconds (0: never)")
+    p.add_argument("--names", type=_names, default=(), help="display names, comma-separated, in publisher order")
+    for flag, what in (("audio-only", "publish no camera"), ("camera-off", "publish the camera muted"),
+                       ("mic-off", "publish the microphone muted"), ("share", "also publish a screen share")):
+        p.add_argument(f"--{flag}", type=_indices, default=frozenset(),
+                       help=f"comma-separated publisher indices that {what}")
     args = p.parse_args(argv)
     # livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
     warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
@@ -380,6 +440,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         p.error(str(e))
     return 0
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(","))
+
+
+def _indices(value: str) -> frozenset[int]:
+    return frozenset(int(i) for i in value.split(",") if i.strip())
 
 
 def _exit_now(status: int) -> None:

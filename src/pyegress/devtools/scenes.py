@@ -25,18 +25,15 @@ from pathlib import Path
 
 import numpy as np
 from livekit.protocol import models
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
 from ..contract.layouts import Layout
-from ..media.compose.labels import FONTS, rgb_to_i420
 from ..media.compose.roster import Roster
 from ..media.compose.video import STAGE_HOLD_S, VideoCompositor
-from .patterns import VideoPattern
+from .patterns import VideoPattern, slide
 
 #: Camera size of the generated publishers (``pyegress.devtools.publisher`` defaults)
 CAMERA_SIZE = (640, 360)
-#: The screen a share shows: 16:10, so it is letterboxed on a 16:9-ish stage
-SHARE_SIZE = (1920, 1200)
 #: Width (px) of the gallery pictures in docs/layouts
 GALLERY_WIDTH = 960
 #: Names for participants in join order (people from computing history)
@@ -129,32 +126,6 @@ def i420_to_rgb(yuv: np.ndarray, width: int, height: int) -> np.ndarray:
     g = (298 * y - 100 * u - 208 * v + 128) >> 8
     b = (298 * y + 516 * u + 128) >> 8
     return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
-
-
-def slide(width: int = SHARE_SIZE[0], height: int = SHARE_SIZE[1]) -> tuple[bytes, int, int]:
-    """A presentation slide as a screen share shows one: ``(I420 bytes, width, height)``; a light page, a
-    title, bullet lines and a small bar chart, drawn with Pillow at a fixed size (so always the same)."""
-    img = Image.new("RGB", (width, height), (246, 246, 242))
-    d = ImageDraw.Draw(img)
-    s = height / 1200
-    title = ImageFont.truetype(FONTS[0].path, round(88 * s))
-    body = ImageFont.truetype(FONTS[0].path, round(52 * s))
-    d.rectangle((0, 0, width, round(170 * s)), fill=(32, 52, 96))
-    d.text((round(90 * s), round(40 * s)), "Release review: room composites", font=title, fill=(255, 255, 255))
-    lines = ("Every participant gets a tile, with or without a camera",
-             "Names, muted microphones and who speaks are drawn",
-             "The stage waits 1.5 s before it changes speaker",
-             "Screen shares are shown whole, never cropped")
-    for i, line in enumerate(lines):
-        top = round((300 + 130 * i) * s)
-        d.ellipse((round(100 * s), top + round(20 * s), round(124 * s), top + round(44 * s)), fill=(32, 52, 96))
-        d.text((round(160 * s), top), line, font=body, fill=(30, 30, 30))
-    for i, (value, colour) in enumerate(((0.45, (70, 130, 180)), (0.7, (220, 120, 60)), (0.9, (90, 160, 90)))):
-        x0, base = round((1300 + 170 * i) * s), round(1120 * s)
-        d.rectangle((x0, base - round(value * 400 * s), x0 + round(120 * s), base), fill=colour)
-    d.line((round(1260 * s), round(1120 * s), round(1820 * s), round(1120 * s)), fill=(30, 30, 30), width=3)
-    y, u, v = rgb_to_i420(np.asarray(img))
-    return y.tobytes() + u.tobytes() + v.tobytes(), width, height
 
 
 @dataclass(frozen=True)
