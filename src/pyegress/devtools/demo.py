@@ -1,7 +1,8 @@
 """The main job: a real recording of a real LiveKit room through pyegress's Egress API.
 
 Starts livekit-server (dev mode, loopback), ``pyegress serve``, and N generated
-publishers; records a room composite for a few seconds with ``livekit-api``'s
+publishers with names (the first shares a slide, the second has its camera off, a fourth joins
+by phone: audio only); records a room composite for a few seconds with ``livekit-api``'s
 own EgressService client; while it records, saves one live preview (``GET /egress/{id}/preview.jpg``)
 and prints its URL; stops it; prints where the MP4 is and what ffprobe says.
 """
@@ -24,21 +25,35 @@ from rich.console import Console
 from .livekit_server import LiveKitServer
 from .probe import ffprobe
 from .pyegress_server import PyegressServer
+from .scenes import NAMES
 
 console = Console(soft_wrap=True)
 # livekit-server --dev uses the 6-byte secret "secret", which PyJWT warns about on every token.
 warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 
+def cast(count: int) -> dict[str, str]:
+    """The demo's publisher options for ``count`` participants (``pyegress.devtools.publisher`` flags):
+    display names, a screen share by the first, a camera turned off by the second (of 3 or more) and
+    an audio-only guest as the fourth (of 4 or more)."""
+    options = {"names": ",".join(NAMES[i % len(NAMES)] for i in range(count)), "share": "0"}
+    if count >= 3:
+        options["camera-off"] = "1"
+    if count >= 4:
+        options["audio-only"] = "3"
+    return options
+
+
 def start_publishers(server: LiveKitServer, room: str, count: int, log_path: Path) -> subprocess.Popen:
-    """Start ``count`` generated publishers in a separate process and wait until they publish.
+    """Start ``count`` generated publishers (:func:`cast`) in a separate process and wait until they publish.
 
     Raises:
         RuntimeError: the publisher process exits before it is ready.
     """
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyegress.devtools.publisher", "--url", server.url, "--api-key", server.api_key,
-         "--api-secret", server.api_secret, "--room", room, "--count", str(count)],
+         "--api-secret", server.api_secret, "--room", room, "--count", str(count),
+         *(arg for flag, value in cast(count).items() for arg in (f"--{flag}", value))],
         stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True)
     line = proc.stdout.readline()
     if line.strip() != "ready":
@@ -98,7 +113,8 @@ def run_demo(seconds: float, publishers: int, workdir: str) -> int:
             console.print(f"livekit-server {lk.url}, pyegress {egress.url}")
             pubs = start_publishers(lk, room, publishers, work / "publishers.log")
             try:
-                console.print(f"{publishers} generated publishers in room [bold]{room}[/]")
+                console.print(f"{publishers} generated publishers in room [bold]{room}[/]: "
+                              + ", ".join(f"{k} {v}" for k, v in cast(publishers).items()))
                 info = asyncio.run(_record(lk.http_url, egress.url, lk.api_key, lk.api_secret, room, seconds,
                                            work / "preview.jpg"))
             finally:
