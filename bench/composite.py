@@ -30,6 +30,14 @@ scenario, 4 browser-like publishers (720p, simulcast) into a 720p grid::
         --audio-only --repeats 3
 
 A run comparing receivers writes its own section of RESULTS.md, so the single-path one stays.
+``--against REF`` also records every composite with the code of git commit ``REF`` (a worktree of it,
+first on ``PYTHONPATH`` of its own ``pyegress serve``), right after this code's, and reports this code's
+CPU as a ratio to that (issue 15: the participant-tile presentation against the bare tiles before it)::
+
+    .venv/bin/python bench/composite.py --publishers 4 --size 1280x720 --simulcast --receivers packets \
+        --against 97f4466 --repeats 3 --seconds 30
+
+and writes that to a section of its own too.
 
 Publishers run in their own process, so their CPU is not counted. The machine
 is shared, so every measurement also reports how much CPU processes outside the
@@ -39,7 +47,7 @@ Usage::
 
     .venv/bin/python bench/composite.py [--seconds 60] [--publishers 1,2,4] [--size 640x360] [--simulcast]
                                         [--receivers sdk] [--audio-only] [--repeats 1] [--out bench/RESULTS.md]
-                                        [--workdir DIR]
+                                        [--against REF] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -66,8 +74,8 @@ from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from harness import (AUDIO_KBPS, AUDIO_RATE, FPS, MIB, POLL_S, RSS_SAMPLE_S, VIDEO_KBPS, X264_OPTIONS,
-                     BaselineResult, OtherLoad, WorkerMonitor, code_version, command_line, create_room, machine,
-                     run_baseline, start_publishers, stop_process, update_results, wait_for)
+                     BaselineResult, OtherLoad, WorkerMonitor, checkout, code_version, command_line, create_room,
+                     machine, run_baseline, start_publishers, stop_process, update_results, wait_for)
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
@@ -93,6 +101,10 @@ SECTION_START = "<!-- bench/composite.py: start -->"
 SECTION_END = "<!-- bench/composite.py: end -->"
 RECEIVERS_SECTION_START = "<!-- bench/composite.py receivers: start -->"
 RECEIVERS_SECTION_END = "<!-- bench/composite.py receivers: end -->"
+AGAINST_SECTION_START = "<!-- bench/composite.py against: start -->"
+AGAINST_SECTION_END = "<!-- bench/composite.py against: end -->"
+#: ``--against``: this code may cost at most this much more than the other (issue 15: labels and highlights +5%)
+TARGET_AGAINST = 1.05
 
 
 # ---------------------------------------------------------------------------- composite
@@ -245,7 +257,7 @@ class Row:
 
 def run_all(workdir: Path, counts: list[int], seconds: float, *, receivers: tuple[str, ...] = ("sdk",),
             width: int = 640, height: int = 360, simulcast: bool = False, audio_only: bool = False,
-            repeats: int = 1) -> list[Row]:
+            repeats: int = 1, against: str | None = None) -> list[Row]:
     """For each publisher count, ``repeats`` times: for each receive path the baseline encode and then the
     composite (and the audio-only composite if ``audio_only``), each ``seconds`` of media; then the sdk path's
     receive floors.
@@ -254,13 +266,18 @@ def run_all(workdir: Path, counts: list[int], seconds: float, *, receivers: tupl
     drifts between minutes (the same encode has taken 0.34 and 0.53 CPU-s/media-s
     on a quiet machine); every ratio compares measurements taken a minute apart.
     One livekit-server and one ``pyegress serve`` per receive path serve every composite;
-    the paths record the same publishers one after the other.
+    the paths record the same publishers one after the other. With ``against`` (a git ref), each path is
+    also served by that commit's code, as receiver ``path@ref``, right after this code's.
     """
     rows = []
     with LiveKitServer(log_path=workdir / "livekit-server.log") as lk, ExitStack() as servers:
+        env = {r: {"PYEGRESS_COMPOSITE_RECEIVER": r} for r in receivers}
+        if against:
+            src = servers.enter_context(checkout(against, workdir / "against"))
+            env |= {f"{r}@{against}": {"PYEGRESS_COMPOSITE_RECEIVER": r, "PYTHONPATH": str(src)} for r in receivers}
+            receivers = tuple(env)
         egresses = {r: servers.enter_context(PyegressServer(
-            workdir / f"pyegress-{r}", lk.url, lk.api_key, lk.api_secret,
-            extra_env={"PYEGRESS_COMPOSITE_RECEIVER": r})) for r in receivers}
+            workdir / f"pyegress-{r}", lk.url, lk.api_key, lk.api_secret, extra_env=env[r])) for r in receivers}
         seen_workers: dict[str, set[int]] = {r: set() for r in receivers}
 
         def record(count: int, room: str, receiver: str, audio_only: bool) -> CompositeResult:
@@ -342,8 +359,31 @@ def summaries(rows: list[Row]) -> list[Summary]:
         sdk = {r.repeat: r for r in groups.get((publishers, "sdk", audio_only), [])}
         ratios = [r.composite.cpu_per_media_s / sdk[r.repeat].composite.cpu_per_media_s
                   for r in group if r.repeat in sdk]
-        out.append(Summary(group, statistics.median(ratios) if receiver != "sdk" and ratios else None))
+        out.append(Summary(group, statistics.median(ratios) if receiver == "packets" and ratios else None))
     return out
+
+
+def against_verdict(rows: list[Row]) -> str:
+    """This code against ``--against``'s, per composite: the median of the runs' CPU ratios (same repetition)."""
+    by_key = {(r.composite.publishers, r.receiver, r.audio_only, r.repeat): r for r in rows}
+    sentences = []
+    for s in summaries(rows):
+        row = s.first
+        if "@" in row.receiver:
+            continue
+        others = [k for k in by_key if k[0] == row.composite.publishers and k[2] == row.audio_only
+                  and k[1].startswith(row.receiver + "@")]
+        if not others:
+            continue
+        ref = others[0][1]
+        ratios = [r.composite.cpu_per_media_s / by_key[(*others[0][:3], r.repeat)].composite.cpu_per_media_s
+                  for r in s.rows if (*others[0][:3], r.repeat) in by_key]
+        ratio = statistics.median(ratios)
+        what = f"{row.composite.publishers}-publisher {'audio-only ' if row.audio_only else ''}composite"
+        sentences.append(f"This code against {ref.split('@', 1)[1]} ({row.receiver}, {what}): {ratio:.3f}x the CPU "
+                         f"(runs: {', '.join(f'{x:.3f}' for x in ratios)}; bound {TARGET_AGAINST}x: "
+                         f"{'met' if ratio <= TARGET_AGAINST else 'NOT met'}).")
+    return " ".join(sentences)
 
 
 def _process_cells(s: Summary) -> str:
@@ -423,18 +463,22 @@ def busiest_other_load(rows: list[Row]) -> float:
     return max(x.other_cpus for row in rows for x in (row.composite, row.baseline) if x is not None)
 
 
-def markers(compared: bool) -> tuple[str, str]:
-    """The RESULTS.md section of a run: its own for one comparing receive paths."""
+def markers(compared: bool, against: bool = False) -> tuple[str, str]:
+    """The RESULTS.md section of a run: its own for one comparing receive paths, and for one against other code."""
+    if against:
+        return AGAINST_SECTION_START, AGAINST_SECTION_END
     return (RECEIVERS_SECTION_START, RECEIVERS_SECTION_END) if compared else (SECTION_START, SECTION_END)
 
 
 def section(command: str, rows: list[Row], load: tuple[float, float], publishers: str) -> str:
     """The RESULTS.md section of this run, between its markers; ``load`` is the 1-min load average before and after,
     ``publishers`` says what each publisher sends."""
-    receivers = sorted({row.receiver for row in rows}, key=RECEIVERS.index)
+    receivers = sorted({row.receiver for row in rows}, key=lambda r: (RECEIVERS.index(r.split("@")[0]), r))
+    against = next((r.split("@", 1)[1] for r in receivers if "@" in r), None)
     compared = len(receivers) > 1
-    start, end = markers(compared)
-    title = ("Room composite: packet receiver vs livekit SDK, and vs bare x264 encode" if compared
+    start, end = markers(compared, against is not None)
+    title = (f"Room composite: this code vs {against}, and vs bare x264 encode" if against
+             else "Room composite: packet receiver vs livekit SDK, and vs bare x264 encode" if compared
              else "Room composite vs bare x264 encode")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runs = max(row.repeat for row in rows) + 1
@@ -470,7 +514,7 @@ the run, {load[1]:.2f} after. livekit-server, {paths}, and the publishers (one p
 
 {table(rows)}
 {audio}
-{verdict(rows)}
+{verdict(rows)} {against_verdict(rows)}
 
 - CPU-s/media-s: user + system CPU time of the egress worker process tree (`python -m
   pyegress.handler` and its children: on the packets path the Go receiver, counted live and once reaped)
@@ -511,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated receive paths, of {', '.join(RECEIVERS)} (default sdk)")
     p.add_argument("--audio-only", action="store_true", help="also an audio-only composite per count and path")
     p.add_argument("--repeats", type=int, default=1, help="record each composite this many times (medians)")
+    p.add_argument("--against", default=None, metavar="REF",
+                   help="also record each composite with the code of this git commit (receivers PATH@REF)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md",
                    help="Markdown file whose benchmark section is written/updated (default bench/RESULTS.md)")
     p.add_argument("--workdir", type=Path, default=None,
@@ -533,11 +579,12 @@ def main(argv: list[str] | None = None) -> int:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         rows = run_all(workdir, counts, args.seconds, receivers=receivers, width=int(width), height=int(height),
-                       simulcast=args.simulcast, audio_only=args.audio_only, repeats=args.repeats)
+                       simulcast=args.simulcast, audio_only=args.audio_only, repeats=args.repeats,
+                       against=args.against)
     print()
     print(table(rows))
     print(audio_table(rows))
-    print(verdict(rows))
+    print(verdict(rows), against_verdict(rows))
     for row in rows:
         if not row.audio_only and row.composite.fps < MIN_FPS:
             print(f"warning: the {row.composite.publishers}-publisher composite ({row.receiver}) was recorded at "
@@ -546,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: other processes used up to {busiest:.2f} CPUs while this measured; the numbers are noisy")
     publishers = f"{args.size} {FPS} fps{', 3 simulcast layers' if args.simulcast else ''}"
     text = section(command_line(), rows, (load_before, os.getloadavg()[0]), publishers)
-    update_results(args.out, text, *markers(len(set(receivers)) > 1))
+    update_results(args.out, text, *markers(len(set(receivers)) > 1, args.against is not None))
     print(f"written to {args.out}")
     return 0
 

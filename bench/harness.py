@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import http.server
 import os
@@ -430,6 +431,28 @@ def code_version() -> str:
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@contextlib.contextmanager
+def checkout(ref: str, where: Path):
+    """The project's source at git ``ref`` checked out (a detached worktree) at ``where``, for a server of that
+    code measured next to this one in the same run: yields its ``src`` directory, to put first on
+    ``PYTHONPATH``. Generated files git ignores (compiled protos) are copied from this checkout.
+
+    Raises:
+        subprocess.CalledProcessError: ``ref`` is not a commit of this repository.
+    """
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--force", str(where), ref],
+                   check=True, capture_output=True)
+    try:
+        for generated in (root / "src").rglob("*_pb2*.py*"):
+            target = where / generated.relative_to(root)
+            if not target.exists():
+                shutil.copy2(generated, target)
+        yield where / "src"
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(where)], capture_output=True)
 
 
 def update_results(path: Path, text: str, start: str, end: str) -> None:
