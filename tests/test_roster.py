@@ -171,3 +171,41 @@ def test_a_screen_share_turns_the_grid_into_the_speaker_layout_and_is_shown_whol
     assert [t.identity for t, _ in carousel] == list("abcd")
     y = y_plane(comp)
     assert int(y[360, 212 + 534]) == 200 and int(y[2, 212 + 534]) == 16  # letterboxed on the background
+
+
+def test_joins_mutes_shares_and_leaves_show_on_the_very_next_frame():
+    """Each change is drawn by the next compose: new geometry at once, never a frame of only background."""
+    comp, roster, clock = four_in_a_grid()
+    y = y_plane(comp)
+
+    def changed_frame() -> np.ndarray:
+        frame, changed = comp.compose()
+        assert changed
+        y = frame.to_ndarray()[:720]
+        assert (y != 16).mean() > 0.5  # the tiles are there, not a black canvas
+        return y
+
+    roster.set_muted("TR_V_a", True)  # a mutes: her placeholder, in her cell, on the next frame
+    a = boxes_by_identity(comp)["a"]
+    y = changed_frame()
+    assert int(y[a.y + a.h // 4, a.x + a.w // 2]) != 60
+    people(roster, "e")  # a fifth joins: LiveKit's 3x2 grid on the next frame
+    comp.add_tile("TR_V_e")
+    comp.update("TR_V_e", solid_i420(640, 360, 200), 640, 360)
+    boxes = boxes_by_identity(comp)
+    assert all(abs(box.w - 1280 // 3) <= 2 for box in boxes.values()) and len(set(boxes.values())) == 5
+    y = changed_frame()
+    assert int(y[boxes["e"].y + boxes["e"].h // 4, boxes["e"].x + boxes["e"].w // 2]) == 200
+    roster.add_track("TR_S_b", "b", "B Example", "video", SHARE)  # b shares: the speaker layout at once
+    comp.add_tile("TR_S_b", whole=True)
+    comp.update("TR_S_b", solid_i420(1280, 800, 180), 1280, 800)
+    stage = next(box for tile, box in comp.arrangement() if tile.kind == "share")
+    assert stage.x > 0 and stage.w > 1000
+    y = changed_frame()
+    assert int(y[stage.y + stage.h // 2, stage.x + stage.w // 2]) == 180
+    for key in ("TR_S_b", "TR_V_e"):  # the share ends and e leaves: back to the 2x2 grid at once
+        comp.remove_tile(key)
+        roster.remove_track(key)
+    roster.remove_track("TR_A_e")
+    assert {box.w for box in boxes_by_identity(comp).values()} == {640}
+    changed_frame()
