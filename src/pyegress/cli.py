@@ -1,8 +1,11 @@
-"""The ``pyegress`` command line: ``serve``, ``worker``, ``demo``, ``webhooks``, ``db``, ``livekit-server``."""
+"""The ``pyegress`` command line: ``serve``, ``worker``, ``config``, ``demo``, ``webhooks``, ``db``,
+``livekit-server``."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -19,6 +22,7 @@ def serve(host: str = typer.Option(None, help="bind address (default from PYEGRE
 
     settings = _settings()
     _configure_logging(settings.logging.level)
+    _log_ignored_keys()
     # Idle connections are kept longer than clients keep them (aiohttp, under livekit-api: 15 s), so a
     # client never reuses one the server is closing at that moment (uvicorn's default is 5 s).
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
@@ -39,6 +43,7 @@ def worker() -> None:
 
     settings = _settings()
     _configure_logging(settings.logging.level)
+    _log_ignored_keys()
     if not settings.redis.configured:
         typer.echo("pyegress worker needs Redis: set redis.address in the config (or PYEGRESS_REDIS__ADDRESS)",
                    err=True)
@@ -47,16 +52,41 @@ def worker() -> None:
 
 
 def _settings():
-    """Settings, or exit 2 with the reason (a missing config file, bad YAML, an invalid value)."""
+    """Settings, or exit 2 with the reasons (a missing config file, bad YAML, an unknown key, an invalid value)."""
     from pydantic import ValidationError
 
     from .config import Settings
 
     try:
         return Settings()
-    except (ValueError, ValidationError) as e:  # ConfigError is a ValueError
-        typer.echo(f"pyegress: {e}", err=True)
-        raise typer.Exit(2) from None
+    except ValidationError as e:
+        _fail(_validation_problems(e))
+    except ValueError as e:  # ConfigError is a ValueError
+        _fail(str(e).splitlines())
+
+
+def _validation_problems(e) -> list[str]:
+    """One line per invalid value, naming its key; never the value, which may be a secret."""
+    return [f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()]
+
+
+def _fail(problems: list[str]) -> NoReturn:
+    """Print each problem and exit 2."""
+    for problem in problems:
+        typer.echo(f"pyegress: {problem}", err=True)
+    raise typer.Exit(2)
+
+
+def _log_ignored_keys() -> None:
+    """Warn of the config file's LiveKit egress keys that pyegress does not use (the file passed _settings)."""
+    from .config import read_config_file
+    from .config_keys import check_keys
+
+    source, data = read_config_file()
+    ignored = check_keys(data).ignored
+    if ignored:
+        logging.getLogger("pyegress.config").warning("config %s: LiveKit egress keys pyegress ignores: %s", source,
+                                                     ", ".join(ignored))
 
 
 def _configure_logging(level: str) -> None:
@@ -73,6 +103,45 @@ def demo(seconds: float = typer.Option(10.0, help="length of the recording in se
     from .devtools.demo import run_demo
 
     raise typer.Exit(run_demo(seconds=seconds, publishers=publishers, workdir=workdir))
+
+
+config_app = typer.Typer(help="The config file: LiveKit egress config.yaml keys and pyegress's own.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(file: Path = typer.Argument(..., help="the config.yaml to check")) -> None:
+    """Check a config file as `pyegress serve` and `pyegress worker` read it: exit 2 listing unknown keys (with
+    the closest known one), invalid values and incomplete storage; else print the effective settings (the file,
+    PYEGRESS_* variables over it) as YAML with secrets masked, and exit 0. LiveKit egress keys that pyegress
+    does not use are listed as ignored."""
+    import yaml
+    from pydantic import ValidationError
+
+    from .config import ConfigError, read_config_file, settings_from_file
+    from .config_keys import check_keys, mask_secrets
+    from .storage import from_config
+
+    try:
+        source, data = read_config_file(file)
+        settings = settings_from_file(file)  # a ConfigError names every unknown key
+    except ValidationError as e:
+        _fail(_validation_problems(e))
+    except ConfigError as e:
+        _fail(str(e).splitlines())
+    problems = []
+    for name in ("storage", "backup"):
+        try:
+            from_config(getattr(settings, name), name)
+        except ValueError as e:
+            problems.append(str(e))
+    if problems:
+        _fail(problems)
+    ignored = check_keys(data).ignored
+    if ignored:
+        typer.echo(f"config {source}: LiveKit egress keys pyegress ignores: {', '.join(ignored)}", err=True)
+    typer.echo(f"# effective settings of {source} (PYEGRESS_* variables over it), secrets masked")
+    typer.echo(yaml.safe_dump(mask_secrets(settings.model_dump(mode="json")), sort_keys=False), nl=False)
 
 
 webhooks_app = typer.Typer(help="The webhook outbox: what was sent, what is pending, and replays.")

@@ -6,7 +6,8 @@ file), then the YAML file named by ``PYEGRESS_CONFIG`` (or LiveKit's
 takes the key names of LiveKit's Go egress (``api_key``, ``api_secret``,
 ``ws_url``, ``redis``, ``storage``, ``backup``, ``cpu_cost``,
 ``session_limits``, ``logging``; livekit/egress ``pkg/config``), so an existing
-deployment's file works unchanged; unknown keys are ignored, as LiveKit does.
+deployment's file works unchanged. A key neither pyegress nor LiveKit egress knows stops the start with
+its name (``config_keys``); LiveKit's keys that pyegress does not use are reported as ignored.
 ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` / ``LIVEKIT_WS_URL`` are honoured
 too. Defaults are the embedded ones: SQLite, local disk under ``./recordings``,
 a livekit-server in dev mode on ``ws://127.0.0.1:7880`` with keys devkey/secret.
@@ -105,23 +106,48 @@ class LoggingConfig(BaseModel):
 
 
 class ConfigError(ValueError):
-    """The config file is missing or is not YAML mapping keys to values."""
+    """The config file is missing, is not YAML mapping keys to values, or has keys no one knows."""
+
+
+def read_config_file(path: str | Path | None = None) -> tuple[str, dict[Any, Any]]:
+    """The config YAML pyegress reads, as ``(where, mapping)``: the file ``path``, else the one named by
+    ``PYEGRESS_CONFIG`` / ``EGRESS_CONFIG_FILE``, else the text of ``EGRESS_CONFIG_BODY``; ``{}`` for none.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, or is not a mapping.
+    """
+    path = path or os.environ.get("PYEGRESS_CONFIG") or os.environ.get("EGRESS_CONFIG_FILE")
+    source = str(path or "EGRESS_CONFIG_BODY")
+    try:
+        body = Path(path).read_text() if path else os.environ.get("EGRESS_CONFIG_BODY", "")
+        data = yaml.safe_load(body) if body.strip() else {}
+    except OSError as e:
+        raise ConfigError(f"config {source}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {source}: {_yaml_problem(e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {source}: the YAML must be a mapping of keys")
+    return source, data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The YAML error without PyYAML's quote of the line, which may hold a secret."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"invalid YAML: {getattr(e, 'problem', None) or type(e).__name__}{where}"
 
 
 class _YamlSource(PydanticBaseSettingsSource):
-    """Settings from LiveKit-style YAML: ``PYEGRESS_CONFIG`` / ``EGRESS_CONFIG_FILE`` or ``EGRESS_CONFIG_BODY``."""
+    """Settings from LiveKit-style YAML (:func:`read_config_file`); a key no one knows is an error."""
 
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], path: str | Path | None = None) -> None:
+        from .config_keys import check_keys
+
         super().__init__(settings_cls)
-        path = os.environ.get("PYEGRESS_CONFIG") or os.environ.get("EGRESS_CONFIG_FILE")
-        source = path or "EGRESS_CONFIG_BODY"
-        try:
-            body = Path(path).read_text() if path else os.environ.get("EGRESS_CONFIG_BODY", "")
-            data = yaml.safe_load(body) if body.strip() else {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"config {source}: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {source}: the YAML must be a mapping of keys")
+        source, data = read_config_file(path)
+        problems = check_keys(data).problems()
+        if problems:
+            raise ConfigError("\n".join(f"config {source}: {p}" for p in problems))
         self.data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
 
     def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:  # required by the base class
@@ -255,3 +281,20 @@ class Settings(BaseSettings):
     def http_url(self) -> str:
         """livekit-server's HTTP URL, derived from ``ws_url``."""
         return self.ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
+
+def settings_from_file(path: str | Path) -> Settings:
+    """Settings as ``pyegress serve`` builds them with ``PYEGRESS_CONFIG=path`` (``PYEGRESS_*`` variables still
+    win over the file).
+
+    Raises:
+        ConfigError: see :func:`read_config_file`; unknown keys.
+        pydantic.ValidationError: a value is invalid.
+    """
+    class FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                       file_secret_settings):
+            return init_settings, env_settings, dotenv_settings, _YamlSource(settings_cls, path), file_secret_settings
+
+    return FromFile()
