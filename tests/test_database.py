@@ -84,6 +84,8 @@ def test_a_database_from_before_migrations_opens_with_its_data(tmp_path):
     store = EgressStore(f"sqlite:///{path}")
     assert database.current_revision(store.engine) == database.head_revision()
     assert store.get("EG_old").room_name == "old-room"
+    with store.engine.connect() as conn:  # ListEgress's order: rows from before it take their updated_at
+        assert conn.execute(sa.text("SELECT created_at FROM egress WHERE egress_id = 'EG_old'")).scalar() == 1
     (pending,) = WebhookStore(store.engine).list(pending_only=True)
     assert pending.content_type == "application/webhook+json"  # old rows keep LiveKit's webhook type
     assert RecordingStore(store.engine).list("anyone") == []

@@ -203,3 +203,28 @@ async def test_max_duration_ends_with_limit_reached(lkapi, publishers, room_name
     assert (final.error, final.error_code, final.details) == ("Session limit reached", 413,
                                                               "End reason: Session limit reached")
     assert abs(ffprobe(final.file_results[0].location).duration - 3.0) <= 0.2
+
+
+async def test_max_size_ends_with_limit_reached(lkapi, publishers, room_name, livekit, tmp_path):
+    """LiveKit's ``session_limits.file_output_max_size``: once the outputs hold that many bytes the egress ends
+    as a duration limit does, its file finished (livekit/egress ``controller.go``, ``onStorageLimitReached``)."""
+    from pyegress.devtools.pyegress_server import PyegressServer
+
+    limit = 600_000  # about 9 s of the generated publisher's picture
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    with PyegressServer(tmp_path / "sized", livekit.url, livekit.api_key, livekit.api_secret, extra_env={
+            "EGRESS_CONFIG_BODY": f"session_limits:\n  file_output_max_size: {limit}\n"}) as server:
+        async with api.LiveKitAPI(server.url, livekit.api_key, livekit.api_secret) as limited:
+            info = await limited.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+                room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="sized.mp4")]))
+            final, _ = await wait_status(limited, info.egress_id, lambda i: i.status in ENDED, timeout_s=60)
+    assert final.status == S.EGRESS_LIMIT_REACHED, final
+    assert (final.error, final.error_code, final.details) == ("Session limit reached", 413,
+                                                              "End reason: Session limit reached")
+    (result,) = final.file_results
+    probe = ffprobe(result.location)
+    assert probe.stream("video")["codec_name"] == "h264" and probe.duration > 1.0
+    # looked at every second and the MP4 grows a fragment (about a second) at a time: ends within ~2 s past it
+    assert limit <= result.size == Path(result.location).stat().st_size
+    assert result.size - limit <= result.size / probe.duration * 2.5

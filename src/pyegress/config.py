@@ -85,15 +85,18 @@ def parse_duration_s(value: Any) -> float:
 
 
 class SessionLimits(BaseModel):
-    """LiveKit's ``session_limits:`` (s or Go durations like ``3h``; 0 = none): the longest an egress
-    with an output of each kind may run before it ends with EGRESS_LIMIT_REACHED."""
+    """LiveKit's ``session_limits:`` (livekit/egress ``pkg/config/base.go``; 0 = none): the longest an egress
+    with an output of each kind may run (s or Go durations like ``3h``), and ``file_output_max_size``, the
+    bytes all its local outputs (files, segments, images) may hold; reaching one ends it EGRESS_LIMIT_REACHED."""
 
     file_output_max_duration: float = 0.0
     stream_output_max_duration: float = 0.0
     segment_output_max_duration: float = 0.0
     image_output_max_duration: float = 0.0
+    file_output_max_size: int = Field(0, ge=0)
 
-    @field_validator("*", mode="before")
+    @field_validator("file_output_max_duration", "stream_output_max_duration", "segment_output_max_duration",
+                     "image_output_max_duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration_s(value)
@@ -198,6 +201,7 @@ class Settings(BaseSettings):
     (encoded samples from the packet receiver, decoded here and placed by the sync engine's timestamps, each
     tile at the simulcast layer that fits it; the default, as it costs less CPU and keeps A/V closer, see
     bench/RESULTS.md) or ``sdk`` (decoded frames from the ``livekit`` SDK, timed by their arrival).
+    ``list_egress_page_size``: the items in one page of a ListEgress that asks for pages (``page_token``).
     ``preview_dir``: where workers write the live preview JPEG of an egress someone watches
     (``GET /egress/{egress_id}/preview.jpg``), one file per egress, removed when it ends.
     """
@@ -238,6 +242,7 @@ class Settings(BaseSettings):
     handler_pool_size: int = Field(3, ge=0)  # the default CPU budget of 2 cores admits 3 composites
     track_receiver: Literal["packets", "sdk"] = "packets"
     composite_receiver: Literal["packets", "sdk"] = "packets"
+    list_egress_page_size: int = Field(100, gt=0)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

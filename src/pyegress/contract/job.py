@@ -123,6 +123,7 @@ class JobSpec(BaseModel):
     empty_timeout_s: float = 10.0
     progress_interval_s: float = 5.0
     max_duration_s: float = 0.0  # 0: no limit
+    max_size_bytes: int = 0  # what the outputs may hold (session_limits.file_output_max_size); 0: no limit
     upload_attempts: int = 6
     upload_retry_base_s: float = 1.0
     upload_retry_max_s: float = 0.0  # 0: waits keep doubling

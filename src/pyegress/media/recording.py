@@ -26,6 +26,8 @@ from .outputs.websocket import WebsocketOutput
 from .source import CODE_ROOM_CONNECTION, Source, SourceError
 
 log = logging.getLogger(__name__)
+#: How often the outputs' size is held against ``max_size_bytes`` (livekit/egress controller.go: every 15 s).
+SIZE_CHECK_S = 1.0
 
 
 class Recording:
@@ -162,13 +164,15 @@ class Recording:
 
     def _ended(self):
         """The end test, called with the recorded time (ns): stopped, the source closed, what it records
-        gone for ``empty_timeout_s``, or ``max_duration_s`` reached (each stops with its reason)."""
+        gone for ``empty_timeout_s``, or ``max_duration_s`` or ``max_size_bytes`` reached (each stops with
+        its reason)."""
         source, spec = self.source, self.spec
         seen = False
         empty_since: int | None = None
+        next_size_check = 0.0
 
         def ended(now: int) -> bool:
-            nonlocal seen, empty_since
+            nonlocal seen, empty_since, next_size_check
             if self._stop.is_set():
                 return True
             if source.closed.is_set():
@@ -191,8 +195,20 @@ class Recording:
             if spec.max_duration_s and now >= spec.max_duration_s * 1e9:
                 self.stop(END_LIMIT_REACHED)
                 return True
+            if spec.max_size_bytes and time.monotonic() >= next_size_check:  # asked every tick: stat less often
+                next_size_check = time.monotonic() + SIZE_CHECK_S
+                if (size := self._written_bytes()) >= spec.max_size_bytes:
+                    log.info("outputs hold %d bytes, file_output_max_size is %d", size, spec.max_size_bytes)
+                    self.stop(END_LIMIT_REACHED)
+                    return True
             return False
         return ended
+
+    def _written_bytes(self) -> int:
+        """What the outputs hold so far: LiveKit's ``file_output_max_size`` counts its egress's whole
+        local directory (livekit/egress ``pkg/pipeline/controller.go``, ``monitorOutputDirSize``)."""
+        return (sum(f.result(0).size for f in self.files) + sum(s.result().size for s in self.segments)
+                + sum(i.size for i in self.images))
 
     def _output_error(self) -> str:
         """An output's own failure that fails the egress (a websocket listener that went away)."""

@@ -26,6 +26,7 @@ from ..database.egress_store import ACTIVE_STATUSES, EgressStore
 from ..errors import EgressError, invalid
 from ..storage import from_config
 from ..webhooks.sender import WebhookSender
+from . import page_token
 from .admission import CpuAdmission, admitted, composite_cost, track_cost
 from .announcer import announce
 from .egress_job import PAUSE_ACK_S, EgressJob
@@ -163,8 +164,22 @@ class EgressService:
                                            audio_track_id=req.audio_track_id, video_track_id=req.video_track_id)
 
     async def list_egress(self, req: eg.ListEgressRequest) -> eg.ListEgressResponse:
-        """ListEgress: filter by ``room_name``, ``egress_id`` and ``active``."""
-        return eg.ListEgressResponse(items=self.store.list(req.room_name, req.egress_id, req.active))
+        """ListEgress: filter by ``room_name``, ``egress_id`` and ``active``, in the order they were created.
+
+        A request with ``page_token`` set (livekit_egress.proto ``TokenPagination``; an empty token is
+        the first page) gets ``list_egress_page_size`` items and, while more follow, ``next_page_token``;
+        one without it gets every item, as livekit-server (which ignores ``page_token``) and clients that
+        predate paging expect.
+        """
+        if not req.HasField("page_token"):
+            return eg.ListEgressResponse(items=self.store.list(req.room_name, req.egress_id, req.active))
+        secret = self.settings.api_secret
+        items, last = self.store.page(req.room_name, req.egress_id, req.active, page_token.decode(secret, req),
+                                      self.settings.list_egress_page_size)
+        reply = eg.ListEgressResponse(items=items)
+        if last is not None:
+            reply.next_page_token.token = page_token.encode(secret, req, last)
+        return reply
 
     async def stop_egress(self, req: eg.StopEgressRequest) -> eg.EgressInfo:
         """StopEgress: ask the handler to finish; returns the EgressInfo in EGRESS_ENDING.

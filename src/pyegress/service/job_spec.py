@@ -52,7 +52,8 @@ NO_OPTIONS = StartOptions()
 def new_spec(settings: Settings, backup: AnyStorage | None, egress_id: str, room_name: str, opts: StartOptions,
              **fields) -> JobSpec:
     """A JobSpec with the service-wide parts filled in (URL, recorder token, limits, uploads) and ``fields``;
-    ``max_duration_s`` becomes the smallest of the configured limits that apply to its outputs; an egress
+    ``max_duration_s`` becomes the smallest of the configured limits that apply to its outputs and
+    ``max_size_bytes`` the configured ``file_output_max_size`` (whatever its outputs, as LiveKit); an egress
     with a picture gets its ``preview_path`` in ``Settings.preview_dir``."""
     defaults = dict(empty_timeout_s=settings.empty_timeout_s, progress_interval_s=settings.progress_interval_s,
                     max_duration_s=settings.max_duration_s, upload_attempts=settings.upload_attempts,
@@ -67,6 +68,7 @@ def new_spec(settings: Settings, backup: AnyStorage | None, egress_id: str, room
             else 0, limits.segment_output_max_duration if spec.segments else 0,
             limits.stream_output_max_duration if spec.streams else 0]
     spec.max_duration_s = min((c for c in caps if c > 0), default=0.0)
+    spec.max_size_bytes = limits.file_output_max_size
     if spec.video and not spec.passthrough:  # a picture the worker composes or renders can be previewed
         spec.preview_path = str(Path(settings.preview_dir).resolve() / f"{egress_id}.jpg")
     return spec

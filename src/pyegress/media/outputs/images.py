@@ -63,6 +63,7 @@ class ImagesOutput(Output):
         self._interval = max(1, round(target.interval_s * framerate))
         self._next_pts = 0
         self.count = 0
+        self.size = 0  # bytes of every image written (session_limits.file_output_max_size)
         self._jpeg = JpegEncoder(self.width, self.height, time_base=Fraction(1, framerate))
 
     def _name(self, pts: int) -> str:
@@ -80,6 +81,7 @@ class ImagesOutput(Output):
         name = self._name(pts)
         self._local.replace(name, data)
         self.count += 1
+        self.size += len(data)
         if self.uploads is not None:
             self.uploads.submit(self.target.upload, self.dir / name, self.target.reported_prefix + name)
 
