@@ -4,6 +4,7 @@ queue's backup; config blocks; secrets kept out of echoed requests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -30,12 +31,11 @@ def servers(tmp_path_factory):
     root = tmp_path_factory.mktemp("storage")
     s3, gcs, azure, sftp = S3Server(root / "s3"), GCSServer(root / "gcs"), AzureServer(root / "azure"), \
         SFTPServer(root / "sftp")
-    for server in (s3, gcs, azure, sftp):
-        server.start()
-    azure.create_container("recordings")
-    yield {"s3": s3, "gcs": gcs, "azure": azure, "sftp": sftp}
-    for server in (s3, gcs, azure, sftp):
-        server.stop()
+    with contextlib.ExitStack() as started:  # those started stop even when a later one cannot start
+        for server in (s3, gcs, azure, sftp):
+            started.enter_context(server)
+        azure.create_container("recordings")
+        yield {"s3": s3, "gcs": gcs, "azure": azure, "sftp": sftp}
 
 
 def targets(servers, prefix: str = "") -> dict:
