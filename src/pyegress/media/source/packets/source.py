@@ -81,7 +81,8 @@ class PacketSource:
         self.selection, self.sink, self.room_name = selection, sink, room_name
         self.whole_room = selection.whole_room
         self.presence = "every participant" if self.whole_room else "what this egress records"
-        self.receiver = ReceiverProcess(url, token, jitter_ms=jitter_ms, flush_ms=flush_ms)
+        self.receiver = ReceiverProcess(url, token, jitter_ms=jitter_ms, flush_ms=flush_ms,
+                                        audio_only=not selection.spec.video)
         self.closed = asyncio.Event()
         self.closed_reason = "room closed"
         self.failure = ""

@@ -77,10 +77,14 @@ class ReceiverProcess:
     """One receiver: :meth:`start`, then :meth:`read` frames until it returns None (the receiver
     exited; :attr:`returncode` says how), :meth:`send` commands, :meth:`close` to leave.
     ``flush_ms``: how long the receiver may hold a sample to send it with the next ones (0: its
-    default, 20 ms); a recording that only writes files can let them wait longer, for fewer wakeups."""
+    default, 20 ms); a recording that only writes files can let them wait longer, for fewer wakeups.
+    ``audio_only``: the egress subscribes to no video, so the receiver leaves out the RTP interceptors
+    only video needs (docs/receiver.md)."""
 
-    def __init__(self, url: str, token: str, *, jitter_ms: int = 500, flush_ms: int = 0) -> None:
-        self._settings = {"url": url, "token": token, "jitter_ms": jitter_ms, "flush_ms": flush_ms}
+    def __init__(self, url: str, token: str, *, jitter_ms: int = 500, flush_ms: int = 0,
+                 audio_only: bool = False) -> None:
+        self._settings = {"url": url, "token": token, "jitter_ms": jitter_ms, "flush_ms": flush_ms,
+                          "audio_only": audio_only}
         self._proc: asyncio.subprocess.Process | None = None
         self._buffer = b""  # received, not yet a whole frame
         self._corrupt = ""  # why the stream cannot be read on, once the frames before that are read

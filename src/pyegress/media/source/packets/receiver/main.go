@@ -28,6 +28,8 @@ type settings struct {
 	JitterMs int `json:"jitter_ms"`
 	// FlushMs: how long a sample may wait on stdout for the others of its batch, ms (frames.go).
 	FlushMs int `json:"flush_ms"`
+	// AudioOnly: the egress subscribes to audio tracks only (connectOptions).
+	AudioOnly bool `json:"audio_only"`
 }
 
 // defaultFlushMs: a composite decodes for its playout, which allows for this and much more.

@@ -9,6 +9,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -97,7 +98,7 @@ func (r *receiver) connect() error {
 		r.event("disconnected", fields)
 	}
 
-	room, err := lksdk.ConnectToRoomWithToken(r.s.URL, r.s.Token, cb, lksdk.WithAutoSubscribe(false))
+	room, err := lksdk.ConnectToRoomWithToken(r.s.URL, r.s.Token, cb, connectOptions(r.s)...)
 	if err != nil {
 		return err
 	}
@@ -110,6 +111,19 @@ func (r *receiver) connect() error {
 		r.participant(rp)
 	}
 	return nil
+}
+
+// connectOptions: subscriptions only on request and, for an egress that receives no video, none of
+// the SDK's default RTP interceptors. Those send TWCC feedback and NACKs (the SFU sizes and repairs
+// video with them; its Opus is sent without NACK) and RTCP receiver reports (statistics), and cost
+// about a third of the receiver's CPU for an Opus track: a wakeup or more per packet and several
+// tickers (docs/receiver.md). RTCP from the SFU still reaches the sync engine (pub.OnRTCP).
+func connectOptions(s settings) []lksdk.ConnectOption {
+	opts := []lksdk.ConnectOption{lksdk.WithAutoSubscribe(false)}
+	if s.AudioOnly {
+		opts = append(opts, lksdk.WithInterceptors([]interceptor.Factory{}), lksdk.WithIncludeDefaultInterceptors(false))
+	}
+	return opts
 }
 
 // participant reports a participant and the tracks it already publishes.
