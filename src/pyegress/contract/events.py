@@ -56,7 +56,8 @@ class ImagesResult(BaseModel):
 
 class StreamResult(BaseModel):
     """A stream URL as ``livekit.StreamInfo`` reports it (``url`` with its stream key masked);
-    ``status`` is a ``StreamInfo.Status`` name."""
+    ``status`` is a ``StreamInfo.Status`` name; ``retries``: reconnections of a broken stream,
+    ``last_retry_at`` unix ns of the last one (media/outputs/stream.py)."""
 
     url: str
     status: Literal["ACTIVE", "FINISHED", "FAILED"]
@@ -64,6 +65,8 @@ class StreamResult(BaseModel):
     started_at: int = 0
     ended_at: int = 0
     duration: int = 0
+    retries: int = 0
+    last_retry_at: int = 0
 
 
 class HandlerEvent(BaseModel):

@@ -7,6 +7,13 @@ FAILED while the egress goes on. A stream joins at a video keyframe and its
 timestamps start at 0 there, so a URL added while recording (UpdateStream)
 gets a clean stream.
 
+An RTMP connection that breaks after it has carried media is opened again, as
+LiveKit's egress does (livekit/egress ``pkg/pipeline/builder/stream.go``): every
+attempt counts in ``StreamInfo.retries`` and ``last_retry_at``, the stream stays
+ACTIVE meanwhile, rejoins at the next keyframe from timestamp 0, and FAILs once it
+has been down for :data:`RETRY_WINDOW_S`. A URL that never carried media (a wrong
+host, app or key) fails at its first error; SRT fails at its first error too.
+
 RTMP(S) is FLV muxed by PyAV straight to the URL. SRT is MPEG-TS (as LiveKit
 sends it over SRT) handed to Debian's ``ffmpeg``, whose libsrt does the
 protocol: PyAV's bundled FFmpeg is built without libsrt.
@@ -31,6 +38,10 @@ from .base import Muxer, Output
 log = logging.getLogger(__name__)
 
 QUEUE_PACKETS = 600  # ~5 s of 30 fps video plus audio; more than that and the server is too slow
+#: How long (s) a broken RTMP stream is reconnected before it fails (LiveKit's livenessIdleTimeout)
+RETRY_WINDOW_S = 30.0
+#: Seconds between reconnection attempts: the first, then each later one
+RETRY_DELAYS_S = (1.0, 2.0)
 
 
 class SrtSender:
@@ -83,9 +94,11 @@ class StreamOutput(Output):
         self.error = ""
         self.started_at = 0
         self.ended_at = 0
+        self.retries = 0  # reconnection attempts (StreamInfo.retries)
+        self.last_retry_at = 0  # unix ns of the last one
         self._queue: queue.Queue = queue.Queue(QUEUE_PACKETS)
         self._has_video = encoder.video_stream is not None
-        self._offset: float | None = None  # media time of the first packet sent, s
+        self._joined = False  # the encoder thread has queued the stream's first keyframe
         self._sender: SrtSender | None = None
         self._thread = threading.Thread(target=self._run, name=f"stream {redact_url(url)}", daemon=True)
         self._thread.start()
@@ -94,10 +107,10 @@ class StreamOutput(Output):
         if self.status != "ACTIVE":
             return
         for packet in packets:
-            if self._offset is None:
+            if not self._joined:
                 if self._has_video and not (kind == "video" and packet.is_keyframe):
                     continue  # join at a keyframe
-                self._offset = float((packet.dts if packet.dts is not None else packet.pts) * packet.time_base)
+                self._joined = True
             copy = av.Packet(bytes(packet))
             copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
             copy.is_keyframe = packet.is_keyframe
@@ -120,41 +133,86 @@ class StreamOutput(Output):
         return Muxer(self.url, self.encoder, format="flv", options={"rw_timeout": "5000000"})
 
     def _run(self) -> None:
+        retrying = urlsplit(self.url).scheme.startswith("rtmp")
+        down_since = 0.0  # monotonic s when the connection broke; 0: up
+        while True:
+            carried, stopped, error = self._connection()
+            if stopped or error is None:
+                if error:
+                    self._fail(error)
+                break
+            if not (retrying and (carried or down_since)):
+                self._fail(error)  # never carried media: a wrong URL or key, or SRT
+                break
+            now = time.monotonic()
+            if carried:
+                down_since = now
+            if now - down_since >= RETRY_WINDOW_S:
+                self._fail(f"{error} (reconnecting for {RETRY_WINDOW_S:.0f} s did not help)")
+                break
+            log.warning("stream %s broke (%s); reconnecting", redact_url(self.url), redact_error(error, self.url))
+            if not self._discard_for(RETRY_DELAYS_S[0] if carried else RETRY_DELAYS_S[1]):
+                break  # stopped while down: nothing more to send
+            self.retries, self.last_retry_at = self.retries + 1, time.time_ns()
+        if self.status == "ACTIVE":
+            self.status, self.ended_at = "FINISHED", time.time_ns()
+
+    def _connection(self) -> tuple[bool, bool, str | None]:
+        """One connection: opened at the first packet it sends, fed until stopped or broken. Returns
+        whether it carried media, whether it was stopped, and the error that broke it or its closing."""
         muxer = None
+        carried = stopped = False
+        error: str | None = None
         shift: dict[str, int] = {}
+        offset: float | None = None  # media time (s) of the connection's first packet
         try:
             while True:
                 item = self._queue.get()
                 if item is None or self.status != "ACTIVE":
+                    stopped = True
                     break
                 kind, packet = item
+                if offset is None:
+                    if self._has_video and not (kind == "video" and packet.is_keyframe):
+                        continue  # a new connection starts at a keyframe too
+                    offset = float((packet.dts if packet.dts is not None else packet.pts) * packet.time_base)
                 if muxer is None:
                     muxer = self._open()
-                    self.started_at = time.time_ns()
+                    self.started_at = self.started_at or time.time_ns()
                 if kind not in shift:
-                    shift[kind] = round(self._offset / float(packet.time_base))
+                    shift[kind] = round(offset / float(packet.time_base))
                 packet.pts -= shift[kind]
                 if packet.dts is not None:
                     packet.dts -= shift[kind]
                 if packet.dts is not None and packet.dts < 0:
-                    continue  # audio from before the stream's first keyframe
+                    continue  # audio from before the connection's first keyframe
                 muxer.mux(kind, [packet])
-        except Exception as e:  # connection refused, reset, timeouts: this URL fails, the egress goes on
+                carried = True
+        except Exception as e:  # connection refused, reset, timeouts: this URL breaks, the egress goes on
             # for SRT, ffmpeg's own message says more than the broken pipe it left behind
             reason = self._sender.close() if self._sender is not None else ""
-            self._fail(reason or str(e))
+            error = reason or str(e) or type(e).__name__
         finally:
             if muxer is not None:
                 try:
                     muxer.close()
                 except Exception as e:
-                    self._fail(str(e))
+                    error = error or str(e) or type(e).__name__
             if self._sender is not None:
-                error = self._sender.close()
-                if error:
-                    self._fail(error)
-            if self.status == "ACTIVE":
-                self.status, self.ended_at = "FINISHED", time.time_ns()
+                error = error or self._sender.close() or None
+                self._sender = None
+        return carried, stopped, error
+
+    def _discard_for(self, seconds: float) -> bool:
+        """Drop what the encoder queues for ``seconds`` (the stream is down); False if stopped meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if self._queue.get(timeout=left) is None:
+                    return False
+            except queue.Empty:
+                break
+        return self.status == "ACTIVE"
 
     def stop(self) -> None:
         """Finish the stream without waiting (its thread sends what is queued, then closes)."""
@@ -172,4 +230,5 @@ class StreamOutput(Output):
         end = self.ended_at or time.time_ns()
         return StreamResult(url=redact_url(self.url), status=self.status, error=self.error,
                             started_at=self.started_at, ended_at=self.ended_at,
-                            duration=end - self.started_at if self.started_at else 0)
+                            duration=end - self.started_at if self.started_at else 0,
+                            retries=self.retries, last_retry_at=self.last_retry_at)
