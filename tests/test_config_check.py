@@ -196,3 +196,30 @@ def test_worker_with_a_misspelled_key_exits_before_connecting(tmp_path):
     assert "unknown key storage.s3.bukcet (did you mean bucket?)" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "var").exists()  # stopped before opening its database
+
+
+def test_misspelled_environment_variables_are_named_with_a_suggestion(runner, monkeypatch, tmp_path):
+    """A PYEGRESS_* variable no setting reads would leave its setting at the default (a misspelled
+    PYEGRESS_API_SECRET: the dev secret): serve, worker and config check refuse it by name, never its value."""
+    monkeypatch.setenv("PYEGRESS_API_SECERT", "api-secret-d3adb33f")
+    monkeypatch.setenv("PYEGRESS_STORAGE__S3__BUKET", "b")
+    result = runner.invoke(app, ["config", "check", str(write(tmp_path, LIVEKIT_CONFIG))])
+    assert result.exit_code == 2
+    assert "unknown variable PYEGRESS_API_SECERT (did you mean PYEGRESS_API_SECRET?)" in result.output
+    assert "unknown variable PYEGRESS_STORAGE__S3__BUKET (did you mean PYEGRESS_STORAGE__S3__BUCKET?)" in result.output
+    assert "d3adb33f" not in result.output
+    env = {k: v for k, v in os.environ.items()}
+    done = subprocess.run([sys.executable, "-m", "pyegress", "serve", "--port", "1"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "PYEGRESS_API_SECERT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_setting_and_block_is_a_known_environment_variable(runner, monkeypatch, tmp_path):
+    for name, value in {"PYEGRESS_API_SECRET": "s", "PYEGRESS_REDIS__ADDRESS": "127.0.0.1:6379",
+                        "PYEGRESS_CPU_COST": '{"max_cpu_utilization": 0.9}', "PYEGRESS_CACHE": str(tmp_path),
+                        "PYEGRESS_STORAGE__S3__METADATA__OWNER": "me", "PYEGRESS_LIST_EGRESS_PAGE_SIZE": "5",
+                        "PYEGRESS_SESSION_LIMITS__FILE_OUTPUT_MAX_SIZE": "1000"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.redis.address == "127.0.0.1:6379" and settings.cpu_cost.max_cpu_utilization == 0.9
+    assert settings.list_egress_page_size == 5

@@ -9,7 +9,7 @@
 
 Nor may a request reach the app's catch-all for parsing errors (logged "reached the edge unchecked"):
 every refusal comes from its dialect's own checks. Bounded to about a minute each on two cores;
-``PYEGRESS_FUZZ_SEED`` / ``PYEGRESS_FUZZ_CASES`` change the Twirp fuzzer's seed and cases per method
+``FUZZ_SEED`` / ``FUZZ_CASES`` change the Twirp fuzzer's seed and cases per method
 and encoding (a failure names its seed and case). The server runs with a Chromium that exits at once,
 so a web egress the fuzzer happens to start ends by itself; rooms named by the fuzzer do not exist, so
 no room is recorded.
@@ -40,8 +40,8 @@ from test_api_security import bearer
 
 pytestmark = pytest.mark.fuzz
 
-SEED = int(os.environ.get("PYEGRESS_FUZZ_SEED", "20261204"))
-CASES = int(os.environ.get("PYEGRESS_FUZZ_CASES", "300"))
+SEED = int(os.environ.get("FUZZ_SEED", "20261204"))
+CASES = int(os.environ.get("FUZZ_CASES", "300"))
 TIME_BUDGET_S = 75.0  # for the whole Twirp fuzzer; what is left after it is skipped, not failed
 MAX_STARTS = 20  # egresses the fuzzer may start (each is a worker process) before it stops using seeds
 TWIRP = "/twirp/livekit.Egress/"

@@ -144,13 +144,14 @@ class _YamlSource(PydanticBaseSettingsSource):
     """Settings from LiveKit-style YAML (:func:`read_config_file`); a key no one knows is an error."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: str | Path | None = None) -> None:
-        from .config_keys import check_keys
+        from .config_keys import check_env, check_keys
 
         super().__init__(settings_cls)
         source, data = read_config_file(path)
-        problems = check_keys(data).problems()
+        problems = [f"config {source}: {p}" for p in check_keys(data).problems()]
+        problems += [f"environment: {p}" for p in check_env(dict(os.environ))]
         if problems:
-            raise ConfigError("\n".join(f"config {source}: {p}" for p in problems))
+            raise ConfigError("\n".join(problems))
         self.data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
 
     def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:  # required by the base class

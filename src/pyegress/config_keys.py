@@ -109,6 +109,47 @@ def pyegress_keys() -> Tree:
     return keys | {"storage": storage, "backup": storage}
 
 
+ENV_PREFIX = "PYEGRESS_"
+#: Variables pyegress reads besides the settings: where the config file is, where builds are cached
+#: (media/source/packets/binary.py, devtools/livekit_server.py), which Chromium runs web egress
+EXTRA_ENV = frozenset({"PYEGRESS_CONFIG", "PYEGRESS_CACHE", "PYEGRESS_CHROMIUM"})
+
+
+def check_env(environ: dict[str, str]) -> list[str]:
+    """One problem per ``PYEGRESS_*`` variable in ``environ`` that no setting reads, with the closest known name:
+    ``unknown variable PYEGRESS_API_SECERT (did you mean PYEGRESS_API_SECRET?)``. A setting is
+    ``PYEGRESS_<KEY>``, a nested one ``PYEGRESS_<BLOCK>__<KEY>`` (pydantic-settings' ``env_nested_delimiter``),
+    the keys as :func:`pyegress_keys` has them; below a free-form mapping (``storage.s3.metadata``) any name goes."""
+    names = [name for name in environ if name.startswith(ENV_PREFIX) and name not in EXTRA_ENV]
+    if not names:
+        return []
+    tree = pyegress_keys()
+    known = sorted(EXTRA_ENV | set(_env_names(tree, ENV_PREFIX)))
+    problems = []
+    for name in names:
+        if not _env_known(name[len(ENV_PREFIX):].lower().split("__"), tree):
+            close = difflib.get_close_matches(name, known, n=1)
+            problems.append(f"unknown variable {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return problems
+
+
+def _env_known(path: list[str], tree: Tree | None) -> bool:
+    """Whether ``path`` names a key of ``tree``: a value, a block (given whole as JSON), or a key inside a
+    mapping of the user's own."""
+    if tree is None or not path:
+        return True
+    head, *rest = path
+    return head in tree and _env_known(rest, tree[head])
+
+
+def _env_names(tree: Tree, prefix: str):
+    for key, sub in tree.items():
+        name = f"{prefix}{key.upper()}"
+        yield name
+        if sub is not None:
+            yield from _env_names(sub, f"{name}__")
+
+
 @dataclass
 class KeyReport:
     """What :func:`check_keys` found: ``unknown`` keys as ``(path, suggestion)`` (suggestion "" when no known

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+import warnings
 from pathlib import Path
 from typing import Literal
 
-import asyncssh
+from cryptography.utils import CryptographyDeprecationWarning
 from pydantic import Field
+
+with warnings.catch_warnings():
+    # asyncssh names DSA types at import, which cryptography deprecates: a warning on every command
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    import asyncssh
 
 from .base import Storage
 from .local import open_existing
