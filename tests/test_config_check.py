@@ -223,3 +223,14 @@ def test_every_setting_and_block_is_a_known_environment_variable(runner, monkeyp
     settings = Settings()
     assert settings.redis.address == "127.0.0.1:6379" and settings.cpu_cost.max_cpu_utilization == 0.9
     assert settings.list_egress_page_size == 5
+
+
+def test_the_readmes_production_config_is_valid(runner, tmp_path):
+    """The README's production egress.yaml passes `pyegress config check` as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Production setup"):]
+    block = section[section.index("```yaml\n") + 8:]
+    block = block[:block.index("```")]
+    result = runner.invoke(app, ["config", "check", str(write(tmp_path, block))])
+    assert result.exit_code == 0, result.output
+    assert "recordings-backup" in result.output and "<password>" not in result.output
