@@ -276,9 +276,12 @@ class EgressService:
         info = eg.EgressInfo(egress_id=egress_id, room_id=room_id, room_name=req.room_name,
                              source_type=eg.EgressSourceType.EGRESS_SOURCE_TYPE_SDK, status=S.EGRESS_STARTING)
         info.track.CopyFrom(redacted_request(req))
+        # a file from the sdk path is re-encoded from the SDK's frames (track_receiver); a websocket's PCM
+        # comes the way every decoding egress receives (composite_receiver)
+        receiver = {"receiver": "sdk"} if files and not passthrough else {}
         spec = self._spec(egress_id, req.room_name, opts, source="track", track_id=req.track_id, audio=is_audio,
                           video=not is_audio, encoding=encoding, files=files, websocket_url=websocket_url,
-                          empty_timeout_s=0, passthrough=passthrough and bool(files))
+                          empty_timeout_s=0, passthrough=passthrough and bool(files), **receiver)
         # TrackEgress reports its file in the legacy `file` too
         await self.jobs.launch(EgressJob(info, spec, legacy="file" if files else "", external=not opts.webhooks))
         return info
