@@ -234,3 +234,12 @@ def test_the_readmes_production_config_is_valid(runner, tmp_path):
     result = runner.invoke(app, ["config", "check", str(write(tmp_path, block))])
     assert result.exit_code == 0, result.output
     assert "recordings-backup" in result.output and "<password>" not in result.output
+
+
+def test_a_misspelled_variable_in_dot_env_is_named(runner, tmp_path):
+    (tmp_path / ".env").write_text("PYEGRESS_PORT=9000\nPYEGRESS_RECORDING_DIR=/data\n")
+    with pytest.raises(ConfigError, match=r"\.env: unknown variable PYEGRESS_RECORDING_DIR \(did you mean "
+                                          r"PYEGRESS_RECORDINGS_DIR\?\)"):
+        Settings()
+    (tmp_path / ".env").write_text("PYEGRESS_PORT=9000\n")
+    assert Settings().port == 9000

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -150,6 +151,9 @@ class _YamlSource(PydanticBaseSettingsSource):
         source, data = read_config_file(path)
         problems = [f"config {source}: {p}" for p in check_keys(data).problems()]
         problems += [f"environment: {p}" for p in check_env(dict(os.environ))]
+        dotenv = Path(".env")  # pydantic-settings reads it too (model_config env_file)
+        if dotenv.is_file():
+            problems += [f"{dotenv}: {p}" for p in check_env(dict(dotenv_values(dotenv)))]
         if problems:
             raise ConfigError("\n".join(problems))
         self.data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
