@@ -110,11 +110,12 @@ def test_a_livekit_config_is_accepted_and_its_unused_keys_reported(runner, tmp_p
     assert "address: redis.example.com:6379" in result.stdout
     assert "file_output_max_duration: 3600.0" in result.stdout  # Go duration read
     ignored = result.stderr.split("ignores: ")[1].strip().split(", ")
-    assert {"log_level", "health_port", "prometheus_port", "logging.json", "redis.tls", "debug", "latency",
+    assert {"log_level", "health_port", "logging.json", "redis.tls", "debug", "latency",
             "cpu_cost.sdk_audio_room_composite_cpu_cost", "storage.generate_presigned_url",
             "storage.s3.assume_role_arn"} <= set(ignored)
     assert "debug.enable_profiling" not in ignored  # a block is named once
     assert "api_key" not in ignored and "storage.s3.max_retries" not in ignored  # pyegress reads those
+    assert "prometheus_port" not in ignored and "prometheus_port: 6789" in result.stdout
 
 
 def test_secrets_are_masked(runner, tmp_path, monkeypatch):

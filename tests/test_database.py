@@ -18,7 +18,7 @@ from livekit.protocol import egress as eg
 from pyegress.database import Base, engine as database
 from pyegress.database.egress_store import EgressStore
 from pyegress.database.recordings_store import Recording, RecordingStore
-from pyegress.database.webhook_store import WebhookStore
+from pyegress.database.webhook_store import WebhookDelivery, WebhookStore
 
 TABLES = {"alembic_version", "egress", "webhook_delivery", "recordings"}
 #: The Next.js recordings skill's Drizzle schema (recordings.ts, docs/wire.md): column -> nullable.
@@ -67,6 +67,12 @@ def test_stores_work_on_the_migrated_schema(db_url):
     (carol,) = recordings.list("carol")
     assert (carol.status, carol.layout, carol.codec, carol.resolution) == ("starting", "grid", "h264", "1080p")
     assert carol.created_at is not None and carol.started_at is not None
+    webhooks = WebhookStore(store.engine)  # the outbox's depth (metrics): pending, given up, delivered
+    webhooks.add([WebhookDelivery(id=f"EV_{i}-0", event_id=f"EV_{i}", event="egress_ended", egress_id="EG_db1",
+                                  url="http://hooks", body="{}", created_at=i, next_attempt_at=at)
+                  for i, at in enumerate([0.0, 5.0, float("inf"), 0.0])])
+    webhooks.update("EV_3-0", delivered_at=1.0)
+    assert webhooks.undelivered() == (2, 1)
     store.engine.dispose()
 
 

@@ -111,6 +111,7 @@ def test_streamed_upload_of_a_growing_file(servers, kind, tmp_path):
             time.sleep(0.02)
     assert streamed.finish()
     assert bytes(obstore.get(target.store(), "stream/growing.mp4").bytes()) == b"".join(chunks)
+    assert [(t.storage, t.bytes) for t in streamed.stats.totals()] == [(kind, 13 * 1024 * 1024)]
 
 
 def test_streamed_upload_detects_a_rewritten_file(servers, tmp_path):
@@ -137,6 +138,9 @@ def test_queue_uses_backup_when_the_destination_is_down_for_good(servers, tmp_pa
     assert queue.location(dead, "hls/a.ts") == backup.location("hls/a.ts")
     assert (servers["sftp"].root / "uploads/hls/b.ts").read_bytes() == b"b.ts" * 1000
     assert not (tmp_path / "a.ts").exists()  # deleted: the backup confirmed it
+    # a.ts had 2 tries, then the destination counts as down: b.ts got 1 (metrics, docs/metrics.md)
+    assert {t.storage: (t.bytes, t.retries, t.failures, t.backup_writes) for t in queue.stats.totals()} == \
+        {"s3": (0, 1, 2, 0), "sftp": (8000, 0, 0, 2)}
 
     alone = UploadQueue(attempts=1, base_delay_s=0.05)
     (tmp_path / "c.ts").write_bytes(b"c")
@@ -159,6 +163,8 @@ def test_queue_waits_for_a_server_that_comes_back(tmp_path):
         comes_back.join()
         assert not queue.backup_used
         assert obstore.head(target.store(), "hls/seg.ts")["size"] == 5000
+        (totals,) = queue.stats.totals()
+        assert totals.bytes == 5000 and totals.retries >= 1 and not totals.failures
     finally:
         comes_back.join()
         late.stop()

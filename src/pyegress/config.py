@@ -209,6 +209,8 @@ class Settings(BaseSettings):
     ``list_egress_page_size``: the items in one page of a ListEgress that asks for pages (``page_token``).
     ``preview_dir``: where workers write the live preview JPEG of an egress someone watches
     (``GET /egress/{egress_id}/preview.jpg``), one file per egress, removed when it ends.
+    ``prometheus_port``: LiveKit egress's key; when set, Prometheus metrics are served on ``host`` at that port
+    (``/metrics``, docs/metrics.md); 0 serves none.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYEGRESS_", env_file=".env", extra="ignore",
@@ -248,6 +250,7 @@ class Settings(BaseSettings):
     track_receiver: Literal["packets", "sdk"] = "packets"
     composite_receiver: Literal["packets", "sdk"] = "packets"
     list_egress_page_size: int = Field(100, gt=0)
+    prometheus_port: int = Field(0, ge=0, le=65535)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

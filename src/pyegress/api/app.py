@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from ..bus.egress_worker import EgressWorker
 from ..config import Settings
+from ..metrics import serve_metrics
 from ..service.egress_service import EgressService
 from ..service.previews import Previews
 from ..database.egress_store import EgressStore
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        metrics = serve_metrics(settings, service)  # first: a port taken stops the start before anything runs
         service.recover()  # a previous run's egresses end here, once every dialect listens
         service.pool.start()
         webhooks.start()
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bus_worker.drain()
         await service.shutdown()
         await webhooks.stop()
+        if metrics is not None:
+            metrics.close()
 
     app = FastAPI(title="pyegress", lifespan=lifespan)
     app.state.service = service

@@ -15,6 +15,7 @@ import logging
 
 from livekit.protocol import egress as eg
 
+from .. import metrics
 from ..config import Settings
 from ..errors import EgressError
 from ..service.egress_service import EgressService, StartOptions
@@ -199,6 +200,7 @@ class EgressWorker:
         if not self.admission.can_accept(cost):
             log.info("declining %s: needs %.2f cores, %.2f available", req.egress_id, cost,
                      self.admission.available())
+            metrics.ADMISSION_REFUSALS.labels(metrics.egress_type(req), "bid").inc()
             return -1
         return 1.0 if self.admission.active else 0.5
 
@@ -213,6 +215,7 @@ class EgressWorker:
             raise PsrpcError("unavailable", "server is shutting down")
         cost = request_cost(req, self.settings.cpu_cost)
         if not self.admission.admit(req.egress_id, cost):
+            metrics.ADMISSION_REFUSALS.labels(metrics.egress_type(req), "claim").inc()
             raise PsrpcError("unavailable", "not enough CPU")
         await self._register_handler(req.egress_id)
         opts = StartOptions(egress_id=req.egress_id, room_id=req.room_id, token=req.token, ws_url=req.ws_url,

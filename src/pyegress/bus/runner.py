@@ -7,6 +7,7 @@ import logging
 import signal
 
 from ..config import Settings
+from ..metrics import serve_metrics
 from ..service.egress_service import EgressService
 from ..database.egress_store import EgressStore
 from .egress_worker import EgressWorker
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 async def run_worker(settings: Settings) -> None:
     """Claim and record egress jobs until SIGTERM/SIGINT, then drain (finish and report active egresses).
 
-    Webhooks are livekit-server's to send (it gets every EgressInfo change over IOInfo).
+    Webhooks are livekit-server's to send (it gets every EgressInfo change over IOInfo). With
+    ``prometheus_port`` set, metrics are served meanwhile (:func:`~pyegress.metrics.serve_metrics`).
     """
     service = EgressService(settings, EgressStore(settings.database_url), webhooks=None)
+    metrics = serve_metrics(settings, service)
     service.recover()  # a previous run's egresses end (and are reported by worker.start)
     service.pool.start()
     worker = EgressWorker(settings, service)
@@ -32,3 +35,5 @@ async def run_worker(settings: Settings) -> None:
     await stop.wait()
     log.info("draining: no new jobs; finishing %d active egress(es)", len(service.active_egress_ids()))
     await worker.drain()
+    if metrics is not None:
+        metrics.close()

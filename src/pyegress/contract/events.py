@@ -69,6 +69,32 @@ class StreamResult(BaseModel):
     last_retry_at: int = 0
 
 
+class TrackReceive(BaseModel):
+    """How one subscribed track is being received, since its subscription (:mod:`pyegress.media.source.health`):
+    ``frames`` received (video pictures or encoded samples; audio frames or Opus packets), ``frame_rate`` (Hz)
+    over the last report interval, and for video ``freezes`` with their total length ``freeze_ns``."""
+
+    track_id: str
+    kind: Literal["audio", "video"]
+    frames: int = 0
+    frame_rate: float = 0.0
+    freezes: int = 0
+    freeze_ns: int = 0
+
+
+class UploadTotals(BaseModel):
+    """An egress's uploads to one kind of destination (``s3``, ``gcs``, ``azure``, ``sftp``) so far
+    (:class:`pyegress.storage.uploads.UploadStats`): ``bytes`` sent, ``retries`` (attempts after a failed one),
+    ``failures`` (files whose upload failed for good), ``backup_writes`` (files stored there as the backup
+    destination because their own upload failed)."""
+
+    storage: str
+    bytes: int = 0
+    retries: int = 0
+    failures: int = 0
+    backup_writes: int = 0
+
+
 class HandlerEvent(BaseModel):
     """Worker → service.
 
@@ -81,7 +107,8 @@ class HandlerEvent(BaseModel):
     room connection failed), with whatever results exist; ``paused`` / ``resumed``: a ``pause`` /
     ``resume`` command has taken effect. ``reconnects`` lists the gaps (ns) in which the room
     connection was lost and regained. ``manifest_location``: the first manifest the handler wrote (or
-    uploaded) before its ``complete`` / ``failed``.
+    uploaded) before its ``complete`` / ``failed``. For the service's metrics (docs/metrics.md): ``tracks``,
+    each subscribed track's receive health (``progress``); ``uploads``, the upload totals so far.
     """
 
     event: Literal["active", "progress", "ending", "complete", "aborted", "failed", "paused", "resumed"]
@@ -99,3 +126,5 @@ class HandlerEvent(BaseModel):
     error_code: int = 0
     reconnects: list[int] = []
     manifest_location: str = ""  # complete / failed: where the handler's first manifest went
+    tracks: list[TrackReceive] = []
+    uploads: list[UploadTotals] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Float, Integer, String, Text, select
+from sqlalchemy import Float, Integer, String, Text, case, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .egress_store import Base
@@ -54,6 +54,15 @@ class WebhookStore:
             .order_by(WebhookDelivery.next_attempt_at).limit(1)
         with Session(self.engine) as s:
             return s.scalar(q)
+
+    def undelivered(self) -> tuple[int, int]:
+        """How many rows are undelivered: ``(pending, given_up)``; given-up rows (``next_attempt_at`` infinite)
+        wait for a replay."""
+        given_up = case((WebhookDelivery.next_attempt_at == float("inf"), 1))
+        q = select(func.count(), func.count(given_up)).where(WebhookDelivery.delivered_at.is_(None))
+        with Session(self.engine) as s:
+            undelivered, gave_up = s.execute(q).one()
+        return undelivered - gave_up, gave_up
 
     def update(self, row_id: str, **values) -> None:
         with Session(self.engine) as s, s.begin():

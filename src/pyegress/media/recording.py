@@ -117,10 +117,11 @@ class Recording:
                             files=[f.result(duration_ns, ended_at) for f in self.files],
                             segments=[s.result(ended_at) for s in self.segments],
                             images=[i.result(ended_at) for i in self.images],
-                            streams=[s.result() for s in self.streams], **kw)
+                            streams=[s.result() for s in self.streams],
+                            uploads=self.uploads.stats.totals() if self.uploads is not None else [], **kw)
 
     def _progress(self, now_ns: int) -> None:
-        self.emit(self._event("progress", now_ns))
+        self.emit(self._event("progress", now_ns, tracks=self.source.health.report()))
 
     # ---- main loop --------------------------------------------------------
     async def run(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import psutil
 
+from .. import metrics
 from ..config import CPUCostConfig
 from ..errors import EgressError
 from ..ids import new_egress_id
@@ -154,6 +155,7 @@ def admitted(cost: Callable[[dict[str, Any], CPUCostConfig], float]):
                 opts = bound.arguments["opts"] = dataclasses.replace(opts, egress_id=new_egress_id())
             need = cost(bound.arguments, self.settings.cpu_cost)
             if not self.admission.admit(opts.egress_id, need):
+                metrics.ADMISSION_REFUSALS.labels(refused_type(bound.arguments), "api").inc()
                 # LiveKit answers "no response from servers" (unavailable) once its workers all decline; one
                 # server knows why, and 429 tells a client to come back later rather than that pyegress is down
                 raise EgressError("resource_exhausted", f"not enough CPU: this egress needs {need:g} cores, "
@@ -165,6 +167,13 @@ def admitted(cost: Callable[[dict[str, Any], CPUCostConfig], float]):
                 raise
         return start
     return wrap
+
+
+def refused_type(arguments: dict[str, Any]) -> str:
+    """The metrics' ``type`` of an :func:`admitted` start: ``_start_composite``'s ``kind`` (its ``media`` counted as
+    a participant), else a track (the track and PASSTHROUGH starts)."""
+    kind = arguments.get("kind", "track")
+    return "participant" if kind == "media" else kind
 
 
 def composite_cost(arguments: dict[str, Any], costs: CPUCostConfig) -> float:

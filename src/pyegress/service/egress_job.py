@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from livekit.protocol import egress as eg
 
-from ..contract.events import HandlerEvent
+from ..contract.events import HandlerEvent, TrackReceive, UploadTotals
 from ..contract.job import Command, JobSpec
 from .handler_process import HandlerProcess
 from .job_record import JobRecord
@@ -27,7 +27,8 @@ class EgressJob:
     request's own. ``handler`` is set once its process started; ``paused``, ``pause_ack`` (the handler's
     paused/resumed acknowledgement awaited) and ``ending_watch`` (the kill of a handler slow to end) follow
     its commands; ``announced`` is the status last announced by webhook (None: none yet); ``preview_asked``
-    when its live preview was last asked for (:mod:`.previews`).
+    when its live preview was last asked for (:mod:`.previews`). ``receive`` and ``uploads`` are what its
+    handler last reported of its tracks' receive health and its upload totals (for :mod:`pyegress.metrics`).
     """
 
     info: eg.EgressInfo
@@ -41,6 +42,8 @@ class EgressJob:
     ending_watch: asyncio.TimerHandle | None = None
     announced: int | None = None
     preview_asked: float = float("-inf")  # loop time (s) of the last ``preview`` command
+    receive: list[TrackReceive] = field(default_factory=list)
+    uploads: list[UploadTotals] = field(default_factory=list)
 
     @property
     def egress_id(self) -> str:

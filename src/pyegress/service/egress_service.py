@@ -18,6 +18,7 @@ from typing import Callable
 from livekit.protocol import egress as eg
 from livekit.protocol import models
 
+from .. import metrics
 from ..config import Settings
 from ..contract.job import AudioRoute, Command, JobSpec
 from ..contract.layouts import Layout
@@ -64,7 +65,7 @@ class EgressService:
         self.backup = from_config(settings.backup, "backup")
         self.recordings_dir = Path(settings.recordings_dir).resolve()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        self._listeners: list[Callable[[eg.EgressInfo], None]] = []
+        self._listeners: list[Callable[[eg.EgressInfo], None]] = [metrics.EgressCounts()]
         self.rooms = Rooms(settings)
         # one CPU budget for every egress of this process, from its own API or from livekit-server
         self.admission = CpuAdmission(settings.cpu_cost)
@@ -85,6 +86,7 @@ class EgressService:
             job = end_left_behind(info, JobRecord.load(self.store.get_job(info.egress_id)))
             with self.jobs.listed(job):  # for the listeners (is_external) while it is saved
                 self._save(info)
+            metrics.egress_left_behind(info)
             self.orphans.append(info)
             log.warning("egress %s was left running by a previous run: ended FAILED", info.egress_id)
         return self.orphans

@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 from livekit.protocol import egress as eg
 
+from .. import metrics
 from ..config import Settings
 from ..contract.egress_info import apply_worker_event, set_failed
 from ..contract.events import HandlerEvent
@@ -46,6 +47,11 @@ class RunningEgresses:
         """The record of ``egress_id`` if its handler process has started, else None."""
         job = self._jobs.get(egress_id)
         return job if job is not None and job.handler is not None else None
+
+    def all(self) -> list[EgressJob]:
+        """Every egress's record, from launch until its handler exits (a copy of the list: safe to call from
+        another thread, such as the metrics server's)."""
+        return list(self._jobs.values())
 
     def ids(self) -> list[str]:
         """Egresses with a running handler process."""
@@ -82,6 +88,7 @@ class RunningEgresses:
             await handler.start()
         except OSError as e:
             info.status, info.error = S.EGRESS_FAILED, f"cannot start worker: {e}"
+            metrics.egress_failed(info, "launch")
             self._save(info)
             self._jobs.pop(egress_id, None)
             raise EgressError("internal", "cannot start egress worker") from None
@@ -96,8 +103,15 @@ class RunningEgresses:
         if event.event in ("paused", "resumed"):  # acknowledgements: nothing to store
             job.acknowledge(event)
             return
+        if event.event == "progress":
+            job.receive = event.tracks
+        metrics.count_uploads(job.uploads, event.uploads)
+        job.uploads = event.uploads or job.uploads
         try:
             apply_worker_event(info, event, job.legacy)
+            if event.event == "failed":
+                # 503: the room connection failed (media/source/base.py CODE_ROOM_CONNECTION)
+                metrics.egress_failed(info, "room_connection" if event.error_code == 503 else "recording")
             if event.event == "active" and job.take_file_names(event):
                 self.store.save_job(job.egress_id, job.record())
             if event.event == "ending":
@@ -106,6 +120,7 @@ class RunningEgresses:
             log.exception("egress %s: handling its %s event failed", job.egress_id, event.event)
             if event.event in ("complete", "failed", "aborted") and info.status in ACTIVE_STATUSES:
                 set_failed(info, f"finishing the egress failed: {e}")
+                metrics.egress_failed(info, "internal")
         try:
             self._save(info)
         except Exception:  # the store is failing: keep relaying, _on_exit tries again
@@ -119,6 +134,7 @@ class RunningEgresses:
             error = (f"egress did not finish within {self.settings.ending_timeout_s:g} s of ending" if timed_out
                      else f"egress worker exited unexpectedly (code {code})")
             set_failed(info, error)
+            metrics.egress_failed(info, "ending_timeout" if timed_out else "handler_exit")
             try:
                 await asyncio.to_thread(read_back, info, job.spec.files, job.spec.segments)
             except Exception:  # the terminal state matters more than its details

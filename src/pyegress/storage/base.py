@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import obstore
@@ -66,11 +67,11 @@ class Storage(BaseModel):
         return self._object_location(self.key(key))
 
     def upload(self, path: Path, key: str, *, attempts: int = 6, base_delay_s: float = 1.0,
-               max_delay_s: float = 0.0) -> str:
+               max_delay_s: float = 0.0, on_retry: Callable[[], None] | None = None) -> str:
         """Upload local file ``path`` as ``key``; returns :meth:`location`. The local file is left alone.
 
         Tries ``attempts`` times (at least once), waiting ``base_delay_s``, 2x, 4x... s between tries,
-        each wait at most ``max_delay_s`` s when that is set.
+        each wait at most ``max_delay_s`` s when that is set; ``on_retry()`` is called before each retry.
 
         Raises:
             Exception: the last upload error, when every attempt failed.
@@ -88,6 +89,8 @@ class Storage(BaseModel):
                 log.warning("upload of %s to %s failed (attempt %d, retry in %.1f s): %s",
                             path.name, self.describe(), attempt, delay, e)
                 time.sleep(delay)
+                if on_retry is not None:
+                    on_retry()
         raise AssertionError("unreachable")
 
     def presign(self, key: str, expires_s: int) -> str | None:

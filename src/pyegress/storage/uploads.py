@@ -4,7 +4,8 @@ Rules (LiveKit egress's, with pyegress's retries): every upload is retried
 (``attempts``, waits ``base_delay_s`` doubling); one that fails for good goes
 to the ``backup`` destination if there is one, else the file stays in the
 local recordings directory; either way ``backup_used`` becomes True. A local
-file is deleted only once its object is confirmed.
+file is deleted only once its object is confirmed. :class:`UploadStats` adds up
+what went where, for the service's metrics (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -18,10 +19,42 @@ from pathlib import Path
 
 import obstore
 
+from ..contract.events import UploadTotals
 from .base import ObjectStorage, Storage
 from .local import open_existing
 
 log = logging.getLogger(__name__)
+
+
+def storage_kind(storage: Storage) -> str:
+    """The kind of a destination (``s3``, ``gcs``, ``azure``, ``sftp``), as its ``kind`` field names it."""
+    return getattr(storage, "kind", "") or type(storage).__name__.lower()
+
+
+class UploadStats:
+    """One egress's upload totals by destination kind (:class:`~pyegress.contract.events.UploadTotals`).
+    The upload and streaming threads add to them, the recording reads them: access is locked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[str, UploadTotals] = {}
+
+    def add(self, storage: Storage, *, bytes: int = 0, retries: int = 0, failures: int = 0,
+            backup_writes: int = 0) -> None:
+        """Add to the totals of ``storage``'s kind: ``bytes`` sent, ``retries``, ``failures`` (files whose
+        upload failed for good), ``backup_writes`` (files it took as the backup destination)."""
+        kind = storage_kind(storage)
+        with self._lock:
+            t = self._totals.setdefault(kind, UploadTotals(storage=kind))
+            t.bytes += bytes
+            t.retries += retries
+            t.failures += failures
+            t.backup_writes += backup_writes
+
+    def totals(self) -> list[UploadTotals]:
+        """A copy of the totals, one per destination kind used so far."""
+        with self._lock:
+            return [t.model_copy() for t in self._totals.values()]
 
 
 @dataclass
@@ -38,13 +71,15 @@ class UploadQueue:
     ``attempts`` / ``base_delay_s`` / ``max_delay_s``: retries per upload (see :meth:`Storage.upload`);
     ``backup``: where a file goes when its own destination fails for good (None: it stays local).
     After such a failure the destination counts as down and later files get one try each (so a dead
-    server cannot hold the queue for minutes per file), until one succeeds again.
+    server cannot hold the queue for minutes per file), until one succeeds again. What went where is
+    added to ``stats`` (a new :class:`UploadStats` if None).
     """
 
     def __init__(self, attempts: int, base_delay_s: float, backup: Storage | None = None,
-                 max_delay_s: float = 0.0) -> None:
+                 max_delay_s: float = 0.0, stats: UploadStats | None = None) -> None:
         self.attempts, self.base_delay_s, self.backup = attempts, base_delay_s, backup
         self.max_delay_s = max_delay_s
+        self.stats = stats if stats is not None else UploadStats()
         self.backup_used = False
         self.locations: dict[tuple[int, str], str] = {}  # (id(storage), key) -> where the file ended up
         self._down: set[int] = set()
@@ -88,25 +123,32 @@ class UploadQueue:
         if not job.path.exists():  # replaced and already uploaded by a later job (overwritten images)
             return job.storage.location(job.key)
         down = id(job.storage) in self._down
+        size = job.path.stat().st_size
         try:
             location = job.storage.upload(job.path, job.key, attempts=1 if down else self.attempts,
-                                         base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
+                                         base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s,
+                                         on_retry=lambda: self.stats.add(job.storage, retries=1))
             self._down.discard(id(job.storage))
+            self.stats.add(job.storage, bytes=size)
         except Exception as e:  # the destination stayed down: backup, else keep it here
             self._down.add(id(job.storage))
             self.backup_used = True
-            location = self._fallback(job, e)
+            self.stats.add(job.storage, failures=1)
+            location = self._fallback(job, e, size)
             if location is None:
                 return str(job.path.resolve())
         if job.delete:
             job.path.unlink(missing_ok=True)
         return location
 
-    def _fallback(self, job: _Job, error: Exception) -> str | None:
-        if self.backup is not None:
+    def _fallback(self, job: _Job, error: Exception, size: int) -> str | None:
+        backup = self.backup
+        if backup is not None:
             try:
-                location = self.backup.upload(job.path, job.key, attempts=self.attempts,
-                                              base_delay_s=self.base_delay_s, max_delay_s=self.max_delay_s)
+                location = backup.upload(job.path, job.key, attempts=self.attempts, base_delay_s=self.base_delay_s,
+                                         max_delay_s=self.max_delay_s,
+                                         on_retry=lambda: self.stats.add(backup, retries=1))
+                self.stats.add(backup, bytes=size, backup_writes=1)
                 log.error("upload of %s to %s failed for good (%s); stored in backup storage %s",
                           job.key, job.storage.describe(), error, self.backup.describe())
                 return location
@@ -125,12 +167,14 @@ class StreamedUpload:
     rest and completes the object, so little is left to upload at the end. The local file stays the
     truth: if streaming fails, or the file changed behind what was streamed (CRC-32 of the streamed
     bytes against the final file), :meth:`finish` returns False and the caller uploads it whole.
+    The bytes handed to the writer are added to ``stats``.
     """
 
     def __init__(self, storage: ObjectStorage, path: Path, key: str, *, poll_s: float = 1.0,
-                 buffer_size: int = 10 * 1024 * 1024) -> None:
+                 buffer_size: int = 10 * 1024 * 1024, stats: UploadStats | None = None) -> None:
         self.storage, self.path, self.key = storage, Path(path), key
         self.poll_s = poll_s
+        self.stats = stats if stats is not None else UploadStats()
         self._writer = storage.open_writer(key, buffer_size=buffer_size)
         self._sent = 0
         self._crc = 0
@@ -146,6 +190,7 @@ class StreamedUpload:
                 self._writer.write(chunk)
                 self._sent += len(chunk)
                 self._crc = zlib.crc32(chunk, self._crc)
+                self.stats.add(self.storage, bytes=len(chunk))
 
     def _run(self) -> None:
         while not self._closing.wait(self.poll_s):

@@ -6,7 +6,8 @@ and the ``Authorization`` header is a JWT signed with the API secret whose
 ``sha256`` claim is the base64 SHA-256 of the body, so ``livekit-api``'s
 ``WebhookReceiver`` validates it. Every (event, URL) is written to the outbox
 first, then delivered with retries and exponential backoff; pending deliveries
-resume after a restart.
+resume after a restart. The outbox's depth and the deliveries are counted in
+:mod:`pyegress.metrics` (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from livekit.protocol import egress as eg
 from livekit.protocol.webhook import WebhookEvent
 
 from ..database.webhook_store import LIVEKIT_WEBHOOK_TYPE, WebhookDelivery, WebhookStore
+from ..metrics import WEBHOOK_DELIVERIES, WEBHOOK_FAILURES, WEBHOOK_OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,9 @@ class WebhookSender:
                         continue
                     if row.next_attempt_at > time.time() or not await self._deliver(client, row):
                         blocked.add(key)
+                pending, given_up = self.store.undelivered()
+                WEBHOOK_OUTBOX.labels("pending").set(pending)
+                WEBHOOK_OUTBOX.labels("given_up").set(given_up)
                 next_at = self.store.next_due_at()
                 timeout = None if next_at is None or next_at == float("inf") else max(0.05, next_at - time.time())
                 self._wake.clear()
@@ -123,7 +128,9 @@ class WebhookSender:
         attempts = row.attempts + 1
         if not error:
             self.store.update(row.id, attempts=attempts, delivered_at=time.time())  # last_error stays as history
+            WEBHOOK_DELIVERIES.inc()
             return True
+        WEBHOOK_FAILURES.inc()
         log.warning("webhook %s to %s failed (attempt %d): %s", row.event, row.url, attempts, error)
         # After MAX_ATTEMPTS the row stays undelivered with its error, for `pyegress webhooks replay`.
         next_at = time.time() + backoff_s(attempts) if attempts < MAX_ATTEMPTS else float("inf")

@@ -14,7 +14,7 @@ import logging
 from ...contract.events import HandlerEvent
 from ...contract.job import JobSpec
 from ...storage.base import ObjectStorage
-from ...storage.uploads import StreamedUpload, UploadQueue
+from ...storage.uploads import StreamedUpload, UploadQueue, UploadStats
 from .file import FileOutput
 from .segments import SegmentsOutput
 
@@ -22,10 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class OutputUploads:
-    """The uploads of ``spec``'s outputs; :attr:`queue` is what segments and images submit to."""
+    """The uploads of ``spec``'s outputs; :attr:`queue` is what segments and images submit to, :attr:`stats`
+    what went where."""
 
     def __init__(self, spec: JobSpec) -> None:
-        self.queue = UploadQueue(spec.upload_attempts, spec.upload_retry_base_s, spec.backup, spec.upload_retry_max_s)
+        self.stats = UploadStats()
+        self.queue = UploadQueue(spec.upload_attempts, spec.upload_retry_base_s, spec.backup, spec.upload_retry_max_s,
+                                 stats=self.stats)
         self._streamed: dict[int, StreamedUpload] = {}  # index in files -> its upload while recording
 
     @classmethod
@@ -46,7 +49,7 @@ class OutputUploads:
             if target.format != "mp4" or not isinstance(target.upload, ObjectStorage):
                 continue
             try:
-                self._streamed[i] = StreamedUpload(target.upload, out.path, target.filename)
+                self._streamed[i] = StreamedUpload(target.upload, out.path, target.filename, stats=self.stats)
             except Exception as e:  # a destination obstore cannot even open: the upload at the end decides
                 log.warning("cannot stream %s to %s: %s", target.filename, target.upload.describe(), e)
 
@@ -72,3 +75,4 @@ class OutputUploads:
                 result.path = uploads.location(out.target.upload, out.target.filename)
         event.segments = [s.result(event.ended_at) for s in segments]
         event.backup_storage_used = self.backup_used
+        event.uploads = self.stats.totals()

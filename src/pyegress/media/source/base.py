@@ -24,6 +24,8 @@ from typing import Protocol
 import av
 import numpy as np
 
+from .health import ReceiveHealth
+
 #: EgressInfo.error_code of an egress that lost, or never got, its room connection (LiveKit: 503)
 CODE_ROOM_CONNECTION = 503
 CODE_INTERNAL = 500
@@ -139,6 +141,7 @@ class Source(Protocol):
     - ``picture``: the source's own composed picture, or None: its video tracks are composed.
     - ``room_sid``: the room's SID for EgressInfo, "" if there is no room.
     - ``presence``: what must stay for the recording to go on, for the log ("every participant").
+    - ``health``: each delivered track's receive health (:mod:`.health`), reported with progress.
     """
 
     closed: asyncio.Event
@@ -151,6 +154,7 @@ class Source(Protocol):
     picture: Picture | None
     room_sid: str
     presence: str
+    health: ReceiveHealth
 
     async def start(self, stop: asyncio.Event) -> None:
         """Connect and wait until media can be recorded, or until ``stop`` is set (then return: the

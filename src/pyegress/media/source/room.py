@@ -18,6 +18,7 @@ import numpy as np
 from livekit import rtc
 
 from .base import CODE_ROOM_CONNECTION, Picture, SourceError, TrackRef, layout_from_metadata
+from .health import ReceiveHealth
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class RoomSource:
     ``closed`` is set when the room disconnects (room deleted, kicked, network); ``closed_reason`` says so,
     and ``connection_failed`` tells a lost connection (the SDK gave up reconnecting) from the room ending.
     ``reconnecting`` is True while the SDK re-establishes the connection; ``reconnects`` lists each
-    such gap (ns) once it is over. :meth:`pause` stops reading media until :meth:`resume`.
+    such gap (ns) once it is over. :meth:`pause` stops reading media until :meth:`resume`. ``health`` counts
+    each track's frames (timed by their arrival).
     With ``whole_room`` (room composite) the recording lasts while anybody is in the room, otherwise
     while a selected track is subscribed (:meth:`present`).
     """
@@ -92,6 +94,7 @@ class RoomSource:
         self._tasks: dict[str, asyncio.Task] = {}  # their readers, while not paused
         self._paused = False
         self.room_sid = ""
+        self.health = ReceiveHealth()
 
     async def start(self, stop: asyncio.Event) -> None:
         """Join the room (within :data:`CONNECT_TIMEOUT_S`); see :meth:`connect`.
@@ -178,12 +181,14 @@ class RoomSource:
         ref = TrackRef(pub.sid, kind, pub.source, participant.identity, participant.sid, gains,
                        participant_name=participant.name, muted=pub.muted)
         self._tracks[pub.sid] = (ref, track)
+        self.health.add(pub.sid, kind)
         self.on_track(ref)
         if not self._paused:
             self._read(pub.sid)
 
     def _on_muted(self, sid: str, muted: bool) -> None:
         if sid in self._tracks:
+            self.health.gap(sid)
             self.on_muted(sid, muted)
 
     def _read(self, sid: str) -> None:
@@ -201,6 +206,7 @@ class RoomSource:
             task.cancel()
         entry = self._tracks.pop(sid, None)
         if entry is not None:
+            self.health.remove(sid)
             self.on_track_ended(entry[0])
 
     def pause(self) -> None:
@@ -215,6 +221,7 @@ class RoomSource:
     def resume(self) -> None:
         """Read every subscribed track again, from live media on."""
         self._paused = False
+        self.health.gap()
         for sid in self._tracks:
             if sid not in self._tasks:
                 self._read(sid)
@@ -223,6 +230,7 @@ class RoomSource:
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420, capacity=2)
         try:
             async for event in stream:
+                self.health.frame(ref.sid)
                 self.on_video(ref, event.frame)
         finally:
             await stream.aclose()
@@ -233,6 +241,7 @@ class RoomSource:
         try:
             async for event in stream:
                 f = event.frame
+                self.health.frame(ref.sid)
                 self.on_audio(ref, np.frombuffer(f.data, dtype=np.int16).reshape(-1, self.channels).copy())
         finally:
             await stream.aclose()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from ..base import CODE_ROOM_CONNECTION, PacketSink, Picture, SourceError, TrackRef, layout_from_metadata
+from ..health import ReceiveHealth
 from ..selection import TrackSelection
 from .binary import ReceiverUnavailable
 from .stream import ReceiverProcess, Sample, StreamError
@@ -70,7 +71,8 @@ class PacketSource:
     ``closed`` is set when the room disconnects or the receiver exits; a receiver that exits on its own
     sets ``failure`` (the egress fails with it). With ``whole_room`` the recording lasts while anybody is
     in the room, otherwise while a selected track is subscribed (:meth:`present`). ``jitter_ms`` and
-    ``flush_ms`` go to the receiver (:class:`.stream.ReceiverProcess`).
+    ``flush_ms`` go to the receiver (:class:`.stream.ReceiverProcess`). ``health`` counts each track's samples,
+    paused or not, and times video by their PTS.
     """
 
     picture: Picture | None = None
@@ -104,6 +106,7 @@ class PacketSource:
         self._lost: dict[tuple[str, int, str], float | None] = {}
         self._closing = False
         self._paused = False
+        self.health = ReceiveHealth()
 
     async def start(self, stop: asyncio.Event) -> None:
         """Start the receiver and wait until it has joined the room.
@@ -165,7 +168,10 @@ class PacketSource:
                 for frame in frames:
                     if isinstance(frame, Sample):
                         ref = self._tracks.get(frame.track)
-                        if ref is not None and not self._paused:
+                        if ref is None:
+                            continue
+                        self.health.frame(ref.sid, frame.pts_ns)
+                        if not self._paused:
                             self.sink.on_sample(ref, frame)
                     else:
                         self._on_event(frame)
@@ -174,6 +180,7 @@ class PacketSource:
         if not self._closing:
             self._fail(f"packet receiver exited (code {self.receiver.returncode})")
         for ref in list(self._tracks.values()):
+            self.health.remove(ref.sid)
             self.sink.on_track_ended(ref)
         self._tracks.clear()
         self._joined(self.failure or "the receiver exited")
@@ -212,6 +219,7 @@ class PacketSource:
         elif name == "muted":
             if (pub := self.publications.get(e["sid"])) is not None:
                 pub.muted = bool(e["muted"])
+                self.health.gap(pub.sid)
                 if any(ref.sid == pub.sid for ref in self._tracks.values()):
                     self.sink.on_muted(pub.sid, pub.muted)
         elif name == "track":
@@ -220,6 +228,7 @@ class PacketSource:
             if (ref := self._tracks.pop(e["track"], None)) is not None:
                 if self.reconnecting:
                     self._lost[(ref.participant_identity, ref.source, ref.kind)] = None
+                self.health.remove(ref.sid)
                 self.sink.on_track_ended(ref)
         elif name == "speakers":
             self.sink.on_speakers(list(e.get("identities") or []))
@@ -282,4 +291,5 @@ class PacketSource:
                        participant_name=participant.name if participant else "", muted=pub.muted)
         self._tracks[int(e["track"])] = ref
         self._lost.pop((pub.identity, pub.source, kind), None)
+        self.health.add(ref.sid, kind)
         self.sink.on_track(ref)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..base import CODE_INTERNAL, MediaSink, SourceError, TrackRef
+from ..health import ReceiveHealth
 from .chromium import Chromium
 from .children import private_dir
 from .pulse import Parec, PulseServer
@@ -80,6 +81,7 @@ class WebSource:
         # a page has no room connection to lose (RoomSource's connection state, for the pipeline)
         self.connection_failed = self.reconnecting = False
         self.reconnects: list[int] = []
+        self.health = ReceiveHealth()  # a page has no tracks to report on
         self.failure = ""
         self.started = asyncio.Event()  # START_RECORDING seen (set when loaded without await_start_signal)
         self.started_s = 0.0  # wall time (s since the epoch) of that moment: where the recording's timeline begins
