@@ -74,7 +74,6 @@ class Connection:
         message (exit 1); an unreachable server or one silent for ``REQUEST_TIMEOUT_S`` says so (exit 1).
         """
         import asyncio
-
         import warnings
 
         import aiohttp

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from . import options as opt
-from .connection import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Connection, fail
+from .connection import EXIT_FAILED, EXIT_INTERRUPTED, Connection, fail
 
 DEFAULT_FILEPATH = "{room_name}-{time}"
 """Without an extension the server picks the container: MP4, or OGG for audio only."""
@@ -32,16 +32,15 @@ def record(room: str = typer.Argument(..., metavar="ROOM", help="the room to rec
     """
     from livekit.protocol import egress as eg
 
-    from .display import UNSUCCESSFUL, console, describe, egress_json, now_ns, progress_line
+    from .display import UNSUCCESSFUL, console, now_ns, progress_line
+    from .egress import print_info, request_errors
     from .follow import Interrupts, StillRunning, follow, still_running_message
-    from .requests import RequestError, set_fields, set_preset
+    from .requests import set_fields, set_preset
 
     request = eg.RoomCompositeEgressRequest(room_name=room, file_outputs=[eg.EncodedFileOutput(filepath=filepath)])
     set_fields(request, layout=layout, audio_only=audio_only, video_only=video_only)
-    try:
+    with request_errors():
         set_preset(request, preset)
-    except RequestError as e:
-        fail(str(e), EXIT_USAGE)
     conn = Connection.resolve(url, api_key, api_secret)
     err = console(stderr=True)
 
@@ -59,6 +58,6 @@ def record(room: str = typer.Argument(..., metavar="ROOM", help="the room to rec
         info = conn.run(run)
     except StillRunning as e:
         fail(still_running_message(e.info), EXIT_INTERRUPTED)
-    typer.echo(egress_json(info) if as_json else "\n".join(describe(info, now_ns())))
+    print_info(info, as_json)
     if info.status in UNSUCCESSFUL:
         raise typer.Exit(EXIT_FAILED)

@@ -65,22 +65,21 @@ class Outputs:
     """The output options of an encoded egress: a file, HLS segments, streams.
 
     ``file_type`` is an EncodedFileType name (``mp4``, ``ogg``, ``mp3``; else the server goes by the
-    extension); ``segments`` is the segments' ``filename_prefix``, ``playlist`` its ``playlist_name``,
-    ``segment_duration`` in s; ``stream_urls`` are RTMP(S) or SRT URLs, one StreamOutput.
+    extension); ``segments`` is the segments' ``filename_prefix``, ``playlist`` its ``playlist_name``;
+    ``stream_urls`` are RTMP(S) or SRT URLs, one StreamOutput.
     """
 
     filepath: str | None = None
     file_type: str | None = None
     segments: str | None = None
     playlist: str | None = None
-    segment_duration: int | None = None
     stream_urls: list[str] = field(default_factory=list)
 
     def add_to(self, request: Message) -> None:
         """Append these outputs to ``request``'s ``file_outputs``, ``segment_outputs``, ``stream_outputs``.
 
         Raises:
-            RequestError: an unknown file type, segment options without ``--segments``, or stream URLs of
+            RequestError: an unknown file type, ``--playlist`` without ``--segments``, or stream URLs of
                 neither or both protocols (LiveKit takes one protocol per StreamOutput).
         """
         if self.filepath is not None or self.file_type is not None:
@@ -91,10 +90,9 @@ class Outputs:
                     raise RequestError(f"--file-type: unknown file type {self.file_type!r} (mp4, ogg or mp3)")
                 out.file_type = eg.EncodedFileType.Value(name)
         if self.segments is not None:
-            request.segment_outputs.add(filename_prefix=self.segments, playlist_name=self.playlist or "",
-                                        segment_duration=self.segment_duration or 0)
-        elif self.playlist is not None or self.segment_duration is not None:
-            raise RequestError("--playlist and --segment-duration go with --segments PREFIX")
+            request.segment_outputs.add(filename_prefix=self.segments, playlist_name=self.playlist or "")
+        elif self.playlist is not None:
+            raise RequestError("--playlist goes with --segments PREFIX")
         if self.stream_urls:
             request.stream_outputs.add(protocol=stream_protocol(self.stream_urls), urls=self.stream_urls)
 
