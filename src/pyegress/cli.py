@@ -1,5 +1,5 @@
 """The ``pyegress`` command line: ``serve``, ``worker``, ``config``, ``demo``, ``webhooks``, ``db``,
-``livekit-server``."""
+``livekit-server``, and the operator commands ``egress`` and ``record`` (:mod:`pyegress.operator_cli`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import NoReturn
 
 import typer
 
+from .operator_cli import egress_app, record
+
 app = typer.Typer(help="pyegress: record LiveKit rooms through LiveKit's Egress API.", no_args_is_help=True)
+app.add_typer(egress_app, name="egress")
+app.command("record")(record)
 
 
 @app.command()
