@@ -124,6 +124,20 @@ def test_segments_and_images(tmp_path: Path):
         _resolve(bad, tmp_path)
 
 
+def test_segments_protocol(tmp_path: Path):
+    def container(protocol):
+        req = api.RoomCompositeEgressRequest(room_name="r", segment_outputs=[
+            api.SegmentedFileOutput(filename_prefix="hls/x", protocol=protocol)])
+        return _resolve(req, tmp_path).segments[0].container
+
+    assert container(api.SegmentedFileProtocol.DEFAULT_SEGMENTED_FILE_PROTOCOL) == "ts"
+    assert container(api.SegmentedFileProtocol.HLS_PROTOCOL) == "ts"
+    assert container(api.SegmentedFileProtocol.HLS_FMP4_PROTOCOL) == "fmp4"
+    with pytest.raises(EgressError, match=r"segment_outputs\[0\].protocol") as e:
+        container(9)  # a value this proto does not know (protobuf keeps unknown enum numbers)
+    assert e.value.code == "invalid_argument"
+
+
 def test_mp3_is_audio_only(tmp_path: Path):
     req = api.RoomCompositeEgressRequest(room_name="r", audio_only=True, file_outputs=[
         api.EncodedFileOutput(filepath="a", file_type=api.EncodedFileType.MP3)])

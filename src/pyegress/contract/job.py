@@ -30,7 +30,9 @@ class FileTarget(BaseModel):
 
 
 class SegmentsTarget(BaseModel):
-    """HLS output (RFC 8216): segments ``<prefix>_00000.ts`` (or a UTC timestamp suffix) in ``directory``.
+    """HLS output (RFC 8216): segments ``<prefix>_00000.ts`` (or a UTC timestamp suffix) in ``directory``;
+    with ``container`` ``fmp4`` (LiveKit's ``HLS_FMP4_PROTOCOL``) fragmented MP4, ``<prefix>_00000.m4s``
+    after the initialization segment ``<prefix>_init.mp4`` (``docs/hls.md``).
 
     ``playlist`` / ``live_playlist`` are file names in ``directory`` (``""``: none);
     ``segment_duration`` in s. With ``upload``, each segment is stored as object
@@ -42,6 +44,7 @@ class SegmentsTarget(BaseModel):
     playlist: str
     live_playlist: str = ""
     segment_duration: float = 4.0
+    container: Literal["ts", "fmp4"] = "ts"
     suffix: Literal["index", "timestamp"] = "index"
     reported_prefix: str = ""
     upload: AnyStorage | None = None

@@ -24,7 +24,7 @@ from .local import open_existing
 log = logging.getLogger(__name__)
 
 _CONTENT_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".ogg": "audio/ogg", ".mp3": "audio/mpeg",
-                  ".ts": "video/mp2t", ".m3u8": "application/x-mpegURL", ".jpeg": "image/jpeg",
+                  ".ts": "video/mp2t", ".m4s": "video/iso.segment", ".m3u8": "application/x-mpegURL", ".jpeg": "image/jpeg",
                   ".jpg": "image/jpeg", ".json": "application/json"}
 
 # obstore retries inside each request too (connection errors, 5xx); keep that short so the attempts

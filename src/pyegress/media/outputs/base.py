@@ -59,16 +59,22 @@ class Muxer:
         self.streams = templates.add_streams(self.container)
 
     def mux(self, kind: str, packets: list[av.Packet]) -> None:
-        """Write ``packets`` (the first also writes the header).
+        """Write ``packets`` (the first also writes the header). Each packet keeps its timestamps and
+        time base: the same packets go to every output, and muxing rescales a packet to its container's
+        time base in place (Matroska's and FLV's 1/1000 s would round the next output's times to ms).
 
         Raises:
             av.FFmpegError: the write failed (e.g. ENOSPC); later calls and :meth:`close` stay safe.
         """
         stream = self.streams[kind]
         for packet in packets:
+            timing = packet.time_base, packet.pts, packet.dts, packet.duration
             packet.stream = stream
             self._started = True
-            self.container.mux(packet)
+            try:
+                self.container.mux(packet)
+            finally:
+                packet.time_base, packet.pts, packet.dts, packet.duration = timing
         self._muxed = self._muxed or bool(packets)
 
     def close(self) -> None:

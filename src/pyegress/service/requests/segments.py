@@ -6,7 +6,7 @@ from livekit.protocol import egress as eg
 
 from ...contract.encoding import EncodingSettings
 from ...contract.job import SegmentsTarget
-from ...errors import EgressError, invalid
+from ...errors import invalid
 from ...storage import AnyStorage
 from .paths import DEFAULT_NAME, Resolver
 from .storage import upload_target
@@ -17,14 +17,13 @@ def resolve_segments(out, f: str, r: Resolver, *, storage: AnyStorage | None, vi
     """The target of the segments output ``out`` (field ``f``): its directory, prefix and playlists.
 
     Raises:
-        EgressError: ``invalid_argument`` naming the field, ``unimplemented`` for fragmented-MP4 HLS.
+        EgressError: ``invalid_argument`` naming the field.
     """
     upload = upload_target(out, f, storage)
     if video and encoding.video_codec == "vp8":
         raise invalid("advanced.video_codec", "HLS segments need H.264 video")
-    if out.protocol == eg.SegmentedFileProtocol.HLS_FMP4_PROTOCOL:
-        raise EgressError("unimplemented", f"{f}.protocol: fragmented-MP4 HLS is not supported yet",
-                          argument=f"{f}.protocol")
+    if out.protocol not in eg.SegmentedFileProtocol.values():
+        raise invalid(f"{f}.protocol", f"unknown SegmentedFileProtocol {out.protocol}")
     duration = out.segment_duration or 4
     if duration > 60:
         raise invalid(f"{f}.segment_duration", f"must be 1 to 60 s, got {duration}")
@@ -37,5 +36,6 @@ def resolve_segments(out, f: str, r: Resolver, *, storage: AnyStorage | None, vi
     return SegmentsTarget(
         directory=str(directory), prefix=prefix_path.name, playlist=playlist, live_playlist=live,
         segment_duration=float(duration),
+        container="fmp4" if out.protocol == eg.SegmentedFileProtocol.HLS_FMP4_PROTOCOL else "ts",
         suffix="timestamp" if out.filename_suffix == eg.SegmentedFileSuffix.TIMESTAMP else "index",
         reported_prefix=f"{r.relative(directory)}/".removeprefix("./"), upload=upload)
