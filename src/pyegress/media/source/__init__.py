@@ -30,9 +30,10 @@ def open_source(spec: JobSpec, sink: MediaSink | PacketSink, *, audio_channels: 
                          sample_rate=enc.audio_frequency, await_start_signal=spec.await_start_signal, sink=sink)
     selection = TrackSelection(spec)
     if receives_packets(spec):
-        from .packets import COMPOSITE_JITTER_MS, PacketSource
+        from .packets import BULK_FLUSH_MS, COMPOSITE_JITTER_MS, PacketSource
+        live = spec.video or bool(spec.websocket_url)  # as the pipeline's audio frame size (LIVE_AUDIO_FRAME_MS)
         return PacketSource(spec.ws_url, spec.token, selection=selection, sink=sink, room_name=spec.room_name,
-                            jitter_ms=COMPOSITE_JITTER_MS)
+                            jitter_ms=COMPOSITE_JITTER_MS, flush_ms=0 if live else BULK_FLUSH_MS)
     from .room import RoomSource
     return RoomSource(
         spec.ws_url, spec.token, want=selection.wants, gains=selection.gains, whole_room=selection.whole_room,

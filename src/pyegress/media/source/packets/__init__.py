@@ -6,6 +6,6 @@
 - :mod:`.source`: :class:`~.source.PacketSource`, the :class:`~..base.Source` on top.
 """
 
-from .source import COMPOSITE_JITTER_MS, PacketSource
+from .source import BULK_FLUSH_MS, COMPOSITE_JITTER_MS, PacketSource
 
-__all__ = ["COMPOSITE_JITTER_MS", "PacketSource"]
+__all__ = ["BULK_FLUSH_MS", "COMPOSITE_JITTER_MS", "PacketSource"]

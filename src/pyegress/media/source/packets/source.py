@@ -30,6 +30,10 @@ CONNECT_TIMEOUT_S = 20
 #: How long (ms) the receiver's jitter buffer waits for a lost packet's retransmission when a composite
 #: decodes the samples: under the playout delay (sync/playout.py), so a repaired sample is still in time.
 COMPOSITE_JITTER_MS = 250
+#: How long (ms) the receiver may hold samples to send them together when nothing is shown live (no
+#: video, no websocket listener): a few wakeups a second instead of one per 20 ms; with the jitter wait
+#: still under the playout delay (sync/playout.py).
+BULK_FLUSH_MS = 100
 #: After a reconnection, how long a track lost with the connection may take to come back: a publisher
 #: that rejoins a restarted livekit-server publishes it again under a new SID.
 REPUBLISH_GRACE_S = 15.0
