@@ -8,7 +8,6 @@ import time
 
 import httpx
 import numpy as np
-import psutil
 from livekit import api
 from PIL import Image
 
@@ -65,13 +64,6 @@ async def parts(response: httpx.Response, boundary: str):
         yield buf[head_end + 4: head_end + 4 + size]
         assert buf[head_end + 4 + size: head_end + 6 + size] == b"\r\n"
         buf = buf[head_end + 6 + size:]
-
-
-def handler_of(egress_server, egress_id: str) -> psutil.Process:
-    for child in psutil.Process(egress_server.pid).children():
-        if egress_id in child.cmdline():
-            return child
-    raise AssertionError(f"no handler process for {egress_id}")
 
 
 async def test_preview_of_room_composite(lkapi, egress_api, publishers, room_name, egress_server, livekit):
@@ -158,48 +150,3 @@ async def test_mjpeg_ends_with_the_egress(lkapi, egress_api, publishers, room_na
                 await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
         # the loop ended at the closing boundary, not by a timeout
     assert count >= 1
-
-
-async def test_preview_cpu_cost(lkapi, egress_api, publishers, room_name, egress_server, livekit):
-    """The handler's CPU over 20 s unwatched, then 20 s with the mjpeg stream read (printed; run with -s)."""
-    seconds = 20.0
-    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    publishers(room_name, 2)
-    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
-        room_name=room_name, file_outputs=[api.EncodedFileOutput(filepath="{room_name}/cost.mp4")]))
-    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
-    handler = handler_of(egress_server, info.egress_id)
-    preview_file = egress_server.workdir / "var" / "previews" / f"{info.egress_id}.jpg"
-    await asyncio.sleep(3)
-
-    service = psutil.Process(egress_server.pid)
-
-    def cpu_s(proc: psutil.Process = handler) -> float:
-        t = proc.cpu_times()
-        return t.user + t.system
-
-    c0, s0, t0 = cpu_s(), cpu_s(service), time.monotonic()
-    await asyncio.sleep(seconds)
-    unwatched = (cpu_s() - c0) / (time.monotonic() - t0)
-    service_unwatched = (cpu_s(service) - s0) / (time.monotonic() - t0)
-    assert not preview_file.exists()
-
-    frames = 0
-    async with httpx.AsyncClient(timeout=15) as http, \
-            http.stream("GET", f"{egress_server.url}/egress/{info.egress_id}/preview.mjpeg",
-                        headers=token(livekit)) as r:
-        boundary = r.headers["content-type"].partition("; boundary=")[2]
-        c0, s0, t0 = cpu_s(), cpu_s(service), time.monotonic()
-        async for _ in parts(r, boundary):
-            frames += 1
-            if time.monotonic() - t0 >= seconds:
-                break
-        watched = (cpu_s() - c0) / (time.monotonic() - t0)
-        service_watched = (cpu_s(service) - s0) / (time.monotonic() - t0)
-    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
-    await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
-    print(f"\nhandler CPU: unwatched {unwatched:.3f} core, watched {watched:.3f} core "
-          f"(+{watched - unwatched:.3f}); service {service_unwatched:.3f} -> {service_watched:.3f} core; "
-          f"{frames} previews in {seconds:.0f} s")
-    assert frames >= seconds * 0.7
-    assert watched - unwatched < 0.1  # a generous bound: the machine is shared; measured a few hundredths
