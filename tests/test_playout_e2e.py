@@ -64,7 +64,7 @@ async def test_each_tile_receives_the_simulcast_layer_that_fits_it(lkapi, egress
     for the 640x360 layer of every track (livekit-server caps its forwarding at spatial layer 1) and decodes
     that layer. Four 720p simulcast encoders overload a 2-core machine, and libwebrtc's CPU adaptation then
     changes which layers a publisher sends: so every track must be capped at layer 1 by the SFU, and the
-    tracks whose publisher still sends that layer decode at 640x360 (at least one, none above)."""
+    tracks whose publisher still sends that layer decode at 640x360 (at least one)."""
     await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
     publishers(room_name, 4, width=1280, height=720, simulcast=True)
     start = egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
