@@ -108,7 +108,7 @@ class StreamOutput(Output):
             return
         for packet in packets:
             if not self._joined:
-                if self._has_video and not (kind == "video" and packet.is_keyframe):
+                if not self._can_start(kind, packet):
                     continue  # join at a keyframe
                 self._joined = True
             copy = av.Packet(bytes(packet))
@@ -119,6 +119,11 @@ class StreamOutput(Output):
             except queue.Full:
                 self._fail("the server does not take the stream fast enough")
                 return
+
+    def _can_start(self, kind: str, packet: av.Packet) -> bool:
+        """Whether a stream (or a new connection of it) may start with this packet: a video keyframe, or
+        any packet when there is no video."""
+        return not self._has_video or (kind == "video" and packet.is_keyframe)
 
     def _fail(self, error: str) -> None:
         error = redact_error(error, self.url)
@@ -173,7 +178,7 @@ class StreamOutput(Output):
                     break
                 kind, packet = item
                 if offset is None:
-                    if self._has_video and not (kind == "video" and packet.is_keyframe):
+                    if not self._can_start(kind, packet):
                         continue  # a new connection starts at a keyframe too
                     offset = float((packet.dts if packet.dts is not None else packet.pts) * packet.time_base)
                 if muxer is None:
