@@ -224,6 +224,36 @@ async def test_rtmp_stream_and_update_stream(lkapi, egress_api, publishers, room
     assert 1.5 <= pb.duration <= seconds / 2 + 0.5  # joined half-way (at a keyframe)
 
 
+async def test_a_stream_only_egress_ends_with_its_last_stream(lkapi, egress_api, publishers, room_name, rtmp):
+    """As LiveKit's egress: no output left ends it, FAILED (503, the stream's error) when the last stream
+    failed, COMPLETE ("All streams stopped") when UpdateStream removed it."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, audio_only=True, stream_outputs=[api.StreamOutput(
+            protocol=api.StreamProtocol.RTMP, urls=["rtmp://127.0.0.1:9/live/nobody-listens"])]))
+    failed, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=30)
+    assert failed.status == S.EGRESS_FAILED and failed.error_code == 503, failed
+    (stream,) = failed.stream_results
+    assert stream.status == api.StreamInfo.FAILED and failed.error == stream.error != ""
+    assert "nobody-listens" not in failed.error
+
+    name = f"{room_name}-removed"
+    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+        room_name=room_name, audio_only=True, stream_outputs=[api.StreamOutput(
+            protocol=api.StreamProtocol.RTMP, urls=[rtmp.url(name)])]))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    await asyncio.sleep(3)
+    await egress_api.egress.update_stream(api.UpdateStreamRequest(egress_id=info.egress_id,
+                                                                  remove_output_urls=[rtmp.url(name)]))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=20)
+    assert final.status == S.EGRESS_COMPLETE and final.details == "End reason: All streams stopped", final
+    assert [r.status for r in final.stream_results] == [api.StreamInfo.FINISHED]
+    await asyncio.sleep(1)  # nginx closes its recording when the publisher disconnects
+    (recording,) = rtmp.recordings(name)
+    assert ffprobe(recording).duration >= 2
+
+
 async def test_srt_stream(lkapi, egress_api, publishers, room_name, tmp_path, egress_server):
     """SRT (caller, with a passphrase) into a real libsrt listener; a URL nobody listens on fails alone."""
     from support.srt_server import SrtReceiver
@@ -330,6 +360,27 @@ async def test_track_egress_audio_to_websocket(lkapi, egress_api, publishers, ro
     window = pcm[48000: 96000]
     spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
     assert abs(np.fft.rfftfreq(len(window), 1 / 48000)[spectrum.argmax()] - tone_hz(2)) <= 10
+
+
+async def test_a_websocket_listener_that_goes_away_fails_the_track_egress(lkapi, egress_api, publishers, room_name):
+    """LiveKit fails a track egress whose websocket breaks (Unavailable); it does not record on into nothing."""
+    from websockets.asyncio.server import serve
+
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    sids = await _track_sids(lkapi, room_name)
+
+    async def handler(ws):
+        async for _ in ws:
+            break  # the first block, then the listener hangs up
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/audio/listener-token"
+        info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
+            room_name=room_name, track_id=sids[("pub-0", "AUDIO")], websocket_url=url))
+        final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED, timeout_s=30)
+    assert final.status == S.EGRESS_FAILED and final.error_code == 503, final
+    assert final.error.startswith("websocket") and "listener-token" not in final.error, final.error
 
 
 async def test_unified_start_egress_template_and_media(lkapi, egress_api, publishers, room_name):

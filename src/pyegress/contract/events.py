@@ -13,6 +13,7 @@ END_API = "StopEgress API"
 END_KILLED = "Process killed"
 END_SOURCE_CLOSED = "Source closed"
 END_LIMIT_REACHED = "Session limit reached"
+END_STREAMS_STOPPED = "All streams stopped"
 END_FAILURE = "Failure"
 #: EgressInfo.error of an egress stopped before it recorded anything (LiveKit's ``MsgStoppedBeforeStarted``).
 MSG_STOPPED_BEFORE_STARTED = "Stop called before pipeline could start"

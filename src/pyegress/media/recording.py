@@ -14,8 +14,8 @@ import asyncio
 import logging
 import time
 
-from ..contract.events import (END_API, END_LIMIT_REACHED, END_SOURCE_CLOSED, MSG_ROOM_CONNECTION_FAILED,
-                               MSG_STOPPED_BEFORE_STARTED, HandlerEvent)
+from ..contract.events import (END_API, END_FAILURE, END_LIMIT_REACHED, END_SOURCE_CLOSED, END_STREAMS_STOPPED,
+                               MSG_ROOM_CONNECTION_FAILED, MSG_STOPPED_BEFORE_STARTED, HandlerEvent)
 from ..contract.job import JobSpec
 from .outputs.file import FileOutput
 from .outputs.images import ImagesOutput
@@ -28,6 +28,8 @@ from .source import CODE_ROOM_CONNECTION, Source, SourceError
 log = logging.getLogger(__name__)
 #: How often the outputs' size is held against ``max_size_bytes`` (livekit/egress controller.go: every 15 s).
 SIZE_CHECK_S = 1.0
+#: EgressInfo.error_code when an output's destination failed the egress (LiveKit: psrpc Unavailable, HTTP 503).
+CODE_OUTPUT_UNAVAILABLE = 503
 
 
 class Recording:
@@ -165,8 +167,8 @@ class Recording:
 
     def _ended(self):
         """The end test, called with the recorded time (ns): stopped, the source closed, what it records
-        gone for ``empty_timeout_s``, or ``max_duration_s`` or ``max_size_bytes`` reached (each stops with
-        its reason)."""
+        gone for ``empty_timeout_s``, ``max_duration_s`` or ``max_size_bytes`` reached, an output failure
+        that fails the egress, or every stream removed (each stops with its reason)."""
         source, spec = self.source, self.spec
         seen = False
         empty_since: int | None = None
@@ -179,6 +181,12 @@ class Recording:
             if source.closed.is_set():
                 log.info("source closed: %s", source.closed_reason)
                 self.stop(END_SOURCE_CLOSED)
+                return True
+            if self._output_error()[0]:
+                self.stop(END_FAILURE)
+                return True
+            if self._streams_stopped():
+                self.stop(END_STREAMS_STOPPED)
                 return True
             # Ending by itself once what it records has gone, as LiveKit's egress does; real time,
             # since the media clock stands still while paused. While the room connection is being
@@ -211,9 +219,32 @@ class Recording:
         return (sum(f.result(0).size for f in self.files) + sum(s.result().size for s in self.segments)
                 + sum(i.size for i in self.images))
 
-    def _output_error(self) -> str:
-        """An output's own failure that fails the egress (a websocket listener that went away)."""
-        return next((w.error for w in self.websockets if w.error), "")
+    def _last_stream(self) -> StreamOutput | None:
+        """The stream that ended last when every output is a stream and none is running, else None.
+
+        LiveKit's egress ends as soon as no output remains, FAILED if the last one failed and COMPLETE
+        ("All streams stopped") if UpdateStream removed it (livekit/egress ``pkg/pipeline/controller.go``,
+        ``streamFailed`` and ``streamFinished``)."""
+        if self.files or self.segments or self.images or self.websockets or not self.streams:
+            return None
+        if any(s.status == "ACTIVE" for s in self.streams):
+            return None
+        return max(self.streams, key=lambda s: s.ended_at)
+
+    def _streams_stopped(self) -> bool:
+        last = self._last_stream()
+        return last is not None and last.status == "FINISHED"
+
+    def _output_error(self) -> tuple[str, int]:
+        """An output's own failure that fails the egress, with its error_code: a websocket listener that
+        went away (livekit/egress ``pkg/pipeline/sink/websocket.go``) or the last remaining stream failing;
+        ``("", 0)`` when there is none."""
+        if error := next((w.error for w in self.websockets if w.error), ""):
+            return error, CODE_OUTPUT_UNAVAILABLE
+        last = self._last_stream()
+        if last is not None and last.status == "FAILED":
+            return last.error, CODE_OUTPUT_UNAVAILABLE
+        return "", 0
 
     async def _finish(self, end_ns: int, error: str) -> None:
         """Close the outputs, complete the uploads and emit the final event."""
@@ -221,8 +252,9 @@ class Recording:
             await asyncio.to_thread(self._close_outputs)
         except Exception as e:
             error = error or f"encoding failed: {e}"
-        error = error or self._output_error()
         error_code = 0
+        if not error:
+            error, error_code = self._output_error()
         if not error and self.source.connection_failed:
             error, error_code = MSG_ROOM_CONNECTION_FAILED, CODE_ROOM_CONNECTION
         ended = self._wall_ns(end_ns)

@@ -17,6 +17,7 @@ import threading
 import numpy as np
 from websockets.sync.client import connect
 
+from ...contract.streams import redact_error, redact_url
 from .base import Output
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ class WebsocketOutput(Output):
                     ws.send(block)
                     self.sent_blocks += 1
         except Exception as e:  # connection refused, closed by the peer, protocol errors
-            log.warning("websocket %s failed: %s", self.url, e)
-            self.error = self.error or f"websocket: {e}"
+            error = redact_error(f"websocket: {e}", self.url)  # its path or query may carry a token
+            log.warning("websocket %s failed: %s", redact_url(self.url), error)
+            self.error = self.error or error
 
     def close(self) -> None:
         """Send what is queued, close the connection (waits up to 10 s)."""
