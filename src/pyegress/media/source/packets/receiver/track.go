@@ -43,11 +43,13 @@ type trackReader struct {
 	codec  codec
 	video  bool
 	track  *webrtc.TrackRemote
+	ssrc   uint32
 	rp     *lksdk.RemoteParticipant
 	sync   synchronizer.TrackSync
 	out    *frameWriter
 	buffer *jitter.Buffer
 	kick   chan struct{} // wakes the PLI loop: a PLI may be due now
+	gap    chan struct{} // wakes the NACK loop: a packet went missing
 	// writeRTCP sends on the subscriber connection; nack: the track's codec has NACK feedback
 	writeRTCP func([]rtcp.Packet)
 	nack      bool
@@ -64,7 +66,8 @@ type trackReader struct {
 func newTrackReader(number uint16, sid string, c codec, track *webrtc.TrackRemote, rp *lksdk.RemoteParticipant,
 	ts synchronizer.TrackSync, out *frameWriter, latency time.Duration, writeRTCP func([]rtcp.Packet)) *trackReader {
 	t := &trackReader{number: number, sid: sid, codec: c, video: track.Kind() == webrtc.RTPCodecTypeVideo,
-		track: track, rp: rp, sync: ts, out: out, kick: make(chan struct{}, 1), writeRTCP: writeRTCP}
+		track: track, ssrc: uint32(track.SSRC()), rp: rp, sync: ts, out: out, kick: make(chan struct{}, 1),
+		gap: make(chan struct{}, 1), writeRTCP: writeRTCP}
 	for _, fb := range track.Codec().RTCPFeedback {
 		t.nack = t.nack || fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == ""
 	}
@@ -123,29 +126,49 @@ func (t *trackReader) push(pkt *rtp.Packet, at time.Time) {
 	// payload carry no media (pion has already cut the padding off the payload)
 	pkt.Padding = len(pkt.Payload) == 0
 	t.mu.Lock()
+	before := t.seq.highest
 	fresh := t.seq.push(pkt.SequenceNumber, pkt.Padding)
+	opened := t.seq.highest > before+1 // packets between were skipped (a jump in the numbering too: harmless)
 	t.mu.Unlock()
+	if opened && t.nack {
+		select {
+		case t.gap <- struct{}{}:
+		default:
+		}
+	}
 	if fresh {
 		t.buffer.PushAt(pkt, at)
 	}
 }
 
-// nacks asks again, every nackInterval, for the packets still missing.
+// nacks asks, once a packet has gone missing, for the packets still missing: first half a
+// nackInterval after the gap (a packet merely reordered has come by then), then every nackInterval
+// until none is. It sleeps meanwhile: a ticker would wake the receiver ~9 times a second per track
+// for nothing, a sixth of an Opus track's wakeups.
 func (t *trackReader) nacks(stop <-chan struct{}) {
-	tick := time.NewTicker(nackInterval)
-	defer tick.Stop()
-	ssrc := uint32(t.track.SSRC())
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-tick.C:
+		case <-t.gap:
 		}
-		t.mu.Lock()
-		sns := t.seq.missing(maxNacks)
-		t.mu.Unlock()
-		if len(sns) > 0 {
-			t.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{SenderSSRC: ssrc, MediaSSRC: ssrc,
+		for wait := nackInterval / 2; ; wait = nackInterval {
+			timer.Reset(wait)
+			select {
+			case <-stop:
+				return
+			case <-timer.C:
+			}
+			t.mu.Lock()
+			sns := t.seq.missing(maxNacks)
+			t.mu.Unlock()
+			if len(sns) == 0 {
+				break
+			}
+			t.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{SenderSSRC: t.ssrc, MediaSSRC: t.ssrc,
 				Nacks: rtcp.NackPairsFromSequenceNumbers(sns)}})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livekit/media-sdk/jitter"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -111,4 +112,51 @@ func TestPaddingHoldsNothingUp(t *testing.T) {
 	if len(got) != 2 || got[1] != (written{3, false, false}) {
 		t.Fatalf("wrote %v: the frame after padding is held up or flagged", got)
 	}
+}
+
+func TestNacksGoOutOnlyWhilePacketsAreMissing(t *testing.T) {
+	var out bytes.Buffer
+	r := newTestReader(&out)
+	r.nack, r.gap = true, make(chan struct{}, 1)
+	nacked := make(chan []uint16, 16)
+	r.writeRTCP = func(pkts []rtcp.Packet) {
+		for _, p := range pkts {
+			var sns []uint16
+			for _, pair := range p.(*rtcp.TransportLayerNack).Nacks {
+				sns = append(sns, pair.PacketList()...)
+			}
+			nacked <- sns
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go r.nacks(stop)
+	quiet := func(d time.Duration) {
+		select {
+		case sns := <-nacked:
+			t.Fatalf("NACK for %v with nothing missing", sns)
+		case <-time.After(d):
+		}
+	}
+
+	for sn := uint16(1); sn <= 3; sn++ {
+		r.push(vp8(sn, sn == 1), time.Now())
+	}
+	quiet(3 * nackInterval)
+	r.push(vp8(6, false), time.Now()) // 4 and 5 went missing
+	select {
+	case sns := <-nacked:
+		if len(sns) != 2 || sns[0] != 4 || sns[1] != 5 {
+			t.Fatalf("NACK for %v, want [4 5]", sns)
+		}
+	case <-time.After(nackInterval):
+		t.Fatal("no NACK for the missing packets")
+	}
+	r.push(vp8(4, false), time.Now())
+	r.push(vp8(5, false), time.Now())
+	time.Sleep(nackInterval + nackInterval/2) // one may have been on its way
+	for len(nacked) > 0 {
+		<-nacked
+	}
+	quiet(3 * nackInterval)
 }
