@@ -82,3 +82,27 @@ async def test_a_stream_cut_inside_a_header_fails(fake_receiver):
     assert await receiver.read() == [Sample(1, 10, False, False, b"a")]
     with pytest.raises(StreamError, match="inside a header"):
         await receiver.read()
+
+
+@pytest.mark.parametrize("own, expected", [(None, "schedtrace=2000000000"),
+                                           ("madvdontneed=1", "madvdontneed=1,schedtrace=2000000000"),
+                                           ("schedtrace=1000", "schedtrace=1000")])
+async def test_the_receiver_runs_with_sysmon_kept_from_parking(tmp_path, monkeypatch, own, expected):
+    """GODEBUG reaches the started receiver (docs/receiver.md); one that sets schedtrace itself is left as is."""
+    script = tmp_path / "receiver"
+    script.write_text(f"""#!{sys.executable}
+import json, os, struct, sys
+sys.stdin.readline()
+payload = json.dumps({{"event": "env", "godebug": os.environ.get("GODEBUG")}}).encode()
+os.write(1, struct.pack("<BBHqI", 2, 0, 0, 0, len(payload)) + payload)
+""")
+    script.chmod(0o755)
+    monkeypatch.setattr(stream, "ensure_built", lambda: Path(script))
+    if own is None:
+        monkeypatch.delenv("GODEBUG", raising=False)
+    else:
+        monkeypatch.setenv("GODEBUG", own)
+    receiver = ReceiverProcess("ws://unused", "token")
+    await receiver.start()
+    (batch,) = await _read_all(receiver)
+    assert batch == [{"event": "env", "godebug": expected}]
