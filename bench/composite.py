@@ -75,7 +75,7 @@ from livekit import api
 
 from harness import (AUDIO_KBPS, AUDIO_RATE, FPS, MIB, POLL_S, RSS_SAMPLE_S, VIDEO_KBPS, X264_OPTIONS,
                      BaselineResult, OtherLoad, WorkerMonitor, checkout, code_version, command_line, create_room,
-                     machine, run_baseline, start_publishers, stop_process, update_results, wait_for)
+                     machine, run_baseline, start_publishers, stop_process, track_sids, update_results, wait_for)
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
 from pyegress.devtools.probe import ffprobe
 from pyegress.devtools.pyegress_server import PyegressServer
@@ -168,13 +168,6 @@ def forwarded_layers(log_path: Path, identity: str, sids: set[str]) -> list[int]
     return [layers[sid] for sid in sorted(layers)]
 
 
-async def video_sids(lk: LiveKitServer, room: str) -> set[str]:
-    """The SIDs of the video tracks published in ``room``."""
-    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
-        listed = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))).participants
-    return {t.sid for p in listed for t in p.tracks if t.type == api.TrackType.VIDEO}
-
-
 def _receiver_written(worker: psutil.Process) -> int:
     """Bytes the worker's Go receiver has written so far (its frame stream to the handler), 0 without one."""
     for child in worker.children(recursive=True):
@@ -222,8 +215,8 @@ async def record_composite(lk: LiveKitServer, egress: PyegressServer, room: str,
     probe = ffprobe(info.file_results[0].location)
     return CompositeResult(publishers, probe.duration, cpu_s, monitor.peak_tree_rss, start_latency, stop_latency,
                            probe.summary(), other.cpus, probe.video_fps, tree.t_last - tree.t_first,
-                           tree.cpu_by_name(), written,
-                           forwarded_layers(lk.log_path, info.egress_id, await video_sids(lk, room)))
+                           tree.cpu_by_name(), written, forwarded_layers(
+                               lk.log_path, info.egress_id, set(await track_sids(lk, room, api.TrackType.VIDEO))))
 
 
 @dataclass

@@ -392,6 +392,13 @@ async def create_room(lk: LiveKitServer, room: str) -> None:
         await lkapi.room.create_room(api.CreateRoomRequest(name=room))
 
 
+async def track_sids(lk: LiveKitServer, room: str, track_type: int) -> list[str]:
+    """The SIDs of the tracks of ``track_type`` (``api.TrackType``) published in ``room``, by participant."""
+    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+        listed = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))).participants
+    return [t.sid for p in listed for t in p.tracks if t.type == track_type]
+
+
 
 # ---------------------------------------------------------------------------- pages
 

@@ -4,10 +4,11 @@ Not a test. One livekit-server and ``--tracks`` generated publishers (640x360 VP
 :func:`harness.start_publishers`); a receiver (``media/source/packets``, through
 :class:`~pyegress.media.source.packets.stream.ReceiverProcess`, exactly as an egress starts it) joins
 as a hidden participant and subscribes to every publisher's audio track (or video with ``--kind video``),
-with the batching a composite of them asks for, while its frames are read and dropped. The variants alternate ``--repeats`` times:
+with the batching a composite of them asks for, while its frames are read and dropped. The variants
+alternate ``--repeats`` times:
 
-- ``go defaults``: ``GODEBUG=schedtrace=0`` (Go's own default), which :func:`~pyegress.media.source.packets.stream.receiver_env`
-  leaves as it is;
+- ``go defaults``: ``GODEBUG=schedtrace=0`` (Go's own default), which
+  :func:`~pyegress.media.source.packets.stream.receiver_env` leaves as it is;
 - ``pyegress``: the environment an egress gives the receiver (``stream.GODEBUG``: Go's sysmon polls
   every 10 ms instead of parking between packets, docs/receiver.md).
 
@@ -38,7 +39,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from harness import (OtherLoad, code_version, command_line, create_room, machine, start_publishers, stop_process,
-                     update_results)
+                     track_sids, update_results)
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
 from pyegress.media.source.packets import BULK_FLUSH_MS
 from pyegress.media.source.packets.stream import GODEBUG, ReceiverProcess, Sample
@@ -114,18 +115,6 @@ async def measure(lk: LiveKitServer, room: str, sids: list[str], variant: str, g
     return Run(variant, (cpu1 - cpu0) / wall, (sw1 - sw0) / wall, (n1 - n0) / wall, load.cpus)
 
 
-async def track_sids(lk: LiveKitServer, room: str, kind: str, count: int) -> list[str]:
-    want = api.TrackType.AUDIO if kind == "audio" else api.TrackType.VIDEO
-    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as client:
-        for _ in range(100):
-            participants = (await client.room.list_participants(api.ListParticipantsRequest(room=room))).participants
-            sids = [t.sid for p in participants for t in p.tracks if t.type == want]
-            if len(sids) >= count:
-                return sids[:count]
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{count} {kind} tracks were not published")
-
-
 def report(runs: list[Run], args) -> str:
     by = {name: [r for r in runs if r.variant == name] for name, _ in VARIANTS}
     base, ours = by["go defaults"], by["pyegress"]
@@ -156,7 +145,8 @@ async def run(args) -> str:
         await create_room(lk, room)
         publishers = start_publishers(lk, room, args.tracks, workdir / "publishers.log")
         try:
-            sids = await track_sids(lk, room, args.kind, args.tracks)
+            kind = api.TrackType.AUDIO if args.kind == "audio" else api.TrackType.VIDEO
+            sids = await track_sids(lk, room, kind)  # published: start_publishers returns then
             runs = []
             for _ in range(args.repeats):
                 for name, godebug in VARIANTS:
