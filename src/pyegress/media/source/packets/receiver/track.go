@@ -143,8 +143,8 @@ func (t *trackReader) push(pkt *rtp.Packet, at time.Time) {
 
 // nacks asks, once a packet has gone missing, for the packets still missing: first half a
 // nackInterval after the gap (a packet merely reordered has come by then), then every nackInterval
-// until none is. It sleeps meanwhile: a ticker would wake the receiver ~9 times a second per track
-// for nothing, a sixth of an Opus track's wakeups.
+// until none is. It sleeps meanwhile: a ticker would wake the receiver ~9 times a second per video
+// track for nothing (livekit-server sends Opus without NACK, so audio never runs this loop).
 func (t *trackReader) nacks(stop <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
