@@ -1,4 +1,4 @@
-"""Benchmark: the packet receiver alone, with pyegress's Go runtime settings and with Go's defaults.
+"""Benchmark: the packet receiver alone, with pyegress's Go runtime settings and timer slack, and without.
 
 Not a test. One livekit-server and ``--tracks`` generated publishers (640x360 VP8 + 48 kHz Opus each,
 :func:`harness.start_publishers`); a receiver (``media/source/packets``, through
@@ -8,13 +8,16 @@ with the batching a composite of them asks for, while its frames are read and dr
 alternate ``--repeats`` times:
 
 - ``go defaults``: ``GODEBUG=schedtrace=0`` (Go's own default), which
-  :func:`~pyegress.media.source.packets.stream.receiver_env` leaves as it is;
-- ``pyegress``: the environment an egress gives the receiver (``stream.GODEBUG``: Go's sysmon polls
-  every 10 ms instead of parking between packets, docs/receiver.md).
+  :func:`~pyegress.media.source.packets.stream.receiver_env` leaves as it is, and the kernel's timer
+  slack (50 µs);
+- ``sysmon polling``: the environment an egress gives the receiver (``stream.GODEBUG``: Go's sysmon
+  polls every 10 ms instead of parking between packets, docs/receiver.md), the kernel's timer slack;
+- ``pyegress``: as an egress starts it, that environment and ``stream.TIMER_SLACK_MS`` of timer slack
+  once in the room.
 
 Each measures, from 3 s after subscribing for ``--seconds``: the receiver's CPU (user + system, cores),
 its context switches per second (every thread's, from /proc/PID/task/*/status) and the samples it
-handed over per second; the ratio is pyegress's over Go's defaults, median of the repeats.
+handed over per second; the ratios are each variant's over Go's defaults, median of the repeats.
 
 Usage::
 
@@ -42,11 +45,12 @@ from harness import (OtherLoad, code_version, command_line, create_room, machine
                      track_sids, update_results)
 from pyegress.devtools.livekit_server import LIVEKIT_SERVER_VERSION, LiveKitServer
 from pyegress.media.source.packets import BULK_FLUSH_MS
-from pyegress.media.source.packets.stream import GODEBUG, ReceiverProcess, Sample
+from pyegress.media.source.packets.stream import GODEBUG, TIMER_SLACK_MS, ReceiverProcess, Sample
 from receive_floor import floor_token
 
-VARIANTS = (("go defaults", "schedtrace=0"), ("pyegress", None))
-"""(name, GODEBUG set before starting the receiver; None: as an egress has it)."""
+VARIANTS = (("go defaults", "schedtrace=0", 0), ("sysmon polling", None, 0), ("pyegress", None, TIMER_SLACK_MS))
+"""(name, GODEBUG set before starting the receiver (None: as an egress has it), timer slack (ms, 0: the
+kernel's))."""
 SETTLE_S = 3.0
 """Time after subscribing before measuring: the SFU's first keyframes and the jitter buffers filling."""
 START, END = "<!-- bench/receiver.py: start -->", "<!-- bench/receiver.py: end -->"
@@ -77,14 +81,16 @@ def context_switches(pid: int) -> int:
 
 
 async def measure(lk: LiveKitServer, room: str, sids: list[str], variant: str, godebug: str | None,
-                  seconds: float, audio_only: bool) -> Run:
-    """Start a receiver with ``godebug`` (None: the egress default), subscribe to ``sids``, measure."""
+                  timer_slack_ms: int, seconds: float, audio_only: bool) -> Run:
+    """Start a receiver with ``godebug`` (None: the egress default) and ``timer_slack_ms``, subscribe to
+    ``sids``, measure."""
     saved = os.environ.get("GODEBUG")
     if godebug is not None:
         os.environ["GODEBUG"] = godebug
     try:
         receiver = ReceiverProcess(lk.url, floor_token(lk.api_key, lk.api_secret, room), audio_only=audio_only,
-                                   flush_ms=BULK_FLUSH_MS if audio_only else 0)  # as a composite of them has it
+                                   flush_ms=BULK_FLUSH_MS if audio_only else 0,  # as a composite of them has it
+                                   timer_slack_ms=timer_slack_ms)
         await receiver.start()
     finally:
         if saved is None:
@@ -116,25 +122,28 @@ async def measure(lk: LiveKitServer, room: str, sids: list[str], variant: str, g
 
 
 def report(runs: list[Run], args) -> str:
-    by = {name: [r for r in runs if r.variant == name] for name, _ in VARIANTS}
-    base, ours = by["go defaults"], by["pyegress"]
-    ratio = statistics.median(o.cores / b.cores for b, o in zip(base, ours))
+    by = {name: [r for r in runs if r.variant == name] for name, _, _ in VARIANTS}
+    base = by["go defaults"]
+    ratios = {name: statistics.median(o.cores / b.cores for b, o in zip(base, by[name]))
+              for name in ("sysmon polling", "pyegress")}
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [START, "## The packet receiver alone: pyegress's Go runtime settings vs Go's defaults", "",
+    lines = [START, "## The packet receiver alone: pyegress's Go runtime settings and timer slack vs Go's defaults", "",
              f"Command: `{command_line()}`", "",
              f"Date: {when}. Code: {code_version()}. Machine: {machine()}; livekit-server {LIVEKIT_SERVER_VERSION}. "
              f"One livekit-server and {args.tracks} generated publishers on this machine; the receiver subscribes to "
              f"their {args.kind} tracks and its frames are read and dropped; the variants alternate, "
              f"{args.repeats} times each, {args.seconds:.0f} s each, from {SETTLE_S:.0f} s after subscribing. "
-             f"`pyegress`: `GODEBUG={GODEBUG}` (docs/receiver.md); `go defaults`: `GODEBUG=schedtrace=0`.", "",
+             f"`go defaults`: `GODEBUG=schedtrace=0`, the kernel's timer slack; `sysmon polling`: "
+             f"`GODEBUG={GODEBUG}` (docs/receiver.md); `pyegress`: that and {TIMER_SLACK_MS} ms of timer slack "
+             "once in the room.", "",
              "| variant | runs | cores (median) | each run | context switches/s (median) | samples/s | other CPUs |",
              "|---|---:|---:|---|---:|---:|---:|"]
     for name, rs in by.items():
         lines.append(f"| {name} | {len(rs)} | {statistics.median(r.cores for r in rs):.4f} | "
                      f"{', '.join(f'{r.cores:.4f}' for r in rs)} | {statistics.median(r.switches for r in rs):.0f} | "
                      f"{statistics.median(r.samples for r in rs):.0f} | {max(r.other_cpus for r in rs):.2f} |")
-    lines += ["", f"pyegress's settings over Go's defaults: {ratio:.2f}x the CPU (median of the runs' ratios).",
-              END, ""]
+    lines += ["", f"Over Go's defaults (median of the runs' ratios): sysmon polling {ratios['sysmon polling']:.2f}x "
+              f"the CPU, pyegress {ratios['pyegress']:.2f}x.", END, ""]
     return "\n".join(lines)
 
 
@@ -149,8 +158,9 @@ async def run(args) -> str:
             sids = await track_sids(lk, room, kind)  # published: start_publishers returns then
             runs = []
             for _ in range(args.repeats):
-                for name, godebug in VARIANTS:
-                    runs.append(await measure(lk, room, sids, name, godebug, args.seconds, args.kind == "audio"))
+                for name, godebug, slack in VARIANTS:
+                    runs.append(await measure(lk, room, sids, name, godebug, slack, args.seconds,
+                                              args.kind == "audio"))
                     r = runs[-1]
                     print(f"{name}: {r.cores:.4f} cores, {r.switches:.0f} switches/s, {r.samples:.0f} samples/s",
                           flush=True)

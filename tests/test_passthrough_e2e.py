@@ -18,6 +18,7 @@ from conftest import wait_status
 from media_checks import counter_frames, dominant_hz, media_span_s
 from pyegress.devtools.patterns import tone_hz
 from pyegress.devtools.probe import ffprobe
+from pyegress.media.source.packets.stream import TIMER_SLACK_MS
 
 S = api.EgressStatus
 ENDED = (S.EGRESS_COMPLETE, S.EGRESS_FAILED, S.EGRESS_ABORTED, S.EGRESS_LIMIT_REACHED)
@@ -199,6 +200,26 @@ async def test_receiver_crash_fails_the_egress_and_keeps_a_playable_file(
     (result,) = final.file_results
     assert media_span_s(result.location) > 2.5
     _assert_counters_in_order(counter_frames(result.location), 2.5)
+
+
+async def test_receiver_threads_take_the_timer_slack_once_in_the_room(
+        lkapi, egress_api, egress_server, publishers, room_name):
+    """docs/receiver.md: every thread of a recording receiver has TIMER_SLACK_MS of timer slack."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    sid = (await _sids(lkapi, room_name))[("pub-0", "AUDIO")]
+    info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath="slack/{track_id}")))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    (receiver,) = [p for p in _receivers(egress_server.pid) if info.egress_id in " ".join(p.parent().cmdline())]
+    try:
+        slacks = {t.id: int(open(f"/proc/{t.id}/timerslack_ns").read()) for t in receiver.threads()}
+    except PermissionError:
+        pytest.skip("reading another process's timer slack needs CAP_SYS_NICE")
+    await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))
+    final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
+    assert final.status == S.EGRESS_COMPLETE, final
+    assert len(slacks) > 1 and set(slacks.values()) == {TIMER_SLACK_MS * 1_000_000}, slacks
 
 
 async def test_killed_handler_leaves_no_receiver(lkapi, egress_api, egress_server, publishers, room_name):

@@ -3,6 +3,7 @@ duplicates, gaps; what a track writes around a loss), run with the toolchain tha
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -15,7 +16,7 @@ def test_receiver_go_tests():
         go = binary.find_go()
     except binary.ReceiverUnavailable as e:
         pytest.skip(str(e))
-    # -trimpath as the receiver's build: the packages that build compiled are reused
-    done = subprocess.run([go, "test", "-trimpath", "."], cwd=binary.MODULE_DIR, capture_output=True, text=True,
-                          check=False)
+    # as the receiver's build: the packages that build compiled are reused
+    done = subprocess.run([go, "test", "-trimpath", "."], cwd=binary.MODULE_DIR, env=os.environ | binary.BUILD_ENV,
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

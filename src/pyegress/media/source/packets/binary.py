@@ -19,6 +19,11 @@ from pathlib import Path
 MODULE_DIR = Path(__file__).with_name("receiver")
 #: The Go release the module's go.mod asks for (go.mod ``go`` line); older toolchains refuse it.
 GO_VERSION = "1.26"
+#: The build's environment on top of ours: no cgo, so that the receiver can set its timer slack on every
+#: thread (``setTimerSlack`` in main.go; Go refuses a system call on all threads of a cgo program).
+BUILD_ENV = {"CGO_ENABLED": "0"}
+#: ``go build`` arguments before ``-o``.
+BUILD_FLAGS = ("-trimpath", "-ldflags=-s -w")
 
 
 class ReceiverUnavailable(RuntimeError):
@@ -30,8 +35,9 @@ def _cache_root() -> Path:
 
 
 def source_hash() -> str:
-    """First 12 hex digits of the SHA-256 over the module's ``go.mod``, ``go.sum`` and ``*.go`` files."""
-    digest = hashlib.sha256()
+    """First 12 hex digits of the SHA-256 over the module's ``go.mod``, ``go.sum`` and ``*.go`` files and
+    the build's settings (:data:`BUILD_ENV`, :data:`BUILD_FLAGS`)."""
+    digest = hashlib.sha256(repr((sorted(BUILD_ENV.items()), BUILD_FLAGS)).encode())
     for path in sorted([*MODULE_DIR.glob("*.go"), MODULE_DIR / "go.mod", MODULE_DIR / "go.sum"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
@@ -68,8 +74,8 @@ def ensure_built() -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=binary.parent) as tmp:
         built = Path(tmp) / "receiver"
-        proc = subprocess.run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(built), "."],
-                              cwd=MODULE_DIR, capture_output=True, text=True)
+        proc = subprocess.run([go, "build", *BUILD_FLAGS, "-o", str(built), "."], cwd=MODULE_DIR,
+                              env=os.environ | BUILD_ENV, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ReceiverUnavailable(f"building the packet receiver failed:\n{proc.stderr[-4000:]}")
         os.replace(built, binary)  # atomic: a concurrent builder's result is as good as ours

@@ -35,6 +35,12 @@ READ_BYTES = 1 << 20
 #: period (ms) longer than any egress it never parks and polls every 10 ms instead, which halves the
 #: receiver's context switches and takes a third off its CPU for four Opus tracks (docs/receiver.md).
 GODEBUG = "schedtrace=2000000000"
+#: How late the kernel may fire the receiver's timers once it is in the room (ms, prctl(2)
+#: PR_SET_TIMERSLACK). Packets still wake it at once; sysmon's 10 ms polls and the runtime's timers
+#: wait up to this for a wakeup they can share, which takes a quarter off one Opus track's context
+#: switches (docs/receiver.md). Nothing the receiver times needs better: its first NACK waits 55 ms,
+#: the next ones 110 ms, its batches ``flush_ms`` (20 ms or more), and a sample up to ``jitter_ms``.
+TIMER_SLACK_MS = 20
 
 
 class StreamError(Exception):
@@ -94,12 +100,13 @@ class ReceiverProcess:
     ``flush_ms``: how long the receiver may hold a sample to send it with the next ones (0: its
     default, 20 ms); a recording that only writes files can let them wait longer, for fewer wakeups.
     ``audio_only``: the egress subscribes to no video, so the receiver leaves out the RTP interceptors
-    only video needs (docs/receiver.md)."""
+    only video needs (docs/receiver.md). ``timer_slack_ms``: :data:`TIMER_SLACK_MS` (0: the kernel's
+    default, 50 µs)."""
 
     def __init__(self, url: str, token: str, *, jitter_ms: int = 500, flush_ms: int = 0,
-                 audio_only: bool = False) -> None:
+                 audio_only: bool = False, timer_slack_ms: int = TIMER_SLACK_MS) -> None:
         self._settings = {"url": url, "token": token, "jitter_ms": jitter_ms, "flush_ms": flush_ms,
-                          "audio_only": audio_only}
+                          "audio_only": audio_only, "timer_slack_ms": timer_slack_ms}
         self._proc: asyncio.subprocess.Process | None = None
         self._buffer = b""  # received, not yet a whole frame
         self._corrupt = ""  # why the stream cannot be read on, once the frames before that are read

@@ -30,6 +30,9 @@ type settings struct {
 	FlushMs int `json:"flush_ms"`
 	// AudioOnly: the egress subscribes to audio tracks only (connectOptions).
 	AudioOnly bool `json:"audio_only"`
+	// TimerSlackMs: how late the kernel may fire the receiver's timers once it is in the room, ms
+	// (setTimerSlack; 0: the kernel's default, 50 µs).
+	TimerSlackMs int `json:"timer_slack_ms"`
 }
 
 // defaultFlushMs: a composite decodes for its playout, which allows for this and much more.
@@ -90,6 +93,11 @@ func main() {
 		_ = out.event(map[string]any{"event": "failed", "error": err.Error()})
 		os.Exit(2)
 	}
+	if s.TimerSlackMs > 0 {
+		if err := setTimerSlack(time.Duration(s.TimerSlackMs) * time.Millisecond); err != nil {
+			log.Printf("timer slack: %v", err)
+		}
+	}
 	for in.Scan() {
 		var c command
 		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
@@ -104,4 +112,18 @@ func main() {
 	// stdin closed: the worker is finishing, or gone.
 	r.close()
 	out.flush()
+}
+
+// setTimerSlack lets the kernel fire the timers of every thread of the receiver up to d late
+// (prctl(2) PR_SET_TIMERSLACK; threads started later inherit it). Packets still wake the receiver at
+// once; what waits is sysmon's 10 ms poll and the runtime's timers (RTCP reports, NACKs, batch
+// flushes), so fewer of them take a wakeup of their own. Set after joining, so that ICE and DTLS
+// retransmissions keep their pace. It needs a build without cgo (binary.BUILD_ENV): with cgo Go
+// cannot run a system call on every thread.
+func setTimerSlack(d time.Duration) error {
+	if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK,
+		uintptr(d.Nanoseconds()), 0); errno != 0 {
+		return errno
+	}
+	return nil
 }
