@@ -179,21 +179,25 @@ async def test_passthrough_preset_of_start_egress(lkapi, egress_api, publishers,
     assert ffprobe(result.location).stream("audio")["codec_name"] == "opus"
 
 
-def _receivers(server_pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server_pid).children(recursive=True) if p.name() == "receiver"]
+async def _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, kind: str, folder: str):
+    """A track egress of one generated publisher's ``kind`` track (into ``folder/``), once ACTIVE, and the
+    receiver process its handler started."""
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
+    publishers(room_name, 1)
+    sid = (await _sids(lkapi, room_name))[("pub-0", kind)]
+    info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
+        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath=f"{folder}/{{track_id}}")))
+    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    (receiver,) = [p for p in psutil.Process(egress_server.pid).children(recursive=True)
+                   if p.name() == "receiver" and info.egress_id in " ".join(p.parent().cmdline())]
+    return info, receiver
 
 
 async def test_receiver_crash_fails_the_egress_and_keeps_a_playable_file(
         lkapi, egress_api, egress_server, publishers, room_name):
-    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    publishers(room_name, 1)
-    sid = (await _sids(lkapi, room_name))[("pub-0", "VIDEO")]
-    info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
-        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath="crash/{track_id}")))
-    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
+    info, receiver = await _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, "VIDEO",
+                                               "crash")
     await asyncio.sleep(3)
-    (receiver,) = [p for p in _receivers(egress_server.pid)
-                   if info.egress_id in " ".join(p.parent().cmdline())]
     receiver.send_signal(signal.SIGKILL)
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_FAILED and "packet receiver exited (code -9)" in final.error, final
@@ -205,13 +209,8 @@ async def test_receiver_crash_fails_the_egress_and_keeps_a_playable_file(
 async def test_receiver_threads_take_the_timer_slack_once_in_the_room(
         lkapi, egress_api, egress_server, publishers, room_name):
     """docs/receiver.md: every thread of a recording receiver has TIMER_SLACK_MS of timer slack."""
-    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    publishers(room_name, 1)
-    sid = (await _sids(lkapi, room_name))[("pub-0", "AUDIO")]
-    info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
-        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath="slack/{track_id}")))
-    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
-    (receiver,) = [p for p in _receivers(egress_server.pid) if info.egress_id in " ".join(p.parent().cmdline())]
+    info, receiver = await _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, "AUDIO",
+                                               "slack")
     try:
         slacks = {t.id: int(open(f"/proc/{t.id}/timerslack_ns").read()) for t in receiver.threads()}
     except PermissionError:
@@ -223,13 +222,8 @@ async def test_receiver_threads_take_the_timer_slack_once_in_the_room(
 
 
 async def test_killed_handler_leaves_no_receiver(lkapi, egress_api, egress_server, publishers, room_name):
-    await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
-    publishers(room_name, 1)
-    sid = (await _sids(lkapi, room_name))[("pub-0", "AUDIO")]
-    info = await egress_api.egress.start_track_egress(api.TrackEgressRequest(
-        room_name=room_name, track_id=sid, file=api.DirectFileOutput(filepath="orphan/{track_id}")))
-    await wait_status(egress_api, info.egress_id, lambda i: i.status == S.EGRESS_ACTIVE)
-    (receiver,) = [p for p in _receivers(egress_server.pid) if info.egress_id in " ".join(p.parent().cmdline())]
+    info, receiver = await _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, "AUDIO",
+                                               "orphan")
     handler = receiver.parent()
     handler.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 5

@@ -1,5 +1,6 @@
 """The packet receiver's own Go tests (``receiver/*_test.go``: sequence numbers across wraparound,
-duplicates, gaps; what a track writes around a loss), run with the toolchain that builds it."""
+duplicates, gaps; what a track writes around a loss; the timer slack), run with the toolchain and settings
+that build it."""
 
 from __future__ import annotations
 
