@@ -18,6 +18,7 @@ from conftest import wait_status
 from media_checks import counter_frames, dominant_hz, media_span_s
 from pyegress.devtools.patterns import tone_hz
 from pyegress.devtools.probe import ffprobe
+from pyegress.media.passthrough import FLUSH_MS
 from pyegress.media.source.packets.stream import TIMER_SLACK_MS
 
 S = api.EgressStatus
@@ -197,7 +198,7 @@ async def test_receiver_crash_fails_the_egress_and_keeps_a_playable_file(
         lkapi, egress_api, egress_server, publishers, room_name):
     info, receiver = await _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, "VIDEO",
                                                "crash")
-    await asyncio.sleep(3)
+    await asyncio.sleep(3 + FLUSH_MS / 1000)  # what the receiver holds when it dies (a batch) is lost
     receiver.send_signal(signal.SIGKILL)
     final, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert final.status == S.EGRESS_FAILED and "packet receiver exited (code -9)" in final.error, final

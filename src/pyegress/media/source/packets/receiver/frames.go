@@ -38,8 +38,9 @@ const (
 // than the sample). A batch is written by the first sample that comes `delay` or more after the
 // batch's first one, or by a timer `maxGap` later should none come (a muted or ended track): that
 // timer never fires while samples flow, since a wakeup of the receiver's own would cost about what
-// the batch saves. Events go out at once, with the samples before them, so the order stays, and
-// so does a track's first sample: the worker starts recording with it.
+// the batch saves. Events go out at once, with the samples before them, so the order stays (but for
+// batchedEvent's, which wait with the samples), and so does a track's first sample: the worker starts
+// recording with it.
 type frameWriter struct {
 	mu      sync.Mutex
 	out     *bufio.Writer
@@ -125,9 +126,20 @@ func (f *frameWriter) sample(track uint16, pts int64, keyframe, loss bool, paylo
 
 // event writes one event, a JSON object with at least "event", at once.
 func (f *frameWriter) event(fields map[string]any) error {
+	return f.writeEvent(fields, true)
+}
+
+// batchedEvent writes one event with the batch, as a sample: for news that can wait as long as the
+// samples do (active speakers: livekit-server sends them every few hundred ms while anyone talks, and
+// flushing for each would wake the worker that often).
+func (f *frameWriter) batchedEvent(fields map[string]any) error {
+	return f.writeEvent(fields, false)
+}
+
+func (f *frameWriter) writeEvent(fields map[string]any, now bool) error {
 	payload, err := json.Marshal(fields)
 	if err != nil {
 		return err
 	}
-	return f.write(frameEvent, 0, 0, 0, payload, true)
+	return f.write(frameEvent, 0, 0, 0, payload, now)
 }

@@ -41,11 +41,20 @@ func newReceiver(s settings, out *frameWriter) *receiver {
 }
 
 func (r *receiver) event(name string, fields map[string]any) {
+	r.writeEvent(name, fields, r.out.event)
+}
+
+// batchedEvent: an event that goes out with the next batch of samples (frameWriter.batchedEvent).
+func (r *receiver) batchedEvent(name string, fields map[string]any) {
+	r.writeEvent(name, fields, r.out.batchedEvent)
+}
+
+func (r *receiver) writeEvent(name string, fields map[string]any, write func(map[string]any) error) {
 	if fields == nil {
 		fields = map[string]any{}
 	}
 	fields["event"] = name
-	if err := r.out.event(fields); err != nil {
+	if err := write(fields); err != nil {
 		log.Printf("writing event %s: %v", name, err)
 	}
 }
@@ -78,7 +87,7 @@ func (r *receiver) connect() error {
 		for _, p := range ps {
 			ids = append(ids, p.Identity())
 		}
-		r.event("speakers", map[string]any{"identities": ids})
+		r.batchedEvent("speakers", map[string]any{"identities": ids})
 	}
 	// UpdateLayout reaches a recorder as its own metadata (livekit pkg/service/egress.go).
 	cb.OnMetadataChanged = func(old string, p lksdk.Participant) {
