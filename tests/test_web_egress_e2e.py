@@ -23,6 +23,7 @@ from media_checks import av_offsets_s, bar_phases, dominant_hz, frame_at, frame_
 from pyegress.devtools.process import free_port
 from support.media_file import write_publisher_webm
 from pyegress.devtools.probe import ffprobe
+from test_admission_e2e import wait_admitted
 from test_egress_types_e2e import ENDED, S, parse_playlist, run_egress
 
 PAGE_DIR = Path(__file__).parent / "web"
@@ -205,10 +206,11 @@ async def test_room_composite_custom_base_url_renders_the_template(livekit, lkap
     assert claims.video.recorder and not claims.video.can_publish
     assert query["token"] not in (egress_server.workdir / "logs" / f"{final.egress_id}.log").read_text()
 
-    # a template nobody serves: the failure names the page, with its token masked
-    info = await egress_api.egress.start_room_composite_egress(api.RoomCompositeEgressRequest(
+    # a template nobody serves: the failure names the page, with its token masked. The first egress holds its
+    # cores until its handler has closed Chromium and exited, which on two cores leaves too few for a second
+    info = await wait_admitted(egress_api, api.RoomCompositeEgressRequest(
         room_name=room_name, custom_base_url=f"http://127.0.0.1:{free_port()}/template",
-        file_outputs=[api.EncodedFileOutput(filepath="web/{room_name}-down.mp4")]))
+        file_outputs=[api.EncodedFileOutput(filepath="web/{room_name}-down.mp4")]), timeout_s=30)
     failed, _ = await wait_status(egress_api, info.egress_id, lambda i: i.status in ENDED)
     assert failed.status == S.EGRESS_FAILED and "ERR_CONNECTION_REFUSED" in failed.error
     assert "token=****" in failed.error and "token=ey" not in failed.error
