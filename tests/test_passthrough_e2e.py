@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import av
 import psutil
@@ -213,7 +214,7 @@ async def test_receiver_threads_take_the_timer_slack_once_in_the_room(
     info, receiver = await _recording_receiver(lkapi, egress_api, egress_server, publishers, room_name, "AUDIO",
                                                "slack")
     try:
-        slacks = {t.id: int(open(f"/proc/{t.id}/timerslack_ns").read()) for t in receiver.threads()}
+        slacks = {t.id: int(Path(f"/proc/{t.id}/timerslack_ns").read_text()) for t in receiver.threads()}
     except PermissionError:
         pytest.skip("reading another process's timer slack needs CAP_SYS_NICE")
     await egress_api.egress.stop_egress(api.StopEgressRequest(egress_id=info.egress_id))

@@ -18,6 +18,6 @@ def test_receiver_go_tests():
     except binary.ReceiverUnavailable as e:
         pytest.skip(str(e))
     # as the receiver's build: the packages that build compiled are reused
-    done = subprocess.run([go, "test", "-trimpath", "."], cwd=binary.MODULE_DIR, env=os.environ | binary.BUILD_ENV,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run([go, "test", *binary.BUILD_FLAGS, "."], cwd=binary.MODULE_DIR,
+                          env=os.environ | binary.BUILD_ENV, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

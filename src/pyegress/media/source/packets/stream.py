@@ -37,7 +37,7 @@ READ_BYTES = 1 << 20
 GODEBUG = "schedtrace=2000000000"
 #: How late the kernel may fire the receiver's timers once it is in the room (ms, prctl(2)
 #: PR_SET_TIMERSLACK). Packets still wake it at once; sysmon's 10 ms polls and the runtime's timers
-#: wait up to this for a wakeup they can share, which takes a quarter off one Opus track's context
+#: wait up to this for a wakeup they can share, which takes a third off one Opus track's context
 #: switches (docs/receiver.md). Nothing the receiver times needs better: its first NACK waits 55 ms,
 #: the next ones 110 ms, its batches ``flush_ms`` (20 ms or more), and a sample up to ``jitter_ms``.
 TIMER_SLACK_MS = 20

@@ -39,7 +39,7 @@ const (
 // batch's first one, or by a timer `maxGap` later should none come (a muted or ended track): that
 // timer never fires while samples flow, since a wakeup of the receiver's own would cost about what
 // the batch saves. Events go out at once, with the samples before them, so the order stays (but for
-// batchedEvent's, which wait with the samples), and so does a track's first sample: the worker starts
+// those written with the batch, which wait with the samples), and so does a track's first sample: the worker starts
 // recording with it.
 type frameWriter struct {
 	mu      sync.Mutex
@@ -129,13 +129,9 @@ func (f *frameWriter) event(fields map[string]any) error {
 	return f.writeEvent(fields, true)
 }
 
-// batchedEvent writes one event with the batch, as a sample: for news that can wait as long as the
-// samples do (active speakers: livekit-server sends them every few hundred ms while anyone talks, and
-// flushing for each would wake the worker that often).
-func (f *frameWriter) batchedEvent(fields map[string]any) error {
-	return f.writeEvent(fields, false)
-}
-
+// writeEvent writes one event at once (now) or with the batch, as a sample: the latter for news that
+// can wait as long as the samples do (active speakers: livekit-server sends them every few hundred ms
+// while anyone talks, and flushing for each would wake the worker that often).
 func (f *frameWriter) writeEvent(fields map[string]any, now bool) error {
 	payload, err := json.Marshal(fields)
 	if err != nil {

@@ -38,7 +38,7 @@ func TestBatchedEventsWaitWithTheSamples(t *testing.T) {
 		t.Fatalf("first sample: %v written, want it alone", got)
 	}
 	must(f.sample(1, 20, false, false, []byte{2}))
-	must(f.batchedEvent(map[string]any{"event": "speakers", "identities": []string{"a"}}))
+	must(f.writeEvent(map[string]any{"event": "speakers", "identities": []string{"a"}}, false))
 	if got := frameTypes(t, out.Bytes()); len(got) != 1 {
 		t.Fatalf("after a batched event: %v written, want nothing more", got)
 	}

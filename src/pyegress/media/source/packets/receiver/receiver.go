@@ -41,20 +41,20 @@ func newReceiver(s settings, out *frameWriter) *receiver {
 }
 
 func (r *receiver) event(name string, fields map[string]any) {
-	r.writeEvent(name, fields, r.out.event)
+	r.writeEvent(name, fields, true)
 }
 
-// batchedEvent: an event that goes out with the next batch of samples (frameWriter.batchedEvent).
+// batchedEvent: an event that goes out with the next batch of samples (frameWriter.writeEvent).
 func (r *receiver) batchedEvent(name string, fields map[string]any) {
-	r.writeEvent(name, fields, r.out.batchedEvent)
+	r.writeEvent(name, fields, false)
 }
 
-func (r *receiver) writeEvent(name string, fields map[string]any, write func(map[string]any) error) {
+func (r *receiver) writeEvent(name string, fields map[string]any, now bool) {
 	if fields == nil {
 		fields = map[string]any{}
 	}
 	fields["event"] = name
-	if err := write(fields); err != nil {
+	if err := r.out.writeEvent(fields, now); err != nil {
 		log.Printf("writing event %s: %v", name, err)
 	}
 }
